@@ -1,0 +1,310 @@
+// Package spec holds coalmine's domain types: the Rollout and
+// AnalysisTemplate kinds as users write them, their defaults and their
+// validation. It does no I/O; loading files lives in internal/config.
+//
+// Field comments double as the configuration reference.
+package spec
+
+// APIVersion is the only apiVersion coalmine accepts today.
+const APIVersion = "coalmine.dev/v1alpha1"
+
+// Kinds of configuration documents.
+const (
+	KindRollout          = "Rollout"
+	KindAnalysisTemplate = "AnalysisTemplate"
+)
+
+// Metadata names an object.
+type Metadata struct {
+	// Name is unique per kind: [a-z0-9-], at most 63 characters, starting and
+	// ending with a letter or digit.
+	Name string `yaml:"name" json:"name"`
+}
+
+// Rollout is one service under coalmine: its listener, its stable and canary
+// versions and its strategy.
+type Rollout struct {
+	APIVersion string      `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string      `yaml:"kind" json:"kind"`
+	Metadata   Metadata    `yaml:"metadata" json:"metadata"`
+	Spec       RolloutSpec `yaml:"spec" json:"spec"`
+}
+
+// RolloutSpec is the desired state of a rollout.
+type RolloutSpec struct {
+	// Listen is the data-plane address for this rollout, host:port. Required.
+	Listen string `yaml:"listen" json:"listen"`
+	// TLS terminates TLS on the listener when set.
+	TLS *TLSConfig `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Stable is the version serving users today. Required.
+	Stable VersionSpec `yaml:"stable" json:"stable"`
+	// Canary is the new version. Omitted, or equal to stable, means there is
+	// nothing to roll out.
+	Canary *VersionSpec `yaml:"canary,omitempty" json:"canary,omitempty"`
+	// UpstreamTLS verifies https:// endpoints.
+	UpstreamTLS *UpstreamTLS `yaml:"upstreamTLS,omitempty" json:"upstreamTLS,omitempty"`
+	// HealthCheck configures active health checks of every endpoint.
+	HealthCheck HealthCheck `yaml:"healthCheck" json:"healthCheck"`
+	// OutlierDetection ejects endpoints passively after consecutive errors.
+	OutlierDetection OutlierDetection `yaml:"outlierDetection" json:"outlierDetection"`
+	// ConnectionPool limits concurrency per version.
+	ConnectionPool ConnectionPool `yaml:"connectionPool" json:"connectionPool"`
+	// TrafficRouting controls how requests are bound to versions.
+	TrafficRouting TrafficRouting `yaml:"trafficRouting" json:"trafficRouting"`
+	// ProgressDeadline limits waiting for a weight to take effect and for an
+	// analysis to see data. Default 10m.
+	ProgressDeadline Duration `yaml:"progressDeadline" json:"progressDeadline"`
+	// RollbackWindow is how many recent stable versions `undo` may return to
+	// without walking the steps again. Default 1.
+	RollbackWindow *int `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
+	// Strategy lists the canary steps and background analysis.
+	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	// Notifications choose channels per event type.
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
+}
+
+// TLSConfig is a certificate and key for a listener.
+type TLSConfig struct {
+	CertFile string `yaml:"certFile" json:"certFile"`
+	KeyFile  string `yaml:"keyFile" json:"keyFile"`
+}
+
+// UpstreamTLS configures verification of https:// endpoints.
+type UpstreamTLS struct {
+	// CAFile is a PEM bundle; the system roots are used when empty.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
+	// ServerName overrides the name verified in the certificate.
+	ServerName string `yaml:"serverName,omitempty" json:"serverName,omitempty"`
+	// InsecureSkipVerify disables verification; for tests only.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify,omitempty" json:"insecureSkipVerify,omitempty"`
+}
+
+// VersionSpec is a named set of upstream endpoints.
+type VersionSpec struct {
+	// Version is a free-form label such as v1.4.2. Required.
+	Version string `yaml:"version" json:"version"`
+	// Endpoints are base URLs, http://host:port or https://host:port. At least one.
+	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+}
+
+// HealthCheck configures active checks; an endpoint is healthy after
+// HealthyThreshold consecutive 2xx/3xx answers and unhealthy after
+// UnhealthyThreshold consecutive failures.
+type HealthCheck struct {
+	// Path is requested with GET. Default /health.
+	Path string `yaml:"path" json:"path"`
+	// Interval between checks of one endpoint. Default 10s.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout of one check. Default 2s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// HealthyThreshold default 2.
+	HealthyThreshold int `yaml:"healthyThreshold" json:"healthyThreshold"`
+	// UnhealthyThreshold default 3.
+	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
+	// Disabled turns active checks off; endpoints are then healthy unless ejected.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+}
+
+// OutlierDetection ejects an endpoint after consecutive 5xx answers or
+// connection errors, for EjectionTime.
+type OutlierDetection struct {
+	// ConsecutiveErrors default 5; 0 disables passive ejection.
+	ConsecutiveErrors int `yaml:"consecutiveErrors" json:"consecutiveErrors"`
+	// EjectionTime default 30s.
+	EjectionTime Duration `yaml:"ejectionTime" json:"ejectionTime"`
+}
+
+// ConnectionPool limits concurrent upstream requests per version. Requests
+// beyond MaxConnections wait, up to MaxPendingRequests of them; the rest get
+// a 503 generated by coalmine and are counted as overflow.
+type ConnectionPool struct {
+	// MaxConnections default 1024.
+	MaxConnections int `yaml:"maxConnections" json:"maxConnections"`
+	// MaxPendingRequests default 1024.
+	MaxPendingRequests int `yaml:"maxPendingRequests" json:"maxPendingRequests"`
+}
+
+// TrafficRouting controls assignment of requests to versions.
+type TrafficRouting struct {
+	Assignment Assignment `yaml:"assignment" json:"assignment"`
+	// HeaderRoutes are always-on overrides evaluated first, in order.
+	HeaderRoutes []HeaderRoute `yaml:"headerRoutes,omitempty" json:"headerRoutes,omitempty"`
+	Timeouts     Timeouts      `yaml:"timeouts" json:"timeouts"`
+	// VersionHeader is the response header naming the version that served
+	// the request. Default X-Coalmine-Version; "-" turns it off.
+	VersionHeader string `yaml:"versionHeader" json:"versionHeader"`
+	// Balancer picks an endpoint within a version: least-requests (default)
+	// or round-robin.
+	Balancer string `yaml:"balancer" json:"balancer"`
+	// MirrorMaxBodyBytes caps the request body buffered for mirroring.
+	// Default 1048576 (1 MiB); larger bodies are not mirrored.
+	MirrorMaxBodyBytes int64 `yaml:"mirrorMaxBodyBytes" json:"mirrorMaxBodyBytes"`
+}
+
+// Assignment binds a request to a version.
+type Assignment struct {
+	// UserHeader names a request header carrying a stable user key.
+	UserHeader string `yaml:"userHeader,omitempty" json:"userHeader,omitempty"`
+	// Cookie is the subject cookie used when there is no user key.
+	Cookie SubjectCookie `yaml:"cookie" json:"cookie"`
+}
+
+// SubjectCookie holds a random subject id (never the version).
+type SubjectCookie struct {
+	// Name default coalmine_subject.
+	Name string `yaml:"name" json:"name"`
+	// TTL default 24h.
+	TTL Duration `yaml:"ttl" json:"ttl"`
+	// Set false disables the subject cookie. Default true.
+	Set *bool `yaml:"set,omitempty" json:"set,omitempty"`
+}
+
+// Enabled reports whether the subject cookie is issued.
+func (c SubjectCookie) Enabled() bool { return c.Set == nil || *c.Set }
+
+// Timeouts for upstream requests.
+type Timeouts struct {
+	// Connect default 2s.
+	Connect Duration `yaml:"connect" json:"connect"`
+	// Response is the time to the upstream's response headers. Default 30s.
+	Response Duration `yaml:"response" json:"response"`
+	// Idle closes idle connections, both client and upstream. Default 90s.
+	Idle Duration `yaml:"idle" json:"idle"`
+}
+
+// Role is the part a version plays in a rollout.
+type Role string
+
+// Roles.
+const (
+	RoleStable Role = "stable"
+	RoleCanary Role = "canary"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleStable || r == RoleCanary }
+
+// HeaderRoute sends matching requests to one version. All matches must hold.
+type HeaderRoute struct {
+	Name  string        `yaml:"name" json:"name"`
+	Match []HeaderMatch `yaml:"match,omitempty" json:"match,omitempty"`
+	// To is canary (default) or stable.
+	To Role `yaml:"to,omitempty" json:"to,omitempty"`
+}
+
+// HeaderMatch matches one request header.
+type HeaderMatch struct {
+	HeaderName  string      `yaml:"headerName" json:"headerName"`
+	HeaderValue StringMatch `yaml:"headerValue" json:"headerValue"`
+}
+
+// StringMatch has exactly one of Exact, Prefix or Regex (RE2 syntax).
+type StringMatch struct {
+	Exact  *string `yaml:"exact,omitempty" json:"exact,omitempty"`
+	Prefix *string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
+	Regex  *string `yaml:"regex,omitempty" json:"regex,omitempty"`
+}
+
+// MirrorRoute copies matching requests served by stable to the canary.
+type MirrorRoute struct {
+	Name string `yaml:"name" json:"name"`
+	// Percentage of matching requests mirrored, 0..100. Default 100.
+	Percentage *float64 `yaml:"percentage,omitempty" json:"percentage,omitempty"`
+	// Match lists alternatives; a request matching any of them is mirrored.
+	// Empty matches every request (idempotent methods only).
+	Match []RequestMatch `yaml:"match,omitempty" json:"match,omitempty"`
+}
+
+// RequestMatch matches a request; all given fields must hold.
+type RequestMatch struct {
+	Method  *StringMatch           `yaml:"method,omitempty" json:"method,omitempty"`
+	Path    *StringMatch           `yaml:"path,omitempty" json:"path,omitempty"`
+	Headers map[string]StringMatch `yaml:"headers,omitempty" json:"headers,omitempty"`
+}
+
+// Strategy holds the canary strategy.
+type Strategy struct {
+	Canary CanaryStrategy `yaml:"canary" json:"canary"`
+}
+
+// CanaryStrategy is the list of steps and the background analysis.
+type CanaryStrategy struct {
+	Analysis *BackgroundAnalysis `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+	Steps    []Step              `yaml:"steps,omitempty" json:"steps,omitempty"`
+}
+
+// BackgroundAnalysis runs from StartingStep to the end of the rollout.
+type BackgroundAnalysis struct {
+	Templates    []TemplateRef `yaml:"templates" json:"templates"`
+	StartingStep int           `yaml:"startingStep,omitempty" json:"startingStep,omitempty"`
+	Args         []Arg         `yaml:"args,omitempty" json:"args,omitempty"`
+}
+
+// TemplateRef names an AnalysisTemplate.
+type TemplateRef struct {
+	TemplateName string `yaml:"templateName" json:"templateName"`
+}
+
+// Arg is a template argument value.
+type Arg struct {
+	Name  string `yaml:"name" json:"name"`
+	Value string `yaml:"value" json:"value"`
+}
+
+// Step is a union: exactly one field is set.
+type Step struct {
+	// SetWeight is the canary percentage, 0..100 with two decimals.
+	SetWeight *float64 `yaml:"setWeight,omitempty" json:"setWeight,omitempty"`
+	// Pause waits for Duration, or for `promote` when Duration is omitted.
+	Pause *PauseStep `yaml:"pause,omitempty" json:"pause,omitempty"`
+	// Analysis runs templates and completes when they succeed.
+	Analysis *AnalysisStep `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+	// SetHeaderRoute adds (or, with only a name, removes) a header route.
+	SetHeaderRoute *HeaderRoute `yaml:"setHeaderRoute,omitempty" json:"setHeaderRoute,omitempty"`
+	// SetMirrorRoute adds (or, with only a name, removes) a mirror route.
+	SetMirrorRoute *MirrorRoute `yaml:"setMirrorRoute,omitempty" json:"setMirrorRoute,omitempty"`
+}
+
+// PauseStep waits; a nil Duration waits indefinitely.
+type PauseStep struct {
+	Duration *Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
+}
+
+// AnalysisStep runs templates inline.
+type AnalysisStep struct {
+	Templates []TemplateRef `yaml:"templates" json:"templates"`
+	Args      []Arg         `yaml:"args,omitempty" json:"args,omitempty"`
+}
+
+// Notification sends events of the listed types to one channel.
+type Notification struct {
+	// On lists event types, or "*" for all.
+	On        []string          `yaml:"on" json:"on"`
+	Webhook   *WebhookChannel   `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	Slack     *SlackChannel     `yaml:"slack,omitempty" json:"slack,omitempty"`
+	PagerDuty *PagerDutyChannel `yaml:"pagerduty,omitempty" json:"pagerduty,omitempty"`
+}
+
+// SecretRef reads a secret from an environment variable or a file at load
+// time. Secrets are never printed.
+type SecretRef struct {
+	Env  string `yaml:"env,omitempty" json:"env,omitempty"`
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+}
+
+// WebhookChannel posts the event as JSON.
+type WebhookChannel struct {
+	URL     string            `yaml:"url,omitempty" json:"url,omitempty"`
+	URLFrom *SecretRef        `yaml:"urlFrom,omitempty" json:"urlFrom,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+}
+
+// SlackChannel posts to an incoming webhook.
+type SlackChannel struct {
+	WebhookURLFrom *SecretRef `yaml:"webhookURLFrom" json:"webhookURLFrom"`
+}
+
+// PagerDutyChannel triggers and resolves incidents via Events API v2.
+type PagerDutyChannel struct {
+	RoutingKeyFrom *SecretRef `yaml:"routingKeyFrom" json:"routingKeyFrom"`
+}
