@@ -73,11 +73,14 @@ type EndpointStatus struct {
 	InFlight int64     `json:"inFlight"`
 }
 
-// View is a rollout as the API returns it: `{"spec": ..., "status": ...}`.
+// View is a rollout as the API returns it: the document as written in YAML
+// (apiVersion, kind, metadata, spec) plus its status.
 type View struct {
-	Spec   spec.RolloutSpec `json:"spec"`
-	Name   string           `json:"name"`
-	Status Status           `json:"status"`
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Metadata   spec.Metadata    `json:"metadata"`
+	Spec       spec.RolloutSpec `json:"spec"`
+	Status     Status           `json:"status"`
 }
 
 // Sentinel errors the API maps to status codes in one place.
