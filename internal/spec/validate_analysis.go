@@ -1,0 +1,203 @@
+package spec
+
+import (
+	"regexp"
+	"strings"
+)
+
+// placeholderRE finds {{...}} substitutions in provider fields (SPEC §5.3).
+var placeholderRE = regexp.MustCompile(`\{\{\s*(.*?)\s*\}\}`)
+
+// rolloutPlaceholders are the substitutions every template may use besides
+// its declared args.
+var rolloutPlaceholders = []string{"rollout.name", "rollout.canary.version", "rollout.stable.version"}
+
+// Validate reports every problem of the template with its field path. It is
+// pure and checks the effective configuration, so call SetDefaults first.
+// Conditions are compiled here with ConditionOptions, so a condition that
+// does not compile is a load-time error rather than a failed analysis.
+func (t *AnalysisTemplate) Validate() FieldErrors {
+	v := &validator{}
+	v.apiVersionKind(t.APIVersion, t.Kind, KindAnalysisTemplate)
+	v.name("metadata.name", t.Metadata.Name)
+
+	p := FieldPath("spec")
+	declared := map[string]bool{}
+	seenArgs := nameSet{}
+	for i, a := range t.Spec.Args {
+		ap := p.Child("args").Index(i).Child("name")
+		if a.Name == "" {
+			v.add(ap, "an argument name is required")
+			continue
+		}
+		v.unique(seenArgs, ap, "argument", a.Name)
+		declared[a.Name] = true
+	}
+
+	if len(t.Spec.Metrics) == 0 {
+		v.add(p.Child("metrics"), "at least one metric is required")
+	}
+	seen := nameSet{}
+	for i, m := range t.Spec.Metrics {
+		mp := p.Child("metrics").Index(i)
+		if m.Name == "" {
+			v.add(mp.Child("name"), "a metric name is required")
+		} else {
+			v.unique(seen, mp.Child("name"), "metric name", m.Name)
+		}
+		v.metric(mp, m, declared)
+	}
+	return v.errs
+}
+
+func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
+	if m.Interval != nil {
+		v.positive(p.Child("interval"), *m.Interval)
+	}
+	if m.Count != nil {
+		v.atLeast(p.Child("count"), *m.Count, 1)
+	}
+	for _, l := range []struct {
+		name string
+		n    *int
+	}{{"failureLimit", m.FailureLimit}, {"inconclusiveLimit", m.InconclusiveLimit}, {"consecutiveErrorLimit", m.ConsecutiveErrorLimit}} {
+		if l.n != nil && *l.n < Unlimited {
+			v.add(p.Child(l.name), "must be -1 (unlimited) or at least 0, not %d", *l.n)
+		}
+	}
+	v.oneOf(p.Child("onNoData"), "onNoData policy", m.OnNoData, OnNoDataWait, OnNoDataInconclusive, OnNoDataFail, OnNoDataPass)
+
+	if m.SuccessCondition == "" && m.FailureCondition == "" && m.Judge == nil {
+		v.add(p, "a metric needs a successCondition, a failureCondition or a judge to reach a verdict")
+	}
+	v.condition(p.Child("successCondition"), m.SuccessCondition)
+	v.condition(p.Child("failureCondition"), m.FailureCondition)
+
+	v.provider(p.Child("provider"), m.Provider, args)
+	if m.Judge != nil {
+		v.judge(p.Child("judge"), *m.Judge)
+		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil) {
+			// A judge needs per-version counts and latency distributions,
+			// which only the builtin provider has.
+			v.add(p.Child("judge"), "a judge needs provider builtin: it compares the proxy's own canary and stable measurements")
+		}
+	}
+}
+
+func (v *validator) condition(p FieldPath, src string) {
+	if strings.TrimSpace(src) == "" {
+		return
+	}
+	if _, err := CompileCondition(src); err != nil {
+		v.add(p, "condition does not compile: %s", err)
+	}
+}
+
+func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
+	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web"},
+		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil}) {
+		return
+	}
+	switch {
+	case pr.Builtin != nil:
+		if w := pr.Builtin.Window; w != nil {
+			v.positive(p.Child("builtin").Child("window"), *w)
+		}
+	case pr.Prometheus != nil:
+		pp := p.Child("prometheus")
+		q := pr.Prometheus
+		if v.placeholders(pp.Child("address"), q.Address, args) {
+			v.httpURL(pp.Child("address"), "prometheus address", fillPlaceholders(q.Address))
+		}
+		if strings.TrimSpace(q.Query) == "" {
+			v.add(pp.Child("query"), "a PromQL query is required")
+		} else {
+			v.placeholders(pp.Child("query"), q.Query, args)
+		}
+		if q.Timeout != nil {
+			v.positive(pp.Child("timeout"), *q.Timeout)
+		}
+		v.headers(pp.Child("headers"), q.Headers)
+		for _, k := range sortedKeys(q.Headers) {
+			v.placeholders(pp.Child("headers").Key(k), q.Headers[k], args)
+		}
+	case pr.Web != nil:
+		wp := p.Child("web")
+		w := pr.Web
+		if v.placeholders(wp.Child("url"), w.URL, args) {
+			v.httpURL(wp.Child("url"), "web", fillPlaceholders(w.URL))
+		}
+		if w.Method != "" {
+			v.token(wp.Child("method"), "method", w.Method)
+		}
+		v.headers(wp.Child("headers"), w.Headers)
+		for _, k := range sortedKeys(w.Headers) {
+			v.placeholders(wp.Child("headers").Key(k), w.Headers[k], args)
+		}
+		v.placeholders(wp.Child("body"), w.Body, args)
+		if w.Timeout != nil {
+			v.positive(wp.Child("timeout"), *w.Timeout)
+		}
+	}
+}
+
+// placeholders checks that every {{...}} names a declared arg or a rollout
+// field, so a typo fails at load time rather than as a query for the
+// literal text "{{args.servce}}". It reports whether all were known.
+func (v *validator) placeholders(p FieldPath, s string, args map[string]bool) bool {
+	ok := true
+	for _, m := range placeholderRE.FindAllStringSubmatch(s, -1) {
+		name := m[1]
+		if arg, isArg := strings.CutPrefix(name, "args."); isArg {
+			if !args[arg] {
+				v.add(p, "{{%s}} uses argument %q, which spec.args does not declare", name, arg)
+				ok = false
+			}
+			continue
+		}
+		known := false
+		for _, r := range rolloutPlaceholders {
+			known = known || name == r
+		}
+		if !known {
+			v.add(p, "unknown substitution {{%s}}: use {{args.NAME}}, {{%s}}", name, strings.Join(rolloutPlaceholders, "}}, {{"))
+			ok = false
+		}
+	}
+	return ok
+}
+
+// fillPlaceholders replaces substitutions with a plain word so the rest of a
+// URL can be checked before the values are known.
+func fillPlaceholders(s string) string {
+	return placeholderRE.ReplaceAllString(s, "placeholder")
+}
+
+func (v *validator) judge(p FieldPath, j Judge) {
+	v.oneOf(p.Child("compare"), "judge comparison", j.Compare, JudgeCompareErrorRate, JudgeCompareLatency)
+	v.oneOf(p.Child("method"), "judge method", j.Method, JudgeMethodSequential, JudgeMethodFixed)
+	v.oneOf(p.Child("direction"), "direction", j.Direction, DirectionIncrease, DirectionDecrease, DirectionEither)
+	v.oneOf(p.Child("onLimit"), "onLimit policy", j.OnLimit, OnLimitPass, OnLimitInconclusive)
+	v.openUnit(p.Child("alpha"), j.Alpha)
+	v.openUnit(p.Child("quantile"), j.Quantile)
+	if j.Quantile != nil && j.Compare == JudgeCompareErrorRate {
+		v.add(p.Child("quantile"), "quantile applies only to compare: latency")
+	}
+	if x := j.MaxRelativeIncrease; x != nil && v.finite(p.Child("maxRelativeIncrease"), *x) && *x < 0 {
+		v.add(p.Child("maxRelativeIncrease"), "must be at least 0, not %v", *x)
+	}
+	if j.MinSamples != nil && *j.MinSamples < 0 {
+		v.add(p.Child("minSamples"), "must be at least 0, not %d", *j.MinSamples)
+	}
+	if j.MaxSamples != nil {
+		switch {
+		case *j.MaxSamples < 1:
+			v.add(p.Child("maxSamples"), "must be at least 1, not %d", *j.MaxSamples)
+		case j.MinSamples != nil && *j.MaxSamples < *j.MinSamples:
+			v.add(p.Child("maxSamples"), "maxSamples %d is below minSamples %d", *j.MaxSamples, *j.MinSamples)
+		}
+	}
+	if j.MaxDuration != nil {
+		v.positive(p.Child("maxDuration"), *j.MaxDuration)
+	}
+}
