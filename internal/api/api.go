@@ -1,0 +1,202 @@
+// Package api serves coalmine's admin HTTP API (SPEC §6.2): health and
+// readiness probes, /metrics, and the JSON rollout API under /api/v1/.
+//
+// Every command goes through rollout.Commands, the same service layer the
+// CLI and the dashboard use, so the API adds only HTTP concerns: routing,
+// authentication, strict request decoding, and the mapping of errors to
+// status codes, which lives in one place (errors.go).
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/coalmine-dev/coalmine/internal/rollout"
+)
+
+// DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// Config configures the admin API handler.
+type Config struct {
+	// Commands is the rollout service layer. Required.
+	Commands rollout.Commands
+	// Metrics serves GET /metrics (the Prometheus exposition). When nil,
+	// /metrics answers 404.
+	Metrics http.Handler
+	// Ready reports whether the process is ready to serve; a non-nil error
+	// makes GET /readyz answer 503 with the error as the reason. Nil means
+	// always ready.
+	Ready func() error
+	// Token is the bearer token every /api/ request must present
+	// (Authorization: Bearer <token>). Empty disables authentication, which
+	// is only safe on a loopback address; see CheckBind.
+	Token string
+	// ReadOnlyAnonymous lets requests without a token read (GET and HEAD)
+	// the API and /metrics while writes still need the token
+	// (--read-only-anonymous).
+	ReadOnlyAnonymous bool
+	// Logger receives internal errors and rejected requests. Nil discards.
+	Logger *slog.Logger
+	// MaxBodyBytes caps request bodies; larger bodies get 413. Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// server holds the validated configuration; it is immutable after New, so
+// its handlers are safe for concurrent use.
+type server struct {
+	cmds     rollout.Commands
+	ready    func() error
+	log      *slog.Logger
+	maxBody  int64
+	mux      *http.ServeMux
+	auth     authPolicy
+	crossOrg *http.CrossOriginProtection
+}
+
+// New returns the admin API handler. It panics when cfg.Commands is nil,
+// which is a wiring mistake rather than a runtime condition.
+//
+// Routes:
+//
+//	GET /healthz                         200 "ok" while the process runs
+//	GET /readyz                          200 "ok", or 503 with the reason
+//	GET /metrics                         Prometheus exposition (cfg.Metrics)
+//	GET /api/v1/rollouts                 {"items": [View...]}
+//	GET /api/v1/rollouts/{name}          View
+//	PUT /api/v1/rollouts/{name}/weight   {"percent": 2.5} → View
+//
+// Unknown paths answer 404 and known paths with another method 405 (with an
+// Allow header), both as JSON errors.
+func New(cfg Config) http.Handler {
+	if cfg.Commands == nil {
+		panic("api.New: Config.Commands is nil")
+	}
+	s := &server{
+		cmds:     cfg.Commands,
+		ready:    cfg.Ready,
+		log:      cfg.Logger,
+		maxBody:  cfg.MaxBodyBytes,
+		mux:      http.NewServeMux(),
+		auth:     authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous},
+		crossOrg: http.NewCrossOriginProtection(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	s.mux.HandleFunc("GET /api/v1/rollouts", s.listRollouts)
+	s.mux.HandleFunc("GET /api/v1/rollouts/{name}", s.getRollout)
+	s.mux.HandleFunc("PUT /api/v1/rollouts/{name}/weight", s.setWeight)
+	return s
+}
+
+// ServeHTTP applies, in order: panic recovery, the security headers, the
+// cross-origin and Host checks, authentication, the body limit, and
+// finally routing.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(w, r)
+
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+
+	if err := s.checkBrowser(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.auth.check(r); err != nil {
+		s.log.Warn("admin API request rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
+		s.writeError(w, r, err)
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
+
+	// ServeMux answers unmatched requests with plain-text 404/405 bodies;
+	// find out first so those become JSON errors like every other error.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.unmatched(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// unmatched lets ServeMux decide between 404, 405 (and its Allow header) or
+// a redirect to the clean path, and renders errors as JSON.
+func (s *server) unmatched(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	switch {
+	case rec.status == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		s.writeError(w, r, &httpError{status: http.StatusMethodNotAllowed,
+			msg: "method " + r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + rec.header.Get("Allow")})
+	case rec.status >= 300 && rec.status < 400 && rec.header.Get("Location") != "":
+		w.Header().Set("Location", rec.header.Get("Location"))
+		w.WriteHeader(rec.status)
+	default:
+		s.writeError(w, r, &httpError{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	}
+}
+
+// statusRecorder captures the status and headers of ServeMux's own
+// not-found, method-not-allowed and redirect handlers; it drops the body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (s *server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.Error("admin API handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+	s.writeError(w, r, errPanic)
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			s.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, msg: "not ready: " + err.Error()})
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
