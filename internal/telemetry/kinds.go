@@ -1,0 +1,92 @@
+package telemetry
+
+// ErrorKind says why the proxy itself failed a request (as opposed to an
+// upstream answering 5xx). It is the kind label of coalmine_proxy_errors_total.
+type ErrorKind string
+
+// Error kinds.
+const (
+	// ErrorConnect: no connection to the upstream could be made (502).
+	ErrorConnect ErrorKind = "connect"
+	// ErrorTimeout: the upstream did not answer in time (504).
+	ErrorTimeout ErrorKind = "timeout"
+	// ErrorOverflow: the version's connection pool and queue were full (503).
+	ErrorOverflow ErrorKind = "overflow"
+	// ErrorNoHealthyEndpoint: every endpoint of the version was down (503).
+	ErrorNoHealthyEndpoint ErrorKind = "no-healthy-endpoint"
+	// ErrorUpstreamProtocol: the upstream's answer was not valid HTTP (502).
+	ErrorUpstreamProtocol ErrorKind = "upstream-protocol"
+)
+
+// ErrorKinds lists the known error kinds in exposition order.
+func ErrorKinds() []ErrorKind {
+	return []ErrorKind{ErrorConnect, ErrorTimeout, ErrorOverflow, ErrorNoHealthyEndpoint, ErrorUpstreamProtocol}
+}
+
+// numErrorKinds is the known kinds plus one slot for unknown kinds.
+const numErrorKinds = 6
+
+// unknownLabel is exposed for counts recorded under an unknown kind or
+// reason: a caller bug that must stay visible rather than vanish.
+const unknownLabel = "unknown"
+
+// Valid reports whether k is a known kind.
+func (k ErrorKind) Valid() bool { return k.index() < numErrorKinds-1 }
+
+// index maps a kind to its counter slot; unknown kinds share the last one.
+func (k ErrorKind) index() int {
+	switch k {
+	case ErrorConnect:
+		return 0
+	case ErrorTimeout:
+		return 1
+	case ErrorOverflow:
+		return 2
+	case ErrorNoHealthyEndpoint:
+		return 3
+	case ErrorUpstreamProtocol:
+		return 4
+	}
+	return numErrorKinds - 1
+}
+
+// DropReason says why a mirrored request was not sent. It is the reason
+// label of coalmine_mirror_dropped_total.
+type DropReason string
+
+// Drop reasons.
+const (
+	// DropBodyTooLarge: the request body exceeded the mirror buffer limit.
+	DropBodyTooLarge DropReason = "body-too-large"
+	// DropPoolFull: every mirror worker was busy and the queue was full.
+	DropPoolFull DropReason = "pool-full"
+	// DropMethod: the method is not idempotent and no match named it.
+	DropMethod DropReason = "method"
+	// DropError: the mirror request failed before an answer.
+	DropError DropReason = "error"
+)
+
+// DropReasons lists the known drop reasons in exposition order.
+func DropReasons() []DropReason {
+	return []DropReason{DropBodyTooLarge, DropPoolFull, DropMethod, DropError}
+}
+
+// numDropReasons is the known reasons plus one slot for unknown reasons.
+const numDropReasons = 5
+
+// Valid reports whether r is a known reason.
+func (r DropReason) Valid() bool { return r.index() < numDropReasons-1 }
+
+func (r DropReason) index() int {
+	switch r {
+	case DropBodyTooLarge:
+		return 0
+	case DropPoolFull:
+		return 1
+	case DropMethod:
+		return 2
+	case DropError:
+		return 3
+	}
+	return numDropReasons - 1
+}
