@@ -80,7 +80,7 @@ func (c *Client) ListRollouts(ctx context.Context) ([]rollout.View, error) {
 		Items []rollout.View `json:"items"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts", nil, &list); err != nil {
-		return nil, fmt.Errorf("list rollouts: %w", err)
+		return nil, err
 	}
 	return list.Items, nil
 }
@@ -90,7 +90,7 @@ func (c *Client) ListRollouts(ctx context.Context) ([]rollout.View, error) {
 func (c *Client) ListRolloutsRaw(ctx context.Context) (json.RawMessage, error) {
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts", nil, &raw); err != nil {
-		return nil, fmt.Errorf("list rollouts: %w", err)
+		return nil, err
 	}
 	return raw, nil
 }
@@ -99,7 +99,7 @@ func (c *Client) ListRolloutsRaw(ctx context.Context) (json.RawMessage, error) {
 func (c *Client) GetRollout(ctx context.Context, name string) (rollout.View, error) {
 	var v rollout.View
 	if err := c.do(ctx, http.MethodGet, rolloutPath(name), nil, &v); err != nil {
-		return rollout.View{}, fmt.Errorf("get rollout %q: %w", name, err)
+		return rollout.View{}, err
 	}
 	return v, nil
 }
@@ -109,7 +109,7 @@ func (c *Client) GetRollout(ctx context.Context, name string) (rollout.View, err
 func (c *Client) GetRolloutRaw(ctx context.Context, name string) (json.RawMessage, error) {
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodGet, rolloutPath(name), nil, &raw); err != nil {
-		return nil, fmt.Errorf("get rollout %q: %w", name, err)
+		return nil, err
 	}
 	return raw, nil
 }
@@ -123,7 +123,7 @@ func (c *Client) SetWeight(ctx context.Context, name string, percent float64) (r
 	}{percent}
 	var v rollout.View
 	if err := c.do(ctx, http.MethodPut, rolloutPath(name)+"/weight", body, &v); err != nil {
-		return rollout.View{}, fmt.Errorf("set weight of rollout %q: %w", name, err)
+		return rollout.View{}, err
 	}
 	return v, nil
 }
@@ -132,7 +132,8 @@ func rolloutPath(name string) string { return "/api/v1/rollouts/" + url.PathEsca
 
 // do sends one request with an optional JSON body and decodes a 2xx JSON
 // answer into out. Transport failures become *UnreachableError and non-2xx
-// answers *APIError.
+// answers *APIError; both describe themselves fully (the server names the
+// rollout in its messages), so the methods return them without wrapping.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
