@@ -86,7 +86,7 @@ func (f *Fake) SetWeight(_ context.Context, name string, w spec.Weight) (rollout
 		return rollout.View{}, rollout.ErrNotFound
 	}
 	if v.Status.CanaryVersion == "" {
-		return rollout.View{}, fmt.Errorf("%w: rollout %q has no canary to send traffic to; start one with \"coalmine set canary\"", rollout.ErrConflict, name)
+		return rollout.View{}, fmt.Errorf("rollout %q has no canary, so there is no weight to set; add spec.canary first: %w", name, rollout.ErrConflict)
 	}
 	v.Status.Weight = w.Percent()
 	v.Status.ObservedWeight = w.Percent()
