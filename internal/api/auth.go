@@ -24,7 +24,7 @@ type authPolicy struct {
 	readOnlyAnonymous bool
 }
 
-// openPaths are always served without a token: probes must work from
+// openPath reports the paths served without a token: probes must work from
 // orchestrators that cannot hold secrets, and they reveal nothing.
 func openPath(p string) bool { return p == "/healthz" || p == "/readyz" }
 
