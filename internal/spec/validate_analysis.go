@@ -106,7 +106,7 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 	case pr.Prometheus != nil:
 		pp := p.Child("prometheus")
 		q := pr.Prometheus
-		if v.placeholders(pp.Child("address"), q.Address, args) {
+		if v.placeholders(pp.Child("address"), q.Address, args) && checkableURL(q.Address) {
 			v.httpURL(pp.Child("address"), "prometheus address", fillPlaceholders(q.Address))
 		}
 		if strings.TrimSpace(q.Query) == "" {
@@ -124,7 +124,7 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 	case pr.Web != nil:
 		wp := p.Child("web")
 		w := pr.Web
-		if v.placeholders(wp.Child("url"), w.URL, args) {
+		if v.placeholders(wp.Child("url"), w.URL, args) && checkableURL(w.URL) {
 			v.httpURL(wp.Child("url"), "web", fillPlaceholders(w.URL))
 		}
 		if w.Method != "" {
@@ -165,6 +165,13 @@ func (v *validator) placeholders(p FieldPath, s string, args map[string]bool) bo
 		}
 	}
 	return ok
+}
+
+// checkableURL reports whether a URL can be checked before substitution:
+// one that starts with a substitution ("{{args.prometheus}}") is only known
+// at run time, where the provider reports it.
+func checkableURL(s string) bool {
+	return !strings.HasPrefix(strings.TrimSpace(s), "{{")
 }
 
 // fillPlaceholders replaces substitutions with a plain word so the rest of a

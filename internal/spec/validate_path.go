@@ -1,6 +1,10 @@
 package spec
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+	"unicode"
+)
 
 // FieldPath is the location of a field in a document, written the way users
 // see it in YAML: "spec.strategy.canary.steps[2].setWeight",
@@ -22,8 +26,15 @@ func (p FieldPath) Index(i int) FieldPath {
 	return p + "[" + FieldPath(strconv.Itoa(i)) + "]"
 }
 
-// Key is the path of map entry k inside p.
+// Key is the path of map entry k inside p. Keys that could be misread
+// (brackets, dots, quotes, spaces, control characters) are quoted, so a path
+// is always one unambiguous line.
 func (p FieldPath) Key(k string) FieldPath {
+	if k == "" || strings.ContainsFunc(k, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '[' || r == ']' || r == '.' || r == '"' || !unicode.IsPrint(r)
+	}) {
+		k = strconv.Quote(k)
+	}
 	return p + "[" + FieldPath(k) + "]"
 }
 

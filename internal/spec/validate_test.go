@@ -213,7 +213,7 @@ func TestRolloutValidate(t *testing.T) {
 			"spec.strategy.canary.steps[1].setMirrorRoute.percentage: percentage 150 is out of range: it must be between 0 and 100",
 			"spec.strategy.canary.steps[1].setMirrorRoute.match[0].method: a match must set exactly one of exact, prefix, regex; this one sets none",
 			"spec.strategy.canary.steps[1].setMirrorRoute.match[0].path.regex: invalid regular expression \"[\": missing closing ]: `[`",
-			`spec.strategy.canary.steps[1].setMirrorRoute.match[0].headers[Bad Name]: header name "Bad Name" is not a valid token`,
+			`spec.strategy.canary.steps[1].setMirrorRoute.match[0].headers["Bad Name"]: header name "Bad Name" is not a valid token`,
 			`spec.strategy.canary.steps[3].setMirrorRoute.name: no earlier setMirrorRoute step adds route "other"`,
 			"spec.strategy.canary.steps[4].setMirrorRoute.name: a route name is required",
 		}},
@@ -508,8 +508,14 @@ func TestConditionRuns(t *testing.T) {
 }
 
 func TestFieldPath(t *testing.T) {
+	if got := FieldPath("h").Key("X-Y"); got != "h[X-Y]" {
+		t.Errorf("plain key = %s", got)
+	}
+	if got := FieldPath("h").Key("a]\nb"); got != `h["a]\nb"]` {
+		t.Errorf("odd key = %s", got)
+	}
 	p := FieldPath("spec").Child("steps").Index(2).Child("setMirrorRoute").Child("headers").Key("X.Y")
-	if p != "spec.steps[2].setMirrorRoute.headers[X.Y]" {
+	if p != `spec.steps[2].setMirrorRoute.headers["X.Y"]` {
 		t.Fatalf("path = %s", p)
 	}
 	var chain []string
@@ -517,7 +523,7 @@ func TestFieldPath(t *testing.T) {
 		chain = append(chain, string(p))
 	}
 	want := []string{
-		"spec.steps[2].setMirrorRoute.headers[X.Y]",
+		`spec.steps[2].setMirrorRoute.headers["X.Y"]`,
 		"spec.steps[2].setMirrorRoute.headers",
 		"spec.steps[2].setMirrorRoute",
 		"spec.steps[2]",
