@@ -481,8 +481,10 @@ func TestRun(t *testing.T) {
 		v.Observe(200, time.Millisecond)
 		clk.Set(at(time.Duration(s) * time.Second))
 		ticks <- time.Time{} // Run stamps ticks with Options.Now
+		// Run takes this one only after the previous tick is done; at the
+		// same time it is then ignored (closer than WindowResolution/2).
+		ticks <- time.Time{}
 	}
-	ticks <- time.Time{} // the previous tick has been fully processed
 	cancel()
 	<-done
 	if !stopped {

@@ -104,7 +104,6 @@ func (v *VersionStats) Observe(code int, latency time.Duration) {
 // latency histogram, and their latency is not kept: nothing reads it yet.
 // Lock-free, no allocation.
 func (v *VersionStats) ObserveMirror(code int, latency time.Duration) {
-	_ = latency
 	v.mirrorCodes[codeSlot(code)].Add(1)
 }
 
@@ -151,8 +150,10 @@ type Summary struct {
 	Histogram Snapshot `json:"-"`
 }
 
-// Summary returns the live traffic over the last window; window 0 means
-// since the revision started. Safe to call concurrently with everything.
+// Summary returns the live traffic over the last window; a window ≤ 0 means
+// since the revision started. Sliding windows need Run (or Tick) to keep
+// snapshots; see Summary.Span for what a window really covers. Safe to call
+// concurrently with everything.
 func (v *VersionStats) Summary(window time.Duration) Summary {
 	now := v.rollout.reg.now().UnixNano()
 	v.mu.Lock()
