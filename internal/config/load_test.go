@@ -299,3 +299,31 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeKeys pins that merged mappings are checked like written ones and
+// that an explicit key may override a merged one without being a duplicate.
+func TestMergeKeys(t *testing.T) {
+	src := `apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: r}
+spec:
+  listen: :8080
+  stable: &base {version: v1, endpoints: ["http://127.0.0.1:9001"]}
+  healthCheck:
+    <<: [{path: /ready, intervall: 5s}, {timeout: 1s}]
+    path: /live
+`
+	_, err := Parse("m.yaml", []byte(src))
+	want := `m.yaml:8:25: spec.healthCheck.intervall: unknown field "intervall" (did you mean "interval"?)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
+	}
+	b, err := Parse("m.yaml", []byte(strings.Replace(src, "intervall", "interval", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := b.Rollouts[0].Spec.HealthCheck
+	if hc.Path != "/live" || hc.Interval.String() != "5s" || hc.Timeout.String() != "1s" {
+		t.Errorf("merged health check = %+v", hc)
+	}
+}
