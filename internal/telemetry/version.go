@@ -46,13 +46,15 @@ func slotCode(slot int) int {
 //
 // plus the window snapshots, which grow with traffic and are bounded: one
 // entry per tick whose counters changed, at most 2·Retention/Resolution + 2
-// entries (1 202 at the defaults) of 24 B plus a sparse sample of 10 B per
-// non-zero status code and 10 B per non-zero latency bucket plus ≈ 120 B
-// of headers. A version that sees no traffic keeps a single entry; a busy
-// one spreading over 200 buckets and 5 codes keeps ≈ 2.2 KB per second of
-// retention (≈ 1.3 MB at the defaults); the theoretical worst case (every
-// bucket and code non-zero, every tick) is ≈ 19 MB. Lengthen
-// WindowResolution to trade window granularity for memory.
+// entries (1 202 at the defaults; 601 with a regular ticker), each 24 B in
+// the ring plus a packed snapshot of ≈ 64 B and, per non-zero status code
+// or latency bucket, a uvarint index gap and count (2–6 B in practice).
+// Measured with 231 non-zero buckets and 3 codes over 600 one-second ticks,
+// the whole version takes 0.34 MB at 10 req/s, 0.55 MB at 1 000 req/s and
+// 0.70 MB at 100 000 req/s. A version without traffic keeps a single entry.
+// The theoretical worst case (every bucket and code non-zero with 10-byte
+// counts, at every tick) is ≈ 21 MB. Lengthen WindowResolution to trade
+// window granularity for memory.
 type VersionStats struct {
 	rollout *RolloutStats
 	role    spec.Role
@@ -66,18 +68,17 @@ type VersionStats struct {
 	proxyErrors [numErrorKinds]atomic.Uint64
 
 	mu       sync.Mutex // guards the window state below; never taken on the hot path
-	base     *sample    // the counters when the revision started (zero for versions created later)
+	base     *packed    // the counters when the revision started (zero for versions created later)
 	baseTime int64      // revision start, Unix ns
 	entries  ring[entry]
 }
 
 func newVersionStats(rs *RolloutStats, role spec.Role, version string, revStart, now time.Time) *VersionStats {
 	v := &VersionStats{rollout: rs, role: role, version: version}
-	zero := &sample{}
-	v.base, v.baseTime = zero, revStart.UnixNano()
+	v.base, v.baseTime = zeroPacked, revStart.UnixNano()
 	// No traffic before creation: the zero state holds from the revision
 	// start until now.
-	v.entries.push(entry{from: v.baseTime, until: max(v.baseTime, now.UnixNano()), s: zero})
+	v.entries.push(entry{from: v.baseTime, until: max(v.baseTime, now.UnixNano()), p: zeroPacked})
 	return v
 }
 
@@ -162,7 +163,7 @@ func (v *VersionStats) Summary(window time.Duration) Summary {
 	// Read the counters after the base: every counter is monotonic, so the
 	// difference is exact and never negative.
 	cur := v.read()
-	return summarize(cur.sub(base), time.Duration(now-start))
+	return summarize(cur.sub(base.unpack()), time.Duration(now-start))
 }
 
 func summarize(d *sample, span time.Duration) Summary {
