@@ -15,6 +15,19 @@
 // because every counter is monotonic. StartRevision moves the since-revision
 // base and never resets the cumulative counters that Prometheus scrapes.
 //
-// Latencies are stored in seconds on the grid (keys MinKey..MaxKey cover
-// ≈1 µs..1 h); Summary reports milliseconds.
+// Decisions worth knowing:
+//
+//   - Latencies are stored in seconds on the grid; Summary reports
+//     milliseconds. The grid covers ≈1 µs..1 h (not just 100 s, so long
+//     polls and downloads keep their 1 % guarantee) with an underflow bucket
+//     (value 0) and an overflow bucket (value 1 h, a lower bound).
+//   - The latency sum is kept in whole microseconds (rounded per request) so
+//     that it is exact integer arithmetic: window means are exact to 1 µs.
+//   - A window never reaches back before the revision start, and
+//     Summary.Span says exactly which time span the numbers cover, so rates
+//     are honest when the window is young or the sampler has not run.
+//   - Mirrored requests are counted by status code only; their latency is
+//     not kept and they never enter summaries.
+//   - The classic Prometheus histogram is derived from the fine grid, so its
+//     le bounds are accurate within 1 % rather than exact.
 package telemetry
