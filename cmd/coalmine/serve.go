@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/cli"
+	"github.com/coalmine-dev/coalmine/internal/config"
+	"github.com/coalmine-dev/coalmine/internal/proxy"
+	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/route"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/store/bolt"
+	"github.com/coalmine-dev/coalmine/internal/telemetry"
+)
+
+type serveOptions struct {
+	files             []string
+	admin             string
+	dataDir           string
+	tokenFile         string
+	readOnlyAnonymous bool
+	logFormat         string
+	logLevel          string
+	drainTimeout      time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve -f PATH... [--admin ADDR] [--data-dir DIR]",
+		Short: "Run the proxy, the rollouts and the admin API",
+		Long: `Serve loads rollouts from the given files or directories, starts one
+data-plane listener per rollout (spec.listen) that splits traffic between
+the stable and the canary version, and serves the admin API, /metrics and
+the health endpoints on --admin.
+
+State (weights, revisions) lives in --data-dir and survives restarts.
+The admin API binds to loopback by default; binding it elsewhere needs a
+token (--token-file or COALMINE_TOKEN), which every /api/ call must send as
+"Authorization: Bearer TOKEN".
+
+Signals: SIGTERM or SIGINT stop accepting connections and let in-flight
+requests finish (up to --drain-timeout); SIGHUP reloads the -f files with the
+same validation as lint, keeping the running configuration if they are invalid.`,
+		Example: `  coalmine serve -f rollout.yaml
+  coalmine serve -f deploy/ --admin 127.0.0.1:7070 --data-dir /var/lib/coalmine
+  COALMINE_TOKEN=$(cat /etc/coalmine/token) coalmine serve -f deploy/ --admin 0.0.0.0:7070`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(o.files) == 0 {
+				return usageErr(errors.New("serve needs at least one -f PATH (a YAML file or a directory of them)"))
+			}
+			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.files, "filename", "f", nil, "YAML file or directory with Rollout and AnalysisTemplate documents (repeatable)")
+	f.StringVar(&o.admin, "admin", "127.0.0.1:7070", "address of the admin API, /metrics and the dashboard")
+	f.StringVar(&o.dataDir, "data-dir", envOr("COALMINE_DATA_DIR", ".coalmine"), "directory of the embedded store (env COALMINE_DATA_DIR)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the admin API bearer token (else env COALMINE_TOKEN)")
+	f.BoolVar(&o.readOnlyAnonymous, "read-only-anonymous", false, "allow reads without the token")
+	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	return cmd
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr(fmt.Errorf("--log-level %q: use debug, info, warn or error", level))
+	}
+	if format == "" {
+		format = "json"
+		if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "text"
+		}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErr(fmt.Errorf("--log-format %q: use text or json", format))
+}
+
+func readToken(file string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(os.Getenv("COALMINE_TOKEN")), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", usageErr(fmt.Errorf("read --token-file: %w", err))
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", usageErr(fmt.Errorf("--token-file %s is empty", file))
+	}
+	return tok, nil
+}
+
+// loadConfig loads and validates the -f files, resolving secrets.
+func loadConfig(files []string) (*config.Bundle, error) {
+	b, err := config.Load(files...)
+	if err == nil {
+		err = config.ResolveSecrets(b, os.LookupEnv, os.ReadFile)
+	}
+	return b, err
+}
+
+func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
+	logger, err := newLogger(o.logFormat, o.logLevel, os.Stderr)
+	if err != nil {
+		return err
+	}
+	bundle, err := loadConfig(o.files)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return cli.Exit(cli.ExitUsage, errors.New("configuration is invalid; nothing was started"))
+	}
+	token, err := readToken(o.tokenFile)
+	if err != nil {
+		return err
+	}
+	if err := api.CheckBind(o.admin, token); err != nil {
+		return usageErr(err)
+	}
+
+	st, err := bolt.Open(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	tele := telemetry.NewRegistry(telemetry.Options{})
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	teleDone := make(chan struct{})
+	go func() { defer close(teleDone); tele.Run(ctx) }()
+	defer func() { stop(); <-teleDone }()
+
+	px := proxy.New(proxy.Options{
+		Logger:    logger,
+		Telemetry: tele,
+	})
+	mgr := rollout.NewManager(rollout.ManagerConfig{
+		Router: routerAdapter{px},
+		Store:  st,
+		OnRevision: func(name string, rev int64) {
+			tele.Rollout(name).StartRevision(rev)
+		},
+	})
+	if err := mgr.Load(ctx, bundle.Rollouts); err != nil {
+		_ = px.Shutdown(context.Background())
+		return err
+	}
+	for _, r := range bundle.Rollouts {
+		canary := "none"
+		if r.Spec.Canary != nil {
+			canary = r.Spec.Canary.Version
+		}
+		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", r.Spec.Listen, "stable", r.Spec.Stable.Version, "canary", canary)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		tele.Collector(), rollout.NewCollector(mgr))
+	handler := api.New(api.Config{
+		Commands:          mgr,
+		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}),
+		Ready:             func() error { return nil },
+		Token:             token,
+		ReadOnlyAnonymous: o.readOnlyAnonymous,
+		Logger:            logger,
+	})
+	ln, err := net.Listen("tcp", o.admin)
+	if err != nil {
+		_ = px.Shutdown(context.Background())
+		return fmt.Errorf("listen on --admin %s: %w", o.admin, err)
+	}
+	adminSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- adminSrv.Serve(ln) }()
+	logger.Info("admin API listening", "addr", ln.Addr().String(), "auth", token != "")
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-adminDone:
+			_ = px.Shutdown(context.Background())
+			return fmt.Errorf("admin API stopped: %w", err)
+		case <-ctx.Done():
+			return drain(logger, px, adminSrv, o.drainTimeout)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(ctx, logger, mgr, o.files)
+				continue
+			}
+			logger.Info("draining", "signal", sig.String(), "timeout", o.drainTimeout)
+			return drain(logger, px, adminSrv, o.drainTimeout)
+		}
+	}
+}
+
+// reload re-reads the -f files; an invalid configuration is rejected and
+// the running one stays.
+func reload(ctx context.Context, logger *slog.Logger, mgr *rollout.Manager, files []string) {
+	b, err := loadConfig(files)
+	if err != nil {
+		logger.Error("reload rejected: the running configuration stays", "err", err)
+		return
+	}
+	if err := mgr.Load(ctx, b.Rollouts); err != nil {
+		logger.Error("reload failed", "err", err)
+		return
+	}
+	logger.Info("configuration reloaded", "rollouts", len(b.Rollouts))
+}
+
+func drain(logger *slog.Logger, px *proxy.Proxy, admin *http.Server, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := px.Shutdown(ctx)
+	_ = admin.Shutdown(ctx)
+	if err != nil {
+		logger.Warn("drain ended before every request finished", "err", err)
+	} else {
+		logger.Info("drained; bye")
+	}
+	return nil
+}
+
+// routerAdapter lets the rollout layer use the proxy without the proxy
+// knowing about rollouts.
+type routerAdapter struct{ p *proxy.Proxy }
+
+var _ rollout.Router = routerAdapter{}
+
+func (a routerAdapter) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) error {
+	return a.p.Apply(ctx, r, t)
+}
+func (a routerAdapter) SetTable(name string, t *route.Table) error { return a.p.SetTable(name, t) }
+func (a routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) {
+	return a.p.Observed(name)
+}
+func (a routerAdapter) Endpoints(name string) ([]rollout.EndpointStatus, error) {
+	eps, err := a.p.Endpoints(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rollout.EndpointStatus, len(eps))
+	for i, e := range eps {
+		out[i] = rollout.EndpointStatus{Role: e.Role, Version: e.Version, URL: e.URL, Healthy: e.Healthy, Ejected: e.Ejected, InFlight: e.InFlight}
+	}
+	return out, nil
+}

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// endpoint is one upstream server of a version. Its health fields are
+// atomics read on every request and written only when health changes.
+type endpoint struct {
+	url  string
+	addr string // host:port
+	tls  bool
+	hc   *fasthttp.HostClient
+
+	// healthy is the active health check's verdict (true until proven bad).
+	healthy atomic.Bool
+	// ejectedUntil is a unix-nano deadline set by passive outlier detection.
+	ejectedUntil atomic.Int64
+	consecErrors atomic.Int32
+	inflight     atomic.Int64
+}
+
+// endpointConfig is what endpoints of one rollout share.
+type endpointConfig struct {
+	timeouts    spec.Timeouts
+	maxConns    int
+	upstreamTLS *tls.Config
+}
+
+func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse endpoint %q: %w", raw, err)
+	}
+	ep := &endpoint{url: raw}
+	switch u.Scheme {
+	case "http":
+	case "https":
+		ep.tls = true
+	default:
+		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", raw)
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+		if ep.tls {
+			port = "443"
+		}
+	}
+	ep.addr = net.JoinHostPort(host, port)
+	connect := cfg.timeouts.Connect.D()
+	ep.hc = &fasthttp.HostClient{
+		Addr:  ep.addr,
+		IsTLS: ep.tls,
+		// TLSConfig nil means system roots with the endpoint's host name.
+		TLSConfig: cfg.upstreamTLS,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, connect)
+		},
+		MaxConns:            cfg.maxConns,
+		MaxIdleConnDuration: cfg.timeouts.Idle.D(),
+		ReadTimeout:         cfg.timeouts.Response.D(),
+		// Streaming keeps memory flat for large responses and lets the
+		// client see the first bytes as soon as the upstream sends them.
+		StreamResponseBody:            true,
+		DisablePathNormalizing:        true,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultUserAgentHeader:      true,
+		// Retrying is the proxy's decision (dial errors only), never the client's:
+		// a request that reached an upstream must not be replayed.
+		MaxIdemponentCallAttempts: 1,
+	}
+	ep.healthy.Store(true)
+	return ep, nil
+}
+
+// available reports whether the endpoint may take traffic at now (unix nanos).
+func (ep *endpoint) available(now int64) bool {
+	return ep.healthy.Load() && ep.ejectedUntil.Load() <= now
+}
+
+// outlier tracks consecutive failures for passive ejection.
+type outlier struct {
+	threshold int32
+	ejection  time.Duration
+}
+
+// fail records an upstream failure and reports whether it ejected ep.
+func (o outlier) fail(ep *endpoint, now int64) bool {
+	if o.threshold <= 0 {
+		return false
+	}
+	if ep.consecErrors.Add(1) < o.threshold {
+		return false
+	}
+	ep.consecErrors.Store(0)
+	ep.ejectedUntil.Store(now + int64(o.ejection))
+	return true
+}
+
+// ok records a success; it writes only when there is a streak to reset, so
+// the common path stays read-only and cache-friendly.
+func (o outlier) ok(ep *endpoint) {
+	if ep.consecErrors.Load() != 0 {
+		ep.consecErrors.Store(0)
+	}
+}

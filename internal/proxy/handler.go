@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/coalmine-dev/coalmine/internal/route"
+	"github.com/coalmine-dev/coalmine/internal/telemetry"
+)
+
+// Kinds of errors coalmine generates itself, reported in X-Coalmine-Error
+// and coalmine_proxy_errors_total, never confused with upstream 5xx.
+const (
+	errKindConnect    = telemetry.ErrorKind("connect")
+	errKindTimeout    = telemetry.ErrorKind("timeout")
+	errKindOverflow   = telemetry.ErrorKind("overflow")
+	errKindNoEndpoint = telemetry.ErrorKind("no-healthy-endpoint")
+	errKindProtocol   = telemetry.ErrorKind("upstream-protocol")
+)
+
+var (
+	hdrCoalmineError = []byte("X-Coalmine-Error")
+	hdrXFF           = "X-Forwarded-For"
+	hdrXFProto       = "X-Forwarded-Proto"
+	hdrXFHost        = "X-Forwarded-Host"
+	hdrSetCookie     = []byte("Set-Cookie")
+	hdrMirror        = "X-Coalmine-Mirror"
+)
+
+// reqView adapts a fasthttp request to route.Request. It is a single
+// pointer, so converting it to the interface does not allocate.
+type reqView struct{ r *fasthttp.Request }
+
+func (v reqView) Header(name string) ([]byte, bool) {
+	b := v.r.Header.Peek(name)
+	return b, b != nil
+}
+
+func (v reqView) Cookie(name string) ([]byte, bool) {
+	b := v.r.Header.Cookie(name)
+	return b, b != nil
+}
+
+func (v reqView) Method() []byte { return v.r.Header.Method() }
+func (v reqView) Path() []byte   { return v.r.URI().PathOriginal() }
+
+// handle serves one request of a rollout. It reads the routing table and the
+// upstream set from atomics: no locks and no logging on this path.
+func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	now := start.UnixNano()
+	req := &ctx.Request
+	if ambiguousFraming(req) {
+		rp.badRequest(ctx, "ambiguous message framing: both Content-Length and Transfer-Encoding are present")
+		return
+	}
+	tbl := rp.table.Load()
+	ups := rp.upstreams.Load()
+	d := tbl.Decide(reqView{req}, route.Entropy{A: rand.Uint64(), B: rand.Uint64()})
+
+	pl := ups.stable
+	if d.Target == route.Canary && ups.canary != nil && ups.canary.available(now) {
+		pl = ups.canary
+	}
+	if req.Header.ConnectionUpgrade() && len(req.Header.Peek("Upgrade")) > 0 {
+		rp.upgrade(ctx, pl, ups, start)
+		return
+	}
+
+	var mirror *fasthttp.Request
+	if d.Mirror && pl == ups.stable && ups.canary != nil {
+		mirror = rp.captureMirror(req, ups)
+	}
+	rp.prepareRequest(ctx)
+	pl = rp.forward(ctx, pl, ups, now)
+	pl.stats.Observe(ctx.Response.StatusCode(), time.Since(start))
+	rp.finishResponse(ctx, tbl, &d, pl)
+	if mirror != nil {
+		rp.mirror.submit(mirrorJob{req: mirror, pool: ups.canary, rollout: rp})
+	}
+}
+
+// forward sends the request to an endpoint of pl and returns the pool that
+// served it. A failed connection is retried once on another endpoint, or on
+// stable when every canary endpoint is down: nothing was sent, so the retry
+// is safe for any method, and users see stable instead of an error.
+func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstreamSet, now int64) *pool {
+	var tried *endpoint
+	for attempt := 0; attempt < 2; attempt++ {
+		ep := pl.pick(now, tried)
+		if ep == nil && pl != ups.stable {
+			pl = ups.stable
+			ep = pl.pick(now, nil)
+		}
+		if ep == nil {
+			rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindNoEndpoint,
+				"no healthy endpoint for version "+pl.version)
+			return pl
+		}
+		if !pl.limit.acquire() {
+			rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindOverflow,
+				"too many concurrent requests for version "+pl.version+" (connectionPool limit)")
+			return pl
+		}
+		ep.inflight.Add(1)
+		err := ep.hc.Do(&ctx.Request, &ctx.Response)
+		ep.inflight.Add(-1)
+		pl.limit.release()
+		if err == nil {
+			if ctx.Response.StatusCode() >= 500 {
+				rp.noteFailure(pl, ep, now)
+			} else {
+				pl.outlier.ok(ep)
+			}
+			return pl
+		}
+		rp.noteFailure(pl, ep, now)
+		switch {
+		case isDialError(err):
+			tried = ep
+			if attempt == 0 {
+				continue
+			}
+			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindConnect,
+				"cannot connect to version "+pl.version+" at "+ep.url)
+		case errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err):
+			rp.proxyError(ctx, pl, fasthttp.StatusGatewayTimeout, errKindTimeout,
+				"version "+pl.version+" at "+ep.url+" did not answer in time")
+		default:
+			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindProtocol,
+				"bad response from version "+pl.version+" at "+ep.url)
+		}
+		return pl
+	}
+	return pl
+}
+
+func (rp *rolloutProxy) noteFailure(pl *pool, ep *endpoint, now int64) {
+	if pl.outlier.fail(ep, now) {
+		rp.onEjected(pl, ep)
+	}
+}
+
+// prepareRequest applies gateway rules (RFC 9110 §7.6): drop hop-by-hop
+// headers and add forwarding headers.
+func (rp *rolloutProxy) prepareRequest(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	stripRequestHopByHop(h)
+	h.ResetConnectionClose()
+
+	var buf [96]byte
+	b := buf[:0]
+	if prior := h.Peek(hdrXFF); len(prior) > 0 {
+		b = append(b, prior...)
+		b = append(b, ", "...)
+	}
+	b = appendIP(b, ctx.RemoteIP())
+	h.SetBytesV(hdrXFF, b)
+	if ctx.IsTLS() {
+		h.Set(hdrXFProto, "https")
+	} else {
+		h.Set(hdrXFProto, "http")
+	}
+	if host := h.Host(); len(host) > 0 && len(h.Peek(hdrXFHost)) == 0 {
+		h.SetBytesV(hdrXFHost, host)
+	}
+}
+
+// finishResponse removes hop-by-hop headers from the upstream response and
+// adds coalmine's own.
+func (rp *rolloutProxy) finishResponse(ctx *fasthttp.RequestCtx, tbl *route.Table, d *route.Decision, pl *pool) {
+	h := &ctx.Response.Header
+	stripResponseHopByHop(h)
+	if pl.headerName != nil {
+		h.SetBytesKV(pl.headerName, pl.versionHeader)
+	}
+	if d.NewSubject {
+		var buf [192]byte
+		h.AddBytesKV(hdrSetCookie, tbl.AppendSetCookie(buf[:0], d, ctx.IsTLS()))
+	}
+}
+
+// proxyError replaces the response with one generated by coalmine.
+func (rp *rolloutProxy) proxyError(ctx *fasthttp.RequestCtx, pl *pool, code int, kind telemetry.ErrorKind, msg string) {
+	pl.stats.ProxyError(kind)
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(code)
+	ctx.Response.Header.SetBytesKV(hdrCoalmineError, []byte(kind))
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.SetBodyString("coalmine: " + msg + "\n")
+}
+
+func (rp *rolloutProxy) badRequest(ctx *fasthttp.RequestCtx, msg string) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	ctx.Response.Header.SetBytesKV(hdrCoalmineError, []byte("bad-request"))
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.SetBodyString("coalmine: " + msg + "\n")
+	ctx.SetConnectionClose()
+}
+
+// ambiguousFraming reports a request carrying both Content-Length and
+// Transfer-Encoding (RFC 9112 §6.3), the classic smuggling vector. fasthttp
+// only closes the connection after such a request; we refuse it. The parser
+// marks such requests connection-close, so the scan runs only then.
+func ambiguousFraming(req *fasthttp.Request) bool {
+	if !req.Header.ConnectionClose() {
+		return false
+	}
+	raw := req.Header.RawHeaders()
+	return containsHeaderName(raw, "content-length") && containsHeaderName(raw, "transfer-encoding")
+}
+
+// containsHeaderName reports whether a raw header block has a line starting
+// with name followed by a colon, case-insensitively.
+func containsHeaderName(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// hopByHop lists the RFC 9110 §7.6.1 connection-specific headers besides
+// Connection itself, which fasthttp manages.
+var hopByHop = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Proxy-Authenticate"}
+
+// stripRequestHopByHop deletes hop-by-hop headers and those named in
+// Connection. It first scans without writing, because most requests carry
+// none. (Two concrete copies instead of one generic function: the generic
+// one could not inline the header iterator and allocated per request.)
+func stripRequestHopByHop(h *fasthttp.RequestHeader) {
+	found := false
+	for k := range h.All() {
+		if isHopByHop(k) {
+			found = true
+			break
+		}
+	}
+	if found {
+		for _, name := range hopByHop {
+			h.Del(name)
+		}
+	}
+	stripConnectionTokens(h.Peek("Connection"), h.Del)
+}
+
+// stripResponseHopByHop is stripRequestHopByHop for responses.
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	found := false
+	for k := range h.All() {
+		if isHopByHop(k) {
+			found = true
+			break
+		}
+	}
+	if found {
+		for _, name := range hopByHop {
+			h.Del(name)
+		}
+	}
+	stripConnectionTokens(h.Peek("Connection"), h.Del)
+}
+
+// stripConnectionTokens deletes the headers a Connection header names.
+func stripConnectionTokens(connection []byte, del func(string)) {
+	if len(connection) == 0 {
+		return
+	}
+	for _, tok := range bytes.Split(connection, []byte(",")) {
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 || bytes.EqualFold(tok, []byte("close")) || bytes.EqualFold(tok, []byte("keep-alive")) || bytes.EqualFold(tok, []byte("upgrade")) {
+			continue
+		}
+		del(string(tok))
+	}
+}
+
+func isHopByHop(k []byte) bool {
+	for _, name := range hopByHop {
+		if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendIP(b []byte, ip net.IP) []byte {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return append(b, "unknown"...)
+	}
+	return a.Unmap().AppendTo(b)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,431 @@
+// Package proxy is coalmine's data plane: one HTTP listener per rollout that
+// routes each request to the stable or the canary version with a
+// route.Table read from an atomic pointer, load-balances among healthy
+// endpoints, mirrors, and records telemetry.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/coalmine-dev/coalmine/internal/route"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/telemetry"
+)
+
+// ErrUnknownRollout is returned for a rollout the proxy does not serve.
+var ErrUnknownRollout = errors.New("unknown rollout")
+
+// Options configure a Proxy.
+type Options struct {
+	Logger    *slog.Logger
+	Telemetry *telemetry.Registry
+	// MirrorWorkers and MirrorQueue bound mirroring (defaults 32 and 1024).
+	MirrorWorkers int
+	MirrorQueue   int
+	// OnEndpointHealth is called (from a background goroutine) when an
+	// endpoint becomes healthy or unhealthy, by active check or ejection.
+	OnEndpointHealth func(rollout string, role spec.Role, version, url string, healthy bool, reason string)
+}
+
+// Proxy serves every rollout's listener. Its methods are safe for concurrent
+// use; they are control-plane operations and may take a lock. The request
+// path never does.
+type Proxy struct {
+	opts   Options
+	log    *slog.Logger
+	mirror *mirrorPool
+
+	mu       sync.Mutex
+	rollouts map[string]*rolloutProxy
+}
+
+// New creates a Proxy with no rollouts.
+func New(opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Telemetry == nil {
+		opts.Telemetry = telemetry.NewRegistry(telemetry.Options{})
+	}
+	if opts.MirrorWorkers <= 0 {
+		opts.MirrorWorkers = 32
+	}
+	if opts.MirrorQueue <= 0 {
+		opts.MirrorQueue = 1024
+	}
+	return &Proxy{
+		opts:     opts,
+		log:      opts.Logger,
+		mirror:   newMirrorPool(opts.MirrorWorkers, opts.MirrorQueue, 30*time.Second, opts.Logger),
+		rollouts: map[string]*rolloutProxy{},
+	}
+}
+
+// rolloutProxy is the data plane of one rollout.
+type rolloutProxy struct {
+	name      string
+	log       *slog.Logger
+	stats     *telemetry.RolloutStats
+	mirror    *mirrorPool
+	table     atomic.Pointer[route.Table]
+	upstreams atomic.Pointer[upstreamSet]
+	onHealth  func(pl *pool, ep *endpoint, healthy bool, reason string)
+
+	// Guarded by Proxy.mu.
+	spec    spec.RolloutSpec
+	server  *fasthttp.Server
+	ln      net.Listener
+	served  chan struct{}
+	checker *healthChecker
+}
+
+// upstreamSet is an immutable snapshot of a rollout's versions and the
+// settings the request path needs, swapped as a whole.
+type upstreamSet struct {
+	stable        *pool
+	canary        *pool // nil when there is nothing to roll out
+	timeouts      spec.Timeouts
+	mirrorMaxBody int64
+	tlsConfig     *tls.Config
+}
+
+func (u *upstreamSet) pools() []*pool {
+	if u.canary == nil {
+		return []*pool{u.stable}
+	}
+	return []*pool{u.stable, u.canary}
+}
+
+// Apply starts serving r with table t, or updates a served rollout: a new
+// listen address or TLS setting restarts the listener, new versions or
+// endpoint settings replace the upstream set, and the table is swapped.
+func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := r.Metadata.Name
+	rp := p.rollouts[name]
+	if rp == nil {
+		rp = &rolloutProxy{name: name, log: p.log.With("rollout", name), stats: p.opts.Telemetry.Rollout(name), mirror: p.mirror}
+		rp.onHealth = func(pl *pool, ep *endpoint, healthy bool, reason string) {
+			rp.log.Info("endpoint health changed", "role", pl.target.Role(), "version", pl.version, "endpoint", ep.url, "healthy", healthy, "reason", reason)
+			if p.opts.OnEndpointHealth != nil {
+				p.opts.OnEndpointHealth(name, pl.target.Role(), pl.version, ep.url, healthy, reason)
+			}
+		}
+	}
+	if rp.server == nil || upstreamsChanged(rp.spec, r.Spec) {
+		ups, err := buildUpstreams(r, rp.stats)
+		if err != nil {
+			return err
+		}
+		old := rp.checker
+		rp.upstreams.Store(ups)
+		rp.checker = startHealthChecks(r.Spec.HealthCheck, ups.tlsConfig, ups, func(pl *pool, ep *endpoint, healthy bool) {
+			reason := "active health check failed"
+			if healthy {
+				reason = "active health check passed"
+			}
+			rp.onHealth(pl, ep, healthy, reason)
+		})
+		if old != nil {
+			old.stop()
+		}
+	}
+	rp.table.Store(t)
+	if rp.server == nil || listenerChanged(rp.spec, r.Spec) {
+		if err := p.listen(rp, r.Spec); err != nil {
+			if rp.server == nil {
+				rp.checker.stop()
+			}
+			return err
+		}
+	}
+	rp.spec = r.Spec
+	p.rollouts[name] = rp
+	return nil
+}
+
+// SetTable swaps a served rollout's routing table. It is the path a weight
+// change takes: one atomic store, so no request fails or waits.
+func (p *Proxy) SetTable(name string, t *route.Table) error {
+	p.mu.Lock()
+	rp := p.rollouts[name]
+	p.mu.Unlock()
+	if rp == nil {
+		return fmt.Errorf("set routing table of %q: %w", name, ErrUnknownRollout)
+	}
+	rp.table.Store(t)
+	return nil
+}
+
+// Observed returns the generation of the table the data plane routes with
+// and whether the canary has an endpoint that can take traffic.
+func (p *Proxy) Observed(name string) (generation uint64, weight spec.Weight, canaryAvailable bool, err error) {
+	p.mu.Lock()
+	rp := p.rollouts[name]
+	p.mu.Unlock()
+	if rp == nil {
+		return 0, 0, false, fmt.Errorf("observe %q: %w", name, ErrUnknownRollout)
+	}
+	t := rp.table.Load()
+	ups := rp.upstreams.Load()
+	avail := ups.canary != nil && ups.canary.available(time.Now().UnixNano())
+	return t.Generation, t.Weight, avail, nil
+}
+
+// EndpointState is one endpoint's health as seen by the data plane.
+type EndpointState struct {
+	Role     spec.Role
+	Version  string
+	URL      string
+	Healthy  bool
+	Ejected  bool
+	InFlight int64
+}
+
+// Endpoints reports every endpoint of a rollout.
+func (p *Proxy) Endpoints(name string) ([]EndpointState, error) {
+	p.mu.Lock()
+	rp := p.rollouts[name]
+	p.mu.Unlock()
+	if rp == nil {
+		return nil, fmt.Errorf("endpoints of %q: %w", name, ErrUnknownRollout)
+	}
+	now := time.Now().UnixNano()
+	var out []EndpointState
+	for _, pl := range rp.upstreams.Load().pools() {
+		for _, ep := range pl.endpoints {
+			out = append(out, EndpointState{
+				Role: pl.target.Role(), Version: pl.version, URL: ep.url,
+				Healthy: ep.healthy.Load(), Ejected: ep.ejectedUntil.Load() > now, InFlight: ep.inflight.Load(),
+			})
+		}
+	}
+	return out, nil
+}
+
+// Addr returns the address a rollout's listener is bound to.
+func (p *Proxy) Addr(name string) (net.Addr, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rp := p.rollouts[name]
+	if rp == nil || rp.ln == nil {
+		return nil, fmt.Errorf("address of %q: %w", name, ErrUnknownRollout)
+	}
+	return rp.ln.Addr(), nil
+}
+
+// Remove stops serving a rollout, draining in-flight requests until ctx ends.
+func (p *Proxy) Remove(ctx context.Context, name string) error {
+	p.mu.Lock()
+	rp := p.rollouts[name]
+	delete(p.rollouts, name)
+	p.mu.Unlock()
+	if rp == nil {
+		return fmt.Errorf("remove %q: %w", name, ErrUnknownRollout)
+	}
+	return rp.shutdown(ctx)
+}
+
+// Shutdown stops accepting connections on every listener, lets in-flight
+// requests finish until ctx ends, and stops background work.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	rps := make([]*rolloutProxy, 0, len(p.rollouts))
+	for _, rp := range p.rollouts {
+		rps = append(rps, rp)
+	}
+	p.rollouts = map[string]*rolloutProxy{}
+	p.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, rp := range rps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rp.shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	p.mirror.close()
+	return errors.Join(errs...)
+}
+
+func (rp *rolloutProxy) shutdown(ctx context.Context) error {
+	var err error
+	if rp.server != nil {
+		err = rp.server.ShutdownWithContext(ctx)
+		<-rp.served
+	}
+	if rp.checker != nil {
+		rp.checker.stop()
+	}
+	if err != nil {
+		return fmt.Errorf("drain rollout %q: %w", rp.name, err)
+	}
+	return nil
+}
+
+// listen binds the rollout's address and serves it, replacing a previous
+// listener (which is drained in the background).
+func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
+	oldServer, oldServed := rp.server, rp.served
+	if oldServer != nil {
+		// The address may be the same, so the old listener must close first.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = oldServer.ShutdownWithContext(ctx)
+		cancel()
+		<-oldServed
+	}
+	ln, err := net.Listen("tcp", s.Listen)
+	if err != nil {
+		rp.server = nil
+		return fmt.Errorf("listen on %s for rollout %q: %w", s.Listen, rp.name, err)
+	}
+	if s.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			rp.server = nil
+			return fmt.Errorf("load TLS certificate for rollout %q: %w", rp.name, err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	srv := newServer(rp, s)
+	rp.server, rp.ln, rp.served = srv, ln, make(chan struct{})
+	served := rp.served
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil {
+			rp.log.Error("listener stopped", "listen", s.Listen, "err", err)
+		}
+	}()
+	return nil
+}
+
+func newServer(rp *rolloutProxy, s spec.RolloutSpec) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      rp.handle,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		DisableKeepalive:             false,
+		// Bodies up to the mirror cap are buffered (so they can be mirrored);
+		// larger ones stream through without being held in memory.
+		StreamRequestBody:  true,
+		MaxRequestBodySize: int(max(s.TrafficRouting.MirrorMaxBodyBytes, 4096)),
+		IdleTimeout:        s.TrafficRouting.Timeouts.Idle.D(),
+		ReadBufferSize:     8192,
+		CloseOnShutdown:    true,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			rp.badRequest(ctx, "malformed request: "+err.Error())
+		},
+		Logger: log.New(io.Discard, "", 0),
+	}
+}
+
+// buildUpstreams creates the pools of a rollout spec.
+func buildUpstreams(r *spec.Rollout, stats *telemetry.RolloutStats) (*upstreamSet, error) {
+	s := r.Spec
+	tlsCfg, err := upstreamTLSConfig(s.UpstreamTLS)
+	if err != nil {
+		return nil, fmt.Errorf("rollout %q: %w", r.Metadata.Name, err)
+	}
+	ups := &upstreamSet{timeouts: s.TrafficRouting.Timeouts, mirrorMaxBody: s.TrafficRouting.MirrorMaxBodyBytes, tlsConfig: tlsCfg}
+	epCfg := endpointConfig{timeouts: s.TrafficRouting.Timeouts, maxConns: s.ConnectionPool.MaxConnections, upstreamTLS: tlsCfg}
+	mk := func(target route.Target, v spec.VersionSpec) (*pool, error) {
+		pl := &pool{
+			target:     target,
+			version:    v.Version,
+			roundRobin: s.TrafficRouting.Balancer == "round-robin",
+			limit:      newLimiter(s.ConnectionPool.MaxConnections, s.ConnectionPool.MaxPendingRequests, s.TrafficRouting.Timeouts.Connect.D()),
+			outlier:    outlier{threshold: int32(s.OutlierDetection.ConsecutiveErrors), ejection: s.OutlierDetection.EjectionTime.D()},
+			stats:      stats.Version(target.Role(), v.Version),
+		}
+		if vh := s.TrafficRouting.VersionHeader; vh != "" && vh != "-" {
+			pl.headerName = []byte(vh)
+			pl.versionHeader = []byte(v.Version)
+		}
+		for _, raw := range v.Endpoints {
+			ep, err := newEndpoint(raw, epCfg)
+			if err != nil {
+				return nil, fmt.Errorf("rollout %q %s: %w", r.Metadata.Name, target, err)
+			}
+			pl.endpoints = append(pl.endpoints, ep)
+		}
+		if len(pl.endpoints) == 0 {
+			return nil, fmt.Errorf("rollout %q: version %s has no endpoints", r.Metadata.Name, v.Version)
+		}
+		return pl, nil
+	}
+	if ups.stable, err = mk(route.Stable, s.Stable); err != nil {
+		return nil, err
+	}
+	if s.Canary != nil && len(s.Canary.Endpoints) > 0 {
+		if ups.canary, err = mk(route.Canary, *s.Canary); err != nil {
+			return nil, err
+		}
+	}
+	return ups, nil
+}
+
+func upstreamTLSConfig(u *spec.UpstreamTLS) (*tls.Config, error) {
+	if u == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{ServerName: u.ServerName, InsecureSkipVerify: u.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read upstream CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream CA file %s holds no PEM certificate", u.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// upstreamsChanged reports whether the upstream set must be rebuilt.
+func upstreamsChanged(a, b spec.RolloutSpec) bool {
+	return !reflect.DeepEqual(a.Stable, b.Stable) || !reflect.DeepEqual(a.Canary, b.Canary) ||
+		!reflect.DeepEqual(a.UpstreamTLS, b.UpstreamTLS) || a.HealthCheck != b.HealthCheck ||
+		a.OutlierDetection != b.OutlierDetection || a.ConnectionPool != b.ConnectionPool ||
+		a.TrafficRouting.Timeouts != b.TrafficRouting.Timeouts || a.TrafficRouting.Balancer != b.TrafficRouting.Balancer ||
+		a.TrafficRouting.VersionHeader != b.TrafficRouting.VersionHeader ||
+		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
+}
+
+func listenerChanged(a, b spec.RolloutSpec) bool {
+	return a.Listen != b.Listen || !reflect.DeepEqual(a.TLS, b.TLS) ||
+		a.TrafficRouting.Timeouts.Idle != b.TrafficRouting.Timeouts.Idle ||
+		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
+}
+
+// onEjected reports a passive ejection.
+func (rp *rolloutProxy) onEjected(pl *pool, ep *endpoint) {
+	go rp.onHealth(pl, ep, false, "ejected after consecutive errors")
+}
