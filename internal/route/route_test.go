@@ -269,8 +269,8 @@ func (b *benchReq) Header(name string) ([]byte, bool) {
 	return nil, false
 }
 func (b *benchReq) Cookie(string) ([]byte, bool) { return nil, false }
-func (b *benchReq) Method() []byte                { return []byte("GET") }
-func (b *benchReq) Path() []byte                  { return []byte("/") }
+func (b *benchReq) Method() []byte               { return []byte("GET") }
+func (b *benchReq) Path() []byte                 { return []byte("/") }
 
 func BenchmarkDecideUserKey(b *testing.B) {
 	tb, _ := Compile(Config{Rollout: "r", Revision: 1, Weight: 500, Assignment: spec.Assignment{UserHeader: "X-User-ID", Cookie: spec.SubjectCookie{Name: "c"}}})
