@@ -30,13 +30,13 @@ Exit status: 0 when every document is valid, 2 otherwise.`,
 			if len(files) == 0 {
 				return usageErr(fmt.Errorf("lint needs at least one -f PATH (a YAML file or a directory of them)"))
 			}
-			b, err := config.Load(files...)
-			if err == nil {
-				err = config.ResolveSecrets(b, os.LookupEnv, os.ReadFile)
-			}
-			if err != nil {
+			if err := config.Lint(files, os.LookupEnv, os.ReadFile); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return cli.Exit(cli.ExitUsage, errors.New("configuration is invalid"))
+			}
+			b, err := config.Load(files...)
+			if err != nil { // unreachable after a clean Lint, kept for safety
+				return cli.Exit(cli.ExitUsage, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d rollout(s), %d analysis template(s)\n", len(b.Rollouts), len(b.Templates))
 			return nil
