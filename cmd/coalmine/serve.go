@@ -4,29 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/app"
 	"github.com/coalmine-dev/coalmine/internal/cli"
 	"github.com/coalmine-dev/coalmine/internal/config"
-	"github.com/coalmine-dev/coalmine/internal/proxy"
-	"github.com/coalmine-dev/coalmine/internal/rollout"
-	"github.com/coalmine-dev/coalmine/internal/route"
-	"github.com/coalmine-dev/coalmine/internal/spec"
-	"github.com/coalmine-dev/coalmine/internal/store/bolt"
-	"github.com/coalmine-dev/coalmine/internal/telemetry"
 )
 
 type serveOptions struct {
@@ -133,7 +124,7 @@ func loadConfig(files []string) (*config.Bundle, error) {
 	return b, err
 }
 
-func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
+func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	logger, err := newLogger(o.logFormat, o.logLevel, os.Stderr)
 	if err != nil {
 		return err
@@ -150,33 +141,11 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err := api.CheckBind(o.admin, token); err != nil {
 		return usageErr(err)
 	}
-
-	st, err := bolt.Open(o.dataDir)
+	a, err := app.Start(ctx, app.Config{
+		Rollouts: bundle.Rollouts, Admin: o.admin, DataDir: o.dataDir,
+		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger,
+	})
 	if err != nil {
-		return err
-	}
-	defer st.Close()
-
-	tele := telemetry.NewRegistry(telemetry.Options{})
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	teleDone := make(chan struct{})
-	go func() { defer close(teleDone); tele.Run(ctx) }()
-	defer func() { stop(); <-teleDone }()
-
-	px := proxy.New(proxy.Options{
-		Logger:    logger,
-		Telemetry: tele,
-	})
-	mgr := rollout.NewManager(rollout.ManagerConfig{
-		Router: routerAdapter{px},
-		Store:  st,
-		OnRevision: func(name string, rev int64) {
-			tele.Rollout(name).StartRevision(rev)
-		},
-	})
-	if err := mgr.Load(ctx, bundle.Rollouts); err != nil {
-		_ = px.Shutdown(context.Background())
 		return err
 	}
 	for _, r := range bundle.Rollouts {
@@ -186,98 +155,51 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		}
 		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", r.Spec.Listen, "stable", r.Spec.Stable.Version, "canary", canary)
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		tele.Collector(), rollout.NewCollector(mgr))
-	handler := api.New(api.Config{
-		Commands:          mgr,
-		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}),
-		Ready:             func() error { return nil },
-		Token:             token,
-		ReadOnlyAnonymous: o.readOnlyAnonymous,
-		Logger:            logger,
-	})
-	ln, err := net.Listen("tcp", o.admin)
-	if err != nil {
-		_ = px.Shutdown(context.Background())
-		return fmt.Errorf("listen on --admin %s: %w", o.admin, err)
-	}
-	adminSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- adminSrv.Serve(ln) }()
-	logger.Info("admin API listening", "addr", ln.Addr().String(), "auth", token != "")
+	logger.Info("admin API listening", "addr", a.AdminAddr(), "auth", token != "")
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	for {
 		select {
-		case err := <-adminDone:
-			_ = px.Shutdown(context.Background())
+		case err := <-a.AdminDone():
+			_ = a.Shutdown(context.Background())
 			return fmt.Errorf("admin API stopped: %w", err)
 		case <-ctx.Done():
-			return drain(logger, px, adminSrv, o.drainTimeout)
+			return drain(logger, a, o.drainTimeout)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(ctx, logger, mgr, o.files)
+				reload(ctx, logger, a, o.files)
 				continue
 			}
 			logger.Info("draining", "signal", sig.String(), "timeout", o.drainTimeout)
-			return drain(logger, px, adminSrv, o.drainTimeout)
+			return drain(logger, a, o.drainTimeout)
 		}
 	}
 }
 
 // reload re-reads the -f files; an invalid configuration is rejected and
 // the running one stays.
-func reload(ctx context.Context, logger *slog.Logger, mgr *rollout.Manager, files []string) {
+func reload(ctx context.Context, logger *slog.Logger, a *app.App, files []string) {
 	b, err := loadConfig(files)
 	if err != nil {
 		logger.Error("reload rejected: the running configuration stays", "err", err)
 		return
 	}
-	if err := mgr.Load(ctx, b.Rollouts); err != nil {
+	if err := a.Reload(ctx, b.Rollouts); err != nil {
 		logger.Error("reload failed", "err", err)
 		return
 	}
 	logger.Info("configuration reloaded", "rollouts", len(b.Rollouts))
 }
 
-func drain(logger *slog.Logger, px *proxy.Proxy, admin *http.Server, timeout time.Duration) error {
+func drain(logger *slog.Logger, a *app.App, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := px.Shutdown(ctx)
-	_ = admin.Shutdown(ctx)
-	if err != nil {
+	if err := a.Shutdown(ctx); err != nil {
 		logger.Warn("drain ended before every request finished", "err", err)
 	} else {
 		logger.Info("drained; bye")
 	}
 	return nil
-}
-
-// routerAdapter lets the rollout layer use the proxy without the proxy
-// knowing about rollouts.
-type routerAdapter struct{ p *proxy.Proxy }
-
-var _ rollout.Router = routerAdapter{}
-
-func (a routerAdapter) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) error {
-	return a.p.Apply(ctx, r, t)
-}
-func (a routerAdapter) SetTable(name string, t *route.Table) error { return a.p.SetTable(name, t) }
-func (a routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) {
-	return a.p.Observed(name)
-}
-func (a routerAdapter) Endpoints(name string) ([]rollout.EndpointStatus, error) {
-	eps, err := a.p.Endpoints(name)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rollout.EndpointStatus, len(eps))
-	for i, e := range eps {
-		out[i] = rollout.EndpointStatus{Role: e.Role, Version: e.Version, URL: e.URL, Healthy: e.Healthy, Ejected: e.Ejected, InFlight: e.InFlight}
-	}
-	return out, nil
 }

@@ -1,0 +1,167 @@
+// Package app assembles a running coalmine from its parts: the store, the
+// telemetry registry, the proxy, the rollout manager and the admin API. It
+// is the composition root shared by `coalmine serve` and `coalmine demo`, so
+// both run exactly the same components.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/proxy"
+	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/route"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/store/bolt"
+	"github.com/coalmine-dev/coalmine/internal/telemetry"
+)
+
+// Config says what to run.
+type Config struct {
+	Rollouts          []spec.Rollout
+	Admin             string // admin listen address
+	DataDir           string
+	Token             string
+	ReadOnlyAnonymous bool
+	Logger            *slog.Logger
+}
+
+// App is a running coalmine. Stop it with Shutdown.
+type App struct {
+	Proxy     *proxy.Proxy
+	Manager   *rollout.Manager
+	Telemetry *telemetry.Registry
+
+	log       *slog.Logger
+	store     *bolt.Store
+	admin     *http.Server
+	adminLn   net.Listener
+	adminDone chan error
+	stopTele  context.CancelFunc
+	teleDone  chan struct{}
+}
+
+// Start opens the store, starts every rollout's listener and the admin API.
+// On error everything already started is stopped again.
+func Start(ctx context.Context, cfg Config) (a *App, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := api.CheckBind(cfg.Admin, cfg.Token); err != nil {
+		return nil, err
+	}
+	st, err := bolt.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a = &App{log: cfg.Logger, store: st, adminDone: make(chan error, 1), teleDone: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.Shutdown(context.Background()) //nolint:errcheck
+		}
+	}()
+
+	a.Telemetry = telemetry.NewRegistry(telemetry.Options{Logger: cfg.Logger})
+	teleCtx, stopTele := context.WithCancel(context.Background())
+	a.stopTele = stopTele
+	go func() { defer close(a.teleDone); a.Telemetry.Run(teleCtx) }()
+
+	a.Proxy = proxy.New(proxy.Options{Logger: cfg.Logger, Telemetry: a.Telemetry})
+	a.Manager = rollout.NewManager(rollout.ManagerConfig{
+		Router: routerAdapter{a.Proxy},
+		Store:  st,
+		OnRevision: func(name string, rev int64) {
+			a.Telemetry.Rollout(name).StartRevision(rev)
+		},
+	})
+	if err := a.Manager.Load(ctx, cfg.Rollouts); err != nil {
+		return a, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		a.Telemetry.Collector(), rollout.NewCollector(a.Manager))
+	handler := api.New(api.Config{
+		Commands:          a.Manager,
+		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
+		Ready:             func() error { return nil },
+		Token:             cfg.Token,
+		ReadOnlyAnonymous: cfg.ReadOnlyAnonymous,
+		Logger:            cfg.Logger,
+	})
+	a.adminLn, err = net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		return a, fmt.Errorf("listen on admin address %s: %w", cfg.Admin, err)
+	}
+	a.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	go func() { a.adminDone <- a.admin.Serve(a.adminLn) }()
+	return a, nil
+}
+
+// AdminAddr is the address the admin API listens on.
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// AdminDone reports the admin server stopping on its own.
+func (a *App) AdminDone() <-chan error { return a.adminDone }
+
+// Reload applies new rollout specs.
+func (a *App) Reload(ctx context.Context, rollouts []spec.Rollout) error {
+	return a.Manager.Load(ctx, rollouts)
+}
+
+// Shutdown drains the proxy (in-flight requests finish until ctx ends),
+// stops the admin API and background work, and closes the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.Proxy != nil {
+		errs = append(errs, a.Proxy.Shutdown(ctx))
+	}
+	if a.admin != nil {
+		errs = append(errs, a.admin.Shutdown(ctx))
+	}
+	if a.stopTele != nil {
+		a.stopTele()
+		<-a.teleDone
+	}
+	errs = append(errs, a.store.Close())
+	return errors.Join(errs...)
+}
+
+// routerAdapter lets the rollout layer use the proxy without the proxy
+// knowing about rollouts.
+type routerAdapter struct{ p *proxy.Proxy }
+
+var _ rollout.Router = routerAdapter{}
+
+func (r routerAdapter) Apply(ctx context.Context, ro *spec.Rollout, t *route.Table) error {
+	return r.p.Apply(ctx, ro, t)
+}
+
+func (r routerAdapter) SetTable(name string, t *route.Table) error { return r.p.SetTable(name, t) }
+
+func (r routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) {
+	return r.p.Observed(name)
+}
+
+func (r routerAdapter) Endpoints(name string) ([]rollout.EndpointStatus, error) {
+	eps, err := r.p.Endpoints(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rollout.EndpointStatus, len(eps))
+	for i, e := range eps {
+		out[i] = rollout.EndpointStatus{Role: e.Role, Version: e.Version, URL: e.URL, Healthy: e.Healthy, Ejected: e.Ejected, InFlight: e.InFlight}
+	}
+	return out, nil
+}
