@@ -29,6 +29,7 @@ type serveOptions struct {
 	logFormat         string
 	logLevel          string
 	drainTimeout      time.Duration
+	pprofAddr         string
 }
 
 func newServeCmd() *cobra.Command {
@@ -69,6 +70,8 @@ same validation as lint, keeping the running configuration if they are invalid.`
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (for performance work)")
+	_ = f.MarkHidden("pprof-addr")
 	return cmd
 }
 
@@ -156,6 +159,13 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", r.Spec.Listen, "stable", r.Spec.Stable.Version, "canary", canary)
 	}
 	logger.Info("admin API listening", "addr", a.AdminAddr(), "auth", token != "")
+	if o.pprofAddr != "" {
+		if err := servePprof(o.pprofAddr); err != nil {
+			_ = a.Shutdown(context.Background())
+			return err
+		}
+		logger.Info("pprof listening", "addr", o.pprofAddr)
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
