@@ -108,7 +108,8 @@ type HealthCheck struct {
 // OutlierDetection ejects an endpoint after consecutive 5xx answers or
 // connection errors, for EjectionTime.
 type OutlierDetection struct {
-	// ConsecutiveErrors default 5; 0 disables passive ejection.
+	// ConsecutiveErrors default 5. An explicit 0 is rejected (it would read
+	// as "disabled" but mean "default"); a large value all but disables ejection.
 	ConsecutiveErrors int `yaml:"consecutiveErrors" json:"consecutiveErrors"`
 	// EjectionTime default 30s.
 	EjectionTime Duration `yaml:"ejectionTime" json:"ejectionTime"`
