@@ -81,8 +81,16 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.Manager = rollout.NewManager(rollout.ManagerConfig{
 		Router: routerAdapter{a.Proxy},
 		Store:  st,
-		OnRevision: func(name string, rev int64) {
-			a.Telemetry.Rollout(name).StartRevision(rev)
+		OnRevision: func(name string, rev int64, stable, canary string) {
+			rs := a.Telemetry.Rollout(name)
+			rs.StartRevision(rev)
+			// Versions no longer routed would otherwise keep their memory
+			// and their series on /metrics forever.
+			for _, v := range rs.Versions() {
+				if (v.Role() == spec.RoleStable && v.Version() != stable) || (v.Role() == spec.RoleCanary && v.Version() != canary) {
+					rs.RemoveVersion(v.Role(), v.Version())
+				}
+			}
 		},
 	})
 	if err := a.Manager.Load(ctx, cfg.Rollouts); err != nil {

@@ -54,9 +54,10 @@ type ManagerConfig struct {
 	Router Router
 	Store  Store
 	Now    func() time.Time
-	// OnRevision is called when a rollout starts a revision, so telemetry
-	// can open a fresh since-revision window.
-	OnRevision func(rollout string, revision int64)
+	// OnRevision is called when a rollout starts (or resumes) a revision,
+	// after the data plane serves it, so telemetry can open a fresh
+	// since-revision window and forget versions no longer routed.
+	OnRevision func(rollout string, revision int64, stableVersion, canaryVersion string)
 }
 
 // Manager holds every rollout's spec and status and carries out commands.
@@ -144,7 +145,7 @@ func (m *Manager) load(ctx context.Context, r spec.Rollout) error {
 		return err
 	}
 	if m.cfg.OnRevision != nil && (newRevision || e.table == nil) {
-		m.cfg.OnRevision(name, st.Revision)
+		m.cfg.OnRevision(name, st.Revision, st.StableVersion, st.CanaryVersion)
 	}
 	e.rollout, e.table, e.state, e.version = r, table, st, version
 	return nil
