@@ -179,6 +179,11 @@ func (m *Manager) write(ctx context.Context, name string, st persisted, version 
 		return 0, fmt.Errorf("encode status of rollout %q: %w", name, err)
 	}
 	rec, err := m.cfg.Store.Put(ctx, statusCollection, store.Record{Key: name, Version: version, Data: data})
+	if errors.Is(err, store.ErrConflict) {
+		// Someone else changed the rollout since we read it: the command no
+		// longer applies to what is stored, which the API reports as 409.
+		return 0, fmt.Errorf("save status of rollout %q: %w (%w)", name, ErrConflict, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("save status of rollout %q: %w", name, err)
 	}
