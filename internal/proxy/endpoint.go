@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -75,9 +78,18 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultUserAgentHeader:      true,
-		// Retrying is the proxy's decision (dial errors only), never the client's:
-		// a request that reached an upstream must not be replayed.
-		MaxIdemponentCallAttempts: 1,
+		// Retries, for an idempotent request without a streamed body whose
+		// pooled keep-alive connection turned out to be closed by the
+		// upstream; several pooled connections can be stale at once (an
+		// upstream restart closes them all). Dial errors are retried by the
+		// proxy, on another endpoint. Each retry on a stale connection fails
+		// at once, so the bound is about how many can be stale together.
+		MaxIdemponentCallAttempts: 10,
+		// LIFO keeps reusing the most recently used connections, which are
+		// the least likely to have been closed by the upstream's idle timeout;
+		// the others idle out.
+		ConnPoolStrategy: fasthttp.LIFO,
+		RetryIfErr:       retryStaleConnection,
 	}
 	ep.healthy.Store(true)
 	return ep, nil
@@ -113,4 +125,27 @@ func (o outlier) ok(ep *endpoint) {
 	if ep.consecErrors.Load() != 0 {
 		ep.consecErrors.Store(0)
 	}
+}
+
+// retryStaleConnection allows fasthttp's single retry only when a reused
+// connection failed before any response byte and the method is idempotent:
+// the upstream closed an idle connection as we sent on it, which every
+// keep-alive client meets, and replaying such a request is safe.
+func retryStaleConnection(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	if !staleConnection(err) {
+		return false, false
+	}
+	switch string(req.Header.Method()) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return false, true
+	}
+	return false, false
+}
+
+// staleConnection reports the errors of a pooled connection the upstream
+// had already closed: EOF before the first response byte, or a reset or
+// broken pipe while writing the request.
+func staleConnection(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

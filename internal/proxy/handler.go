@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +26,10 @@ const (
 	errKindNoEndpoint = telemetry.ErrorKind("no-healthy-endpoint")
 	errKindProtocol   = telemetry.ErrorKind("upstream-protocol")
 )
+
+// statusClientClosedRequest records a request whose client went away
+// mid-body (nginx's 499); it is a 4xx, so it never counts as the version's error.
+const statusClientClosedRequest = 499
 
 var (
 	hdrCoalmineError = []byte("X-Coalmine-Error")
@@ -80,6 +85,12 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 		mirror = rp.captureMirror(req, ups)
 	}
 	rp.prepareRequest(ctx)
+	if req.IsBodyStream() && req.Header.ContentLength() == 0 {
+		// fasthttp attaches an empty stream to body-less requests; dropping
+		// it lets the client retry a request on a stale upstream connection
+		// (the server still owns and drains the stream).
+		_ = req.CloseBodyStream()
+	}
 	pl = rp.forward(ctx, pl, ups, now)
 	pl.stats.Observe(ctx.Response.StatusCode(), time.Since(start))
 	rp.finishResponse(ctx, tbl, &d, pl)
@@ -111,15 +122,27 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			return pl
 		}
 		ep.inflight.Add(1)
-		err := ep.hc.Do(&ctx.Request, &ctx.Response)
-		ep.inflight.Add(-1)
-		pl.limit.release()
+		resp := fasthttp.AcquireResponse()
+		streamed := ctx.Request.IsBodyStream()
+		err := ep.hc.Do(&ctx.Request, resp)
 		if err == nil {
-			if ctx.Response.StatusCode() >= 500 {
+			if resp.StatusCode() >= 500 {
 				rp.noteFailure(pl, ep, now)
 			} else {
 				pl.outlier.ok(ep)
 			}
+			relay(ctx, resp, pl, ep)
+			return pl
+		}
+		fasthttp.ReleaseResponse(resp)
+		pl.release(ep)
+		if streamed && clientBodyFailed(ctx, err) {
+			// The client stopped sending its body: not the upstream's fault,
+			// so no ejection and no 5xx charged to the version. It is recorded
+			// as 499, nginx's "client closed request"; the client is gone.
+			ctx.Response.Reset()
+			ctx.SetStatusCode(statusClientClosedRequest)
+			ctx.SetConnectionClose()
 			return pl
 		}
 		rp.noteFailure(pl, ep, now)
@@ -136,7 +159,7 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 				"version "+pl.version+" at "+ep.url+" did not answer in time")
 		default:
 			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindProtocol,
-				"bad response from version "+pl.version+" at "+ep.url)
+				"bad response from version "+pl.version+" at "+ep.url+": "+err.Error())
 		}
 		return pl
 	}
@@ -257,7 +280,10 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader) {
 			h.Del(name)
 		}
 	}
-	stripConnectionTokens(h.Peek("Connection"), h.Del)
+	if c := h.Peek("Connection"); len(c) > 0 {
+		stripConnectionTokens(c, h.Del)
+		h.Del("Connection")
+	}
 }
 
 // stripResponseHopByHop is stripRequestHopByHop for responses.
@@ -274,7 +300,10 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 			h.Del(name)
 		}
 	}
-	stripConnectionTokens(h.Peek("Connection"), h.Del)
+	if c := h.Peek("Connection"); len(c) > 0 {
+		stripConnectionTokens(c, h.Del)
+		h.Del("Connection")
+	}
 }
 
 // stripConnectionTokens deletes the headers a Connection header names.
@@ -284,11 +313,24 @@ func stripConnectionTokens(connection []byte, del func(string)) {
 	}
 	for _, tok := range bytes.Split(connection, []byte(",")) {
 		tok = bytes.TrimSpace(tok)
-		if len(tok) == 0 || bytes.EqualFold(tok, []byte("close")) || bytes.EqualFold(tok, []byte("keep-alive")) || bytes.EqualFold(tok, []byte("upgrade")) {
+		if len(tok) == 0 || protectedFromConnection(tok) {
 			continue
 		}
 		del(string(tok))
 	}
+}
+
+// protectedFromConnection lists headers a Connection header may not remove:
+// the connection options themselves, and the headers that frame or route
+// the message. Deleting Content-Length because a client named it would
+// desynchronise the upstream connection.
+func protectedFromConnection(tok []byte) bool {
+	for _, name := range [...]string{"close", "keep-alive", "upgrade", "content-length", "transfer-encoding", "host"} {
+		if bytes.EqualFold(tok, []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 func isHopByHop(k []byte) bool {
@@ -314,6 +356,18 @@ func isDialError(err error) bool {
 		return true
 	}
 	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// clientBodyFailed reports an upstream request that failed because reading
+// the client's streamed body failed: fasthttp reports a short body as a
+// plain "copied N bytes from body stream instead of M" error, and a broken
+// client connection as a read error on the client's address.
+func clientBodyFailed(ctx *fasthttp.RequestCtx, err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op == "read" && op.Addr != nil && op.Addr.String() == ctx.RemoteAddr().String()
+	}
+	return strings.Contains(err.Error(), "from body stream instead of")
 }
 
 func isTimeout(err error) bool {

@@ -132,3 +132,10 @@ func (l *limiter) release() {
 		}
 	}
 }
+
+// release frees what a request to ep held: the version's slot and the
+// endpoint's in-flight count.
+func (p *pool) release(ep *endpoint) {
+	ep.inflight.Add(-1)
+	p.limit.release()
+}

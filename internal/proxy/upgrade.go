@@ -62,10 +62,14 @@ func (rp *rolloutProxy) upgrade(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		// response and drop the dedicated connection.
 		var full fasthttp.Response
 		resp.CopyTo(&full.Header)
-		body, _ := io.ReadAll(io.LimitReader(br, 1<<20))
+		err := full.ReadBody(br, 1<<20)
 		upstream.Close()
+		if err != nil {
+			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindProtocol, "bad response to an upgrade request from "+ep.url)
+			return
+		}
 		full.Header.CopyTo(&ctx.Response.Header)
-		ctx.Response.SetBody(body)
+		ctx.Response.SetBody(full.Body())
 		if pl.headerName != nil {
 			ctx.Response.Header.SetBytesKV(pl.headerName, pl.versionHeader)
 		}
