@@ -107,6 +107,7 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 // is safe for any method, and users see stable instead of an error.
 func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstreamSet, now int64) *pool {
 	var tried *endpoint
+	staleRetried := false
 	for attempt := 0; attempt < 2; attempt++ {
 		ep := pl.pick(now, tried)
 		if ep == nil && pl != ups.stable {
@@ -146,6 +147,16 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			ctx.SetStatusCode(statusClientClosedRequest)
 			ctx.SetConnectionClose()
 			return pl
+		}
+		if !staleRetried && staleConnection(err) && replayable(&ctx.Request) {
+			// fasthttp's retries met only pooled connections the upstream
+			// had closed, and there can be more of them than its retries.
+			// Drop the rest and try once more on a fresh connection; a dead
+			// endpoint then fails to dial and the request moves on.
+			staleRetried = true
+			ep.hc.CloseIdleConnections()
+			attempt--
+			continue
 		}
 		rp.noteFailure(pl, ep, now)
 		switch {
@@ -370,6 +381,16 @@ func clientBodyFailed(ctx *fasthttp.RequestCtx, err error) bool {
 		return op.Op == "read" && op.Addr != nil && op.Addr.String() == ctx.RemoteAddr().String()
 	}
 	return strings.Contains(err.Error(), "from body stream instead of")
+}
+
+// replayable reports a request that may be sent again after its connection
+// failed: an idempotent method (RFC 9110 §9.2.2) without a streamed body.
+func replayable(req *fasthttp.Request) bool {
+	switch string(req.Header.Method()) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return !req.IsBodyStream()
+	}
+	return false
 }
 
 func isTimeout(err error) bool {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,16 +64,6 @@ func never(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("unexpected: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// knownBug skips a test that fails because of a proxy bug that has been
-// reported but not fixed yet, so the rest of the suite stays green in CI.
-// COALMINE_PROXY_BUGS=1 runs it anyway, to reproduce the bug or check a fix.
-func knownBug(t testing.TB, bug string) {
-	t.Helper()
-	if os.Getenv("COALMINE_PROXY_BUGS") == "" {
-		t.Skip("BUG: " + bug + " (COALMINE_PROXY_BUGS=1 runs this test)")
 	}
 }
 

@@ -96,9 +96,6 @@ func TestWeightChangesUnderLoad(t *testing.T) {
 func TestCanaryEndpointDies(t *testing.T) {
 	for _, clients := range []int{8, 32} {
 		t.Run(fmt.Sprintf("%d-clients", clients), func(t *testing.T) {
-			if clients > 10 {
-				knownBug(t, bugStalePool)
-			}
 			canaryEndpointDies(t, clients)
 		})
 	}
@@ -448,17 +445,10 @@ func TestConnectionLimitCountsStreamingResponses(t *testing.T) {
 func TestUpstreamClosesIdleConnection(t *testing.T) {
 	for _, burst := range []int{1, 8, 32} {
 		t.Run(fmt.Sprintf("after-%d-idle-connections", burst), func(t *testing.T) {
-			if burst > 10 {
-				knownBug(t, bugStalePool)
-			}
 			upstreamClosesIdle(t, burst)
 		})
 	}
 }
-
-// bugStalePool is the proxy bug the larger cases below show.
-const bugStalePool = "more stale pooled upstream connections than fasthttp's 10 retries give the client a 502 " +
-	"(handler.go forward: drop the idle connections and retry once more, see the report of the proxy integration tests)"
 
 func upstreamClosesIdle(t *testing.T, burst int) {
 	var opened, closed atomic.Int64
