@@ -1,7 +1,7 @@
 // Package api serves coalmine's admin HTTP API (SPEC §6.2): health and
 // readiness probes, /metrics, and the JSON rollout API under /api/v1/.
 //
-// Every command goes through rollout.Commands, the same service layer the
+// Every command goes through model.Commands, the same service layer the
 // CLI and the dashboard use, so the API adds only HTTP concerns: routing,
 // authentication, strict request decoding, and the mapping of errors to
 // status codes, which lives in one place (errors.go).
@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is zero.
@@ -20,7 +20,7 @@ const DefaultMaxBodyBytes int64 = 1 << 20
 // Config configures the admin API handler.
 type Config struct {
 	// Commands is the rollout service layer. Required.
-	Commands rollout.Commands
+	Commands model.Commands
 	// Metrics serves GET /metrics (the Prometheus exposition). When nil,
 	// /metrics answers 404.
 	Metrics http.Handler
@@ -46,7 +46,7 @@ type Config struct {
 // server holds the validated configuration; it is immutable after New, so
 // its handlers are safe for concurrent use.
 type server struct {
-	cmds     rollout.Commands
+	cmds     model.Commands
 	ready    func() error
 	log      *slog.Logger
 	maxBody  int64

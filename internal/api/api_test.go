@@ -16,7 +16,7 @@ import (
 
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/api/apitest"
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -160,11 +160,11 @@ func TestSetWeight(t *testing.T) {
 	if res.status != 200 {
 		t.Fatalf("status %d, body %s", res.status, res.body)
 	}
-	var v rollout.View
+	var v model.View
 	if err := json.Unmarshal([]byte(res.body), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Status.Weight != 2.5 || v.Status.Phase != rollout.PhasePaused || v.Status.PauseReason != rollout.PauseManual {
+	if v.Status.Weight != 2.5 || v.Status.Phase != model.PhasePaused || v.Status.PauseReason != model.PauseManual {
 		t.Errorf("returned status = %+v, want weight 2.5, Paused, Manual", v.Status)
 	}
 	stored, _ := fake.Get(context.Background(), "checkout")
@@ -245,9 +245,9 @@ func TestErrorMapping(t *testing.T) {
 		wantField  string
 		wantLogged bool
 	}{
-		{"not found", fmt.Errorf("rollout %q is gone: %w", "checkout", rollout.ErrNotFound), 404, `rollout "checkout" is gone: not found`, "", false},
-		{"bare conflict gets a subject", rollout.ErrConflict, 409, `rollout "checkout": conflict`, "", false},
-		{"invalid", fmt.Errorf("cannot weight a completed rollout: %w", rollout.ErrInvalid), 400, "cannot weight a completed rollout: invalid", "", false},
+		{"not found", fmt.Errorf("rollout %q is gone: %w", "checkout", model.ErrNotFound), 404, `rollout "checkout" is gone: not found`, "", false},
+		{"bare conflict gets a subject", model.ErrConflict, 409, `rollout "checkout": conflict`, "", false},
+		{"invalid", fmt.Errorf("cannot weight a completed rollout: %w", model.ErrInvalid), 400, "cannot weight a completed rollout: invalid", "", false},
 		{"one field error", spec.FieldErrors{{Path: "spec.listen", Msg: "required"}}, 400, "spec.listen: required", "spec.listen", false},
 		{"several field errors", spec.FieldErrors{{Path: "spec.listen", Msg: "required"}, {Path: "spec.stable.version", Msg: "required"}}, 400, "spec.listen: required; spec.stable.version: required", "spec.listen", false},
 		{"internal error is generic and logged", errors.New("bolt: database is locked at /var/lib/coalmine"), 500, "internal server error; the server log has the details", "", true},
@@ -423,9 +423,9 @@ func TestBrowserProtections(t *testing.T) {
 	errorBody(t, res)
 }
 
-type panicky struct{ rollout.Commands }
+type panicky struct{ model.Commands }
 
-func (panicky) List(context.Context) ([]rollout.View, error) { panic("boom") }
+func (panicky) List(context.Context) ([]model.View, error) { panic("boom") }
 
 func TestPanicBecomesJSON500(t *testing.T) {
 	logs := &bytes.Buffer{}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -60,11 +60,11 @@ func errorResponse(err error) (int, ErrorBody) {
 		return http.StatusBadRequest, fieldErrorsBody(fes)
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, ErrorBody{Error: fe.Error(), Field: fe.Path}
-	case errors.Is(err, rollout.ErrNotFound):
+	case errors.Is(err, model.ErrNotFound):
 		return http.StatusNotFound, ErrorBody{Error: err.Error()}
-	case errors.Is(err, rollout.ErrConflict):
+	case errors.Is(err, model.ErrConflict):
 		return http.StatusConflict, ErrorBody{Error: err.Error()}
-	case errors.Is(err, rollout.ErrInvalid):
+	case errors.Is(err, model.ErrInvalid):
 		return http.StatusBadRequest, ErrorBody{Error: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, ErrorBody{Error: "the server timed out handling the request; try again"}

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // RolloutList is the body of GET /api/v1/rollouts.
 type RolloutList struct {
-	Items []rollout.View `json:"items"`
+	Items []model.View `json:"items"`
 }
 
 // WeightRequest is the body of PUT /api/v1/rollouts/{name}/weight.
@@ -27,7 +27,7 @@ func (s *server) listRollouts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if views == nil {
-		views = []rollout.View{} // "items": [] rather than null
+		views = []model.View{} // "items": [] rather than null
 	}
 	writeJSON(w, http.StatusOK, RolloutList{Items: views})
 }
@@ -71,10 +71,10 @@ func (s *server) setWeight(w http.ResponseWriter, r *http.Request) {
 // that the client reads `rollout "x" not found` rather than `not found`.
 // Errors the service already described are returned unchanged.
 func describe(name string, err error) error {
-	if err == rollout.ErrNotFound { //nolint:errorlint // only the bare sentinel needs a subject
+	if err == model.ErrNotFound { //nolint:errorlint // only the bare sentinel needs a subject
 		return fmt.Errorf("rollout %q %w", name, err)
 	}
-	for _, sentinel := range []error{rollout.ErrNotFound, rollout.ErrConflict, rollout.ErrInvalid} {
+	for _, sentinel := range []error{model.ErrNotFound, model.ErrConflict, model.ErrInvalid} {
 		if errors.Is(err, sentinel) && err != sentinel { //nolint:errorlint
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/proxy"
 	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/route"
@@ -162,14 +163,14 @@ func (r routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) 
 	return r.p.Observed(name)
 }
 
-func (r routerAdapter) Endpoints(name string) ([]rollout.EndpointStatus, error) {
+func (r routerAdapter) Endpoints(name string) ([]model.EndpointStatus, error) {
 	eps, err := r.p.Endpoints(name)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]rollout.EndpointStatus, len(eps))
+	out := make([]model.EndpointStatus, len(eps))
 	for i, e := range eps {
-		out[i] = rollout.EndpointStatus{Role: e.Role, Version: e.Version, URL: e.URL, Healthy: e.Healthy, Ejected: e.Ejected, InFlight: e.InFlight}
+		out[i] = model.EndpointStatus{Role: e.Role, Version: e.Version, URL: e.URL, Healthy: e.Healthy, Ejected: e.Ejected, InFlight: e.InFlight}
 	}
 	return out, nil
 }

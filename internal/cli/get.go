@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -151,18 +151,18 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 }
 
 // phaseText is the phase with its pause reason, e.g. "Paused (Manual)".
-func phaseText(s rollout.Status) string {
+func phaseText(s model.Status) string {
 	if s.Phase == "" {
 		return "-"
 	}
-	if s.PauseReason != rollout.PauseNone {
+	if s.PauseReason != model.PauseNone {
 		return string(s.Phase) + " (" + string(s.PauseReason) + ")"
 	}
 	return string(s.Phase)
 }
 
 // stepText is "completed/total", Argo's STEP column; "-" without steps.
-func stepText(v rollout.View) string {
+func stepText(v model.View) string {
 	n := len(v.Spec.Strategy.Canary.Steps)
 	if n == 0 {
 		return "-"
@@ -177,7 +177,7 @@ func orDash(s string) string {
 	return s
 }
 
-func writeRolloutTable(w io.Writer, views []rollout.View, now time.Time) error {
+func writeRolloutTable(w io.Writer, views []model.View, now time.Time) error {
 	if len(views) == 0 {
 		_, err := fmt.Fprintln(w, "No rollouts. Add one to the files given to `coalmine serve -f`, or run `coalmine apply -f FILE`.")
 		return err
@@ -201,7 +201,7 @@ func ago(now, t time.Time) string {
 }
 
 // writeRolloutText is the human view of `get rollout NAME`.
-func writeRolloutText(w io.Writer, v rollout.View, now time.Time) error {
+func writeRolloutText(w io.Writer, v model.View, now time.Time) error {
 	s := v.Status
 	tw := newTable(w)
 	field := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
@@ -267,7 +267,7 @@ func writeRolloutText(w io.Writer, v rollout.View, now time.Time) error {
 	return tw.Flush()
 }
 
-func writeSteps(w io.Writer, v rollout.View) {
+func writeSteps(w io.Writer, v model.View) {
 	steps := v.Spec.Strategy.Canary.Steps
 	fmt.Fprintln(w)
 	if len(steps) == 0 {
@@ -281,9 +281,9 @@ func writeSteps(w io.Writer, v rollout.View) {
 		switch {
 		case i < cur:
 			mark = "[x]"
-		case i == cur && v.Status.Phase == rollout.PhaseDegraded:
+		case i == cur && v.Status.Phase == model.PhaseDegraded:
 			mark = "[!]"
-		case i == cur && v.Status.Phase != rollout.PhaseHealthy:
+		case i == cur && v.Status.Phase != model.PhaseHealthy:
 			mark = "[>]"
 		}
 		fmt.Fprintf(w, "  %s %d. %s\n", mark, i+1, describeStep(st))

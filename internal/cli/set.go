@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -91,11 +91,11 @@ func parsePercent(arg string) (float64, error) {
 
 // weightSummary says what the server reports after a weight change, e.g.
 // `rollout "checkout": canary weight set to 10% (paused: Manual)`.
-func weightSummary(v rollout.View) string {
+func weightSummary(v model.View) string {
 	st := v.Status
 	var state string
 	switch {
-	case st.Phase == rollout.PhasePaused && st.PauseReason != rollout.PauseNone:
+	case st.Phase == model.PhasePaused && st.PauseReason != model.PauseNone:
 		state = "paused: " + string(st.PauseReason)
 	case st.Phase == "":
 		state = "phase unknown"

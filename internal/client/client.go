@@ -1,6 +1,6 @@
 // Package client is the typed client of coalmine's admin API (SPEC §6.2).
 // The CLI and the end-to-end tests use it; it knows the wire format and the
-// error shapes so that its callers work with rollout.View values and typed
+// error shapes so that its callers work with model.View values and typed
 // errors.
 package client
 
@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 )
 
 // DefaultServer is the admin API address `coalmine serve` listens on by
@@ -75,9 +75,9 @@ func New(opts Options) (*Client, error) {
 func (c *Client) Server() string { return c.base.String() }
 
 // ListRollouts returns every rollout.
-func (c *Client) ListRollouts(ctx context.Context) ([]rollout.View, error) {
+func (c *Client) ListRollouts(ctx context.Context) ([]model.View, error) {
 	var list struct {
-		Items []rollout.View `json:"items"`
+		Items []model.View `json:"items"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts", nil, &list); err != nil {
 		return nil, err
@@ -96,10 +96,10 @@ func (c *Client) ListRolloutsRaw(ctx context.Context) (json.RawMessage, error) {
 }
 
 // GetRollout returns one rollout.
-func (c *Client) GetRollout(ctx context.Context, name string) (rollout.View, error) {
-	var v rollout.View
+func (c *Client) GetRollout(ctx context.Context, name string) (model.View, error) {
+	var v model.View
 	if err := c.do(ctx, http.MethodGet, rolloutPath(name), nil, &v); err != nil {
-		return rollout.View{}, err
+		return model.View{}, err
 	}
 	return v, nil
 }
@@ -117,13 +117,13 @@ func (c *Client) GetRolloutRaw(ctx context.Context, name string) (json.RawMessag
 // SetWeight overrides the canary weight of a rollout, which also pauses it
 // (SPEC §4), and returns the rollout as it is afterwards. The server
 // validates percent (0..100, at most two decimals).
-func (c *Client) SetWeight(ctx context.Context, name string, percent float64) (rollout.View, error) {
+func (c *Client) SetWeight(ctx context.Context, name string, percent float64) (model.View, error) {
 	body := struct {
 		Percent float64 `json:"percent"`
 	}{percent}
-	var v rollout.View
+	var v model.View
 	if err := c.do(ctx, http.MethodPut, rolloutPath(name)+"/weight", body, &v); err != nil {
-		return rollout.View{}, err
+		return model.View{}, err
 	}
 	return v, nil
 }

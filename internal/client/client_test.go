@@ -13,7 +13,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/api/apitest"
 	"github.com/coalmine-dev/coalmine/internal/client"
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 )
 
 // newServer serves the real API over the fake fixtures.
@@ -74,7 +74,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status.Phase != rollout.PhaseDegraded || v.Status.CanaryVersion != "v2.1.0" {
+	if v.Status.Phase != model.PhaseDegraded || v.Status.CanaryVersion != "v2.1.0" {
 		t.Errorf("GetRollout status = %+v", v.Status)
 	}
 
@@ -97,7 +97,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status.Weight != 12.5 || v.Status.PauseReason != rollout.PauseManual {
+	if v.Status.Weight != 12.5 || v.Status.PauseReason != model.PauseManual {
 		t.Errorf("SetWeight returned %+v", v.Status)
 	}
 	if stored, _ := fake.Get(ctx, "checkout"); stored.Status.Weight != 12.5 {

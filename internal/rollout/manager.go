@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ type Router interface {
 	// with, and whether the canary has an endpoint that can take traffic.
 	Observed(name string) (generation uint64, weight spec.Weight, canaryAvailable bool, err error)
 	// Endpoints reports endpoint health.
-	Endpoints(name string) ([]EndpointStatus, error)
+	Endpoints(name string) ([]model.EndpointStatus, error)
 }
 
 // Store is the persistence the rollout layer needs.
@@ -39,14 +40,14 @@ const statusCollection = "rollout-status"
 
 // persisted is the part of a rollout's status that must survive restarts.
 type persisted struct {
-	Revision      int64       `json:"revision"`
-	StableVersion string      `json:"stableVersion"`
-	CanaryVersion string      `json:"canaryVersion,omitempty"`
-	Weight        spec.Weight `json:"weightBasisPoints"`
-	StepIndex     int         `json:"stepIndex"`
-	PauseReason   PauseReason `json:"pauseReason,omitempty"`
-	Message       string      `json:"message,omitempty"`
-	UpdatedAt     time.Time   `json:"updatedAt"`
+	Revision      int64             `json:"revision"`
+	StableVersion string            `json:"stableVersion"`
+	CanaryVersion string            `json:"canaryVersion,omitempty"`
+	Weight        spec.Weight       `json:"weightBasisPoints"`
+	StepIndex     int               `json:"stepIndex"`
+	PauseReason   model.PauseReason `json:"pauseReason,omitempty"`
+	Message       string            `json:"message,omitempty"`
+	UpdatedAt     time.Time         `json:"updatedAt"`
 }
 
 // ManagerConfig wires a Manager.
@@ -80,7 +81,7 @@ type entry struct {
 	version uint64 // store record version, for compare-and-swap
 }
 
-var _ Commands = (*Manager)(nil)
+var _ model.Commands = (*Manager)(nil)
 
 // NewManager creates a Manager with no rollouts.
 func NewManager(cfg ManagerConfig) *Manager {
@@ -123,7 +124,7 @@ func (m *Manager) load(ctx context.Context, r spec.Rollout) error {
 	if newRevision {
 		st = persisted{Revision: st.Revision + 1, StableVersion: r.Spec.Stable.Version, CanaryVersion: canary, UpdatedAt: m.cfg.Now()}
 		if canary != "" {
-			st.PauseReason = PauseManual
+			st.PauseReason = model.PauseManual
 			st.Message = "canary at 0%: raise its weight with `coalmine set weight " + name + " PERCENT`"
 		}
 		if version, err = m.write(ctx, name, st, version); err != nil {
@@ -182,7 +183,7 @@ func (m *Manager) write(ctx context.Context, name string, st persisted, version 
 	if errors.Is(err, store.ErrConflict) {
 		// Someone else changed the rollout since we read it: the command no
 		// longer applies to what is stored, which the API reports as 409.
-		return 0, fmt.Errorf("save status of rollout %q: %w (%w)", name, ErrConflict, err)
+		return 0, fmt.Errorf("save status of rollout %q: %w (%w)", name, model.ErrConflict, err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("save status of rollout %q: %w", name, err)
@@ -195,49 +196,49 @@ func (m *Manager) entry(name string) (*entry, error) {
 	defer m.mu.RUnlock()
 	e := m.entries[name]
 	if e == nil {
-		return nil, fmt.Errorf("rollout %q: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("rollout %q: %w", name, model.ErrNotFound)
 	}
 	return e, nil
 }
 
 // SetWeight sets the canary weight by hand. The new weight is persisted
 // before the data plane gets it, so a crash never leaves an unrecorded weight.
-func (m *Manager) SetWeight(ctx context.Context, name string, w spec.Weight) (View, error) {
+func (m *Manager) SetWeight(ctx context.Context, name string, w spec.Weight) (model.View, error) {
 	e, err := m.entry(name)
 	if err != nil {
-		return View{}, err
+		return model.View{}, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state.CanaryVersion == "" {
-		return View{}, fmt.Errorf("rollout %q has no canary, so there is no weight to set; add spec.canary first: %w", name, ErrConflict)
+		return model.View{}, fmt.Errorf("rollout %q has no canary, so there is no weight to set; add spec.canary first: %w", name, model.ErrConflict)
 	}
 	if w > spec.MaxWeight {
-		return View{}, fmt.Errorf("weight %d basis points is above 100%%: %w", w, ErrInvalid)
+		return model.View{}, fmt.Errorf("weight %d basis points is above 100%%: %w", w, model.ErrInvalid)
 	}
 	st := e.state
 	st.Weight = w
-	st.PauseReason = PauseManual
+	st.PauseReason = model.PauseManual
 	st.Message = "canary weight set to " + w.String() + "% by hand"
 	st.UpdatedAt = m.cfg.Now()
 	version, err := m.write(ctx, name, st, e.version)
 	if err != nil {
-		return View{}, err
+		return model.View{}, err
 	}
 	e.state, e.version = st, version
 	table := e.table.WithWeight(w, m.generation.Add(1))
 	if err := m.cfg.Router.SetTable(name, table); err != nil {
-		return View{}, fmt.Errorf("apply weight of rollout %q: %w", name, err)
+		return model.View{}, fmt.Errorf("apply weight of rollout %q: %w", name, err)
 	}
 	e.table = table
 	return m.view(e), nil
 }
 
 // Get returns one rollout.
-func (m *Manager) Get(_ context.Context, name string) (View, error) {
+func (m *Manager) Get(_ context.Context, name string) (model.View, error) {
 	e, err := m.entry(name)
 	if err != nil {
-		return View{}, err
+		return model.View{}, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -245,7 +246,7 @@ func (m *Manager) Get(_ context.Context, name string) (View, error) {
 }
 
 // List returns every rollout sorted by name.
-func (m *Manager) List(ctx context.Context) ([]View, error) {
+func (m *Manager) List(ctx context.Context) ([]model.View, error) {
 	m.mu.RLock()
 	names := make([]string, 0, len(m.entries))
 	for n := range m.entries {
@@ -253,7 +254,7 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 	}
 	m.mu.RUnlock()
 	sort.Strings(names)
-	out := make([]View, 0, len(names))
+	out := make([]model.View, 0, len(names))
 	for _, n := range names {
 		v, err := m.Get(ctx, n)
 		if err != nil {
@@ -265,11 +266,11 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 }
 
 // view builds the API object. Callers hold e.mu.
-func (m *Manager) view(e *entry) View {
+func (m *Manager) view(e *entry) model.View {
 	name := e.rollout.Metadata.Name
 	st := e.state
-	status := Status{
-		Phase:         PhaseHealthy,
+	status := model.Status{
+		Phase:         model.PhaseHealthy,
 		Revision:      st.Revision,
 		StepIndex:     st.StepIndex,
 		Weight:        st.Weight.Percent(),
@@ -277,11 +278,11 @@ func (m *Manager) view(e *entry) View {
 		CanaryVersion: st.CanaryVersion,
 		PauseReason:   st.PauseReason,
 		Message:       st.Message,
-		AnalysisRuns:  []AnalysisRunStatus{},
+		AnalysisRuns:  []model.AnalysisRunStatus{},
 		UpdatedAt:     st.UpdatedAt,
 	}
 	if st.CanaryVersion != "" {
-		status.Phase = PhasePaused
+		status.Phase = model.PhasePaused
 	}
 	if _, w, avail, err := m.cfg.Router.Observed(name); err == nil && avail {
 		status.ObservedWeight = w.Percent()
@@ -289,5 +290,5 @@ func (m *Manager) view(e *entry) View {
 	if eps, err := m.cfg.Router.Endpoints(name); err == nil {
 		status.Endpoints = eps
 	}
-	return View{APIVersion: e.rollout.APIVersion, Kind: e.rollout.Kind, Metadata: e.rollout.Metadata, Spec: e.rollout.Spec, Status: status}
+	return model.View{APIVersion: e.rollout.APIVersion, Kind: e.rollout.Kind, Metadata: e.rollout.Metadata, Spec: e.rollout.Spec, Status: status}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func (f *fakeRouter) Observed(name string) (uint64, spec.Weight, bool, error) {
 	return t.Generation, t.Weight, true, nil
 }
 
-func (f *fakeRouter) Endpoints(string) ([]EndpointStatus, error) { return nil, nil }
+func (f *fakeRouter) Endpoints(string) ([]model.EndpointStatus, error) { return nil, nil }
 
 func rolloutSpec(stable, canary string) spec.Rollout {
 	r := spec.Rollout{APIVersion: spec.APIVersion, Kind: spec.KindRollout, Metadata: spec.Metadata{Name: "shop"},
@@ -88,7 +89,7 @@ func TestManagerWeightIsPersistedBeforeApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, _ := m.Get(ctx, "shop")
-	if v.Status.Weight != 0 || v.Status.Revision != 1 || v.Status.Phase != PhasePaused {
+	if v.Status.Weight != 0 || v.Status.Revision != 1 || v.Status.Phase != model.PhasePaused {
 		t.Fatalf("fresh rollout: %+v", v.Status)
 	}
 	w, _ := spec.WeightFromPercent(12.5)
@@ -96,7 +97,7 @@ func TestManagerWeightIsPersistedBeforeApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status.Weight != 12.5 || v.Status.ObservedWeight != 12.5 || v.Status.PauseReason != PauseManual {
+	if v.Status.Weight != 12.5 || v.Status.ObservedWeight != 12.5 || v.Status.PauseReason != model.PauseManual {
 		t.Fatalf("after set weight: %+v", v.Status)
 	}
 	if len(fr.persistedAtSet) != 1 || fr.persistedAtSet[0] != w {
@@ -136,16 +137,16 @@ func TestManagerRejectsWhatDoesNotApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, _ := m.Get(ctx, "shop")
-	if v.Status.Phase != PhaseHealthy {
+	if v.Status.Phase != model.PhaseHealthy {
 		t.Fatalf("no canary: phase %s", v.Status.Phase)
 	}
-	if _, err := m.SetWeight(ctx, "shop", 100); !errors.Is(err, ErrConflict) {
-		t.Fatalf("set weight without a canary: %v, want ErrConflict", err)
+	if _, err := m.SetWeight(ctx, "shop", 100); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("set weight without a canary: %v, want model.ErrConflict", err)
 	}
-	if _, err := m.SetWeight(ctx, "nope", 100); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown rollout: %v, want ErrNotFound", err)
+	if _, err := m.SetWeight(ctx, "nope", 100); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("unknown rollout: %v, want model.ErrNotFound", err)
 	}
-	if _, err := m.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Get(ctx, "nope"); !errors.Is(err, model.ErrNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
 }
@@ -163,8 +164,8 @@ func TestManagerCompareAndSwap(t *testing.T) {
 	if _, err := fr.st.Put(ctx, statusCollection, store.Record{Key: "shop", Version: rec.Version, Data: rec.Data}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.SetWeight(ctx, "shop", 500); !errors.Is(err, store.ErrConflict) || !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale write: %v, want ErrConflict", err)
+	if _, err := m.SetWeight(ctx, "shop", 500); !errors.Is(err, store.ErrConflict) || !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("stale write: %v, want model.ErrConflict", err)
 	}
 	if fr.tables["shop"].Weight != 0 {
 		t.Fatal("the data plane got a weight that was not stored")

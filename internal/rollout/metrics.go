@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"github.com/coalmine-dev/coalmine/internal/model"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,7 +48,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range views {
 		name := v.Metadata.Name
 		ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, v.Status.Weight, name)
-		for _, p := range []Phase{PhaseHealthy, PhaseProgressing, PhasePaused, PhaseDegraded} {
+		for _, p := range []model.Phase{model.PhaseHealthy, model.PhaseProgressing, model.PhasePaused, model.PhaseDegraded} {
 			val := 0.0
 			if v.Status.Phase == p {
 				val = 1

@@ -1,4 +1,4 @@
-// Package apitest provides an in-memory rollout.Commands and a few fixed
+// Package apitest provides an in-memory model.Commands and a few fixed
 // rollouts, for tests of the API, the client and the CLI that want a real
 // HTTP round trip without a controller behind it.
 package apitest
@@ -11,25 +11,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
-// Fake is an in-memory rollout.Commands. It is safe for concurrent use.
+// Fake is an in-memory model.Commands. It is safe for concurrent use.
 type Fake struct {
 	// Now stamps status.updatedAt on changes. Required.
 	Now func() time.Time
 
 	mu    sync.Mutex
-	views map[string]rollout.View
+	views map[string]model.View
 	err   error
 }
 
-var _ rollout.Commands = (*Fake)(nil)
+var _ model.Commands = (*Fake)(nil)
 
 // NewFake returns a Fake holding views, stamping changes with now.
-func NewFake(now func() time.Time, views ...rollout.View) *Fake {
-	f := &Fake{Now: now, views: map[string]rollout.View{}}
+func NewFake(now func() time.Time, views ...model.View) *Fake {
+	f := &Fake{Now: now, views: map[string]model.View{}}
 	for _, v := range views {
 		f.views[v.Metadata.Name] = v
 	}
@@ -44,54 +44,54 @@ func (f *Fake) FailWith(err error) {
 }
 
 // List returns every rollout ordered by name.
-func (f *Fake) List(_ context.Context) ([]rollout.View, error) {
+func (f *Fake) List(_ context.Context) ([]model.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
-	out := make([]rollout.View, 0, len(f.views))
+	out := make([]model.View, 0, len(f.views))
 	for _, v := range f.views {
 		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b rollout.View) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	slices.SortFunc(out, func(a, b model.View) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
 	return out, nil
 }
 
-// Get returns one rollout, or the bare rollout.ErrNotFound.
-func (f *Fake) Get(_ context.Context, name string) (rollout.View, error) {
+// Get returns one rollout, or the bare model.ErrNotFound.
+func (f *Fake) Get(_ context.Context, name string) (model.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return rollout.View{}, f.err
+		return model.View{}, f.err
 	}
 	v, ok := f.views[name]
 	if !ok {
-		return rollout.View{}, rollout.ErrNotFound
+		return model.View{}, model.ErrNotFound
 	}
 	return v, nil
 }
 
 // SetWeight applies the weight at once (applied and observed) and pauses
 // the rollout with reason Manual, as SPEC §4 says `set weight` does. A
-// rollout without a canary answers rollout.ErrConflict.
-func (f *Fake) SetWeight(_ context.Context, name string, w spec.Weight) (rollout.View, error) {
+// rollout without a canary answers model.ErrConflict.
+func (f *Fake) SetWeight(_ context.Context, name string, w spec.Weight) (model.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return rollout.View{}, f.err
+		return model.View{}, f.err
 	}
 	v, ok := f.views[name]
 	if !ok {
-		return rollout.View{}, rollout.ErrNotFound
+		return model.View{}, model.ErrNotFound
 	}
 	if v.Status.CanaryVersion == "" {
-		return rollout.View{}, fmt.Errorf("rollout %q has no canary, so there is no weight to set; add spec.canary first: %w", name, rollout.ErrConflict)
+		return model.View{}, fmt.Errorf("rollout %q has no canary, so there is no weight to set; add spec.canary first: %w", name, model.ErrConflict)
 	}
 	v.Status.Weight = w.Percent()
 	v.Status.ObservedWeight = w.Percent()
-	v.Status.Phase = rollout.PhasePaused
-	v.Status.PauseReason = rollout.PauseManual
+	v.Status.Phase = model.PhasePaused
+	v.Status.PauseReason = model.PauseManual
 	v.Status.Message = "canary weight set by hand to " + w.String() + "%"
 	v.Status.UpdatedAt = f.Now().UTC()
 	f.views[name] = v

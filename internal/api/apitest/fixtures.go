@@ -3,7 +3,7 @@ package apitest
 import (
 	"time"
 
-	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -13,13 +13,13 @@ var Epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // Fixtures returns three rollouts relative to Epoch: "checkout" paused on a
 // timed pause step half way through, "payments" aborted by a failed
 // analysis, and "search" healthy with nothing to roll out.
-func Fixtures() []rollout.View {
-	return []rollout.View{Checkout(), Payments(), Search()}
+func Fixtures() []model.View {
+	return []model.View{Checkout(), Payments(), Search()}
 }
 
 // Checkout is a rollout in progress: step 3 (pause 5m) of 8, 1 % of
 // traffic on the canary, one canary endpoint ejected.
-func Checkout() rollout.View {
+func Checkout() model.View {
 	s := baseSpec("127.0.0.1:8080", "v1.4.2", []string{"http://127.0.0.1:9001"})
 	s.Canary = &spec.VersionSpec{Version: "v1.5.0", Endpoints: []string{"http://127.0.0.1:9002", "http://127.0.0.1:9003"}}
 	s.TrafficRouting.Assignment.UserHeader = "X-User-ID"
@@ -40,25 +40,25 @@ func Checkout() rollout.View {
 			{SetWeight: ptr(100.0)},
 		},
 	}
-	return rollout.View{
+	return model.View{
 		APIVersion: spec.APIVersion,
 		Kind:       spec.KindRollout,
 		Metadata:   spec.Metadata{Name: "checkout"},
 		Spec:       s,
-		Status: rollout.Status{
-			Phase:          rollout.PhasePaused,
+		Status: model.Status{
+			Phase:          model.PhasePaused,
 			Revision:       3,
 			StepIndex:      3,
-			PauseReason:    rollout.PauseStep,
+			PauseReason:    model.PauseStep,
 			Weight:         1,
 			ObservedWeight: 1,
 			StableVersion:  "v1.4.2",
 			CanaryVersion:  "v1.5.0",
 			Message:        "pausing for 5m (until 12:03:30 UTC)",
-			AnalysisRuns: []rollout.AnalysisRunStatus{
+			AnalysisRuns: []model.AnalysisRunStatus{
 				{ID: "checkout-3-background", Template: "golden-signals", Phase: "Running"},
 			},
-			Endpoints: []rollout.EndpointStatus{
+			Endpoints: []model.EndpointStatus{
 				{Role: spec.RoleStable, Version: "v1.4.2", URL: "http://127.0.0.1:9001", Healthy: true, InFlight: 12},
 				{Role: spec.RoleCanary, Version: "v1.5.0", URL: "http://127.0.0.1:9002", Healthy: true, InFlight: 1},
 				{Role: spec.RoleCanary, Version: "v1.5.0", URL: "http://127.0.0.1:9003", Healthy: false, Ejected: true},
@@ -69,7 +69,7 @@ func Checkout() rollout.View {
 }
 
 // Payments is a rollout aborted by a failed analysis.
-func Payments() rollout.View {
+func Payments() model.View {
 	s := baseSpec("127.0.0.1:8081", "v2.0.1", []string{"http://127.0.0.1:9101"})
 	s.Canary = &spec.VersionSpec{Version: "v2.1.0", Endpoints: []string{"http://127.0.0.1:9102"}}
 	s.Strategy.Canary.Steps = []spec.Step{
@@ -78,13 +78,13 @@ func Payments() rollout.View {
 		{SetWeight: ptr(50.0)},
 		{Pause: &spec.PauseStep{Duration: ptr(spec.Duration(10 * time.Minute))}},
 	}
-	return rollout.View{
+	return model.View{
 		APIVersion: spec.APIVersion,
 		Kind:       spec.KindRollout,
 		Metadata:   spec.Metadata{Name: "payments"},
 		Spec:       s,
-		Status: rollout.Status{
-			Phase:          rollout.PhaseDegraded,
+		Status: model.Status{
+			Phase:          model.PhaseDegraded,
 			Revision:       7,
 			StepIndex:      1,
 			Weight:         0,
@@ -92,10 +92,10 @@ func Payments() rollout.View {
 			StableVersion:  "v2.0.1",
 			CanaryVersion:  "v2.1.0",
 			Message:        `metric "error-rate" assessed Failed: canary 3.1% vs stable 0.2% (n=812/15402), e-value 412 > 100`,
-			AnalysisRuns: []rollout.AnalysisRunStatus{
+			AnalysisRuns: []model.AnalysisRunStatus{
 				{ID: "payments-7-step-1", Template: "canary-vs-stable", Phase: "Failed"},
 			},
-			Endpoints: []rollout.EndpointStatus{
+			Endpoints: []model.EndpointStatus{
 				{Role: spec.RoleStable, Version: "v2.0.1", URL: "http://127.0.0.1:9101", Healthy: true, InFlight: 3},
 				{Role: spec.RoleCanary, Version: "v2.1.0", URL: "http://127.0.0.1:9102", Healthy: true},
 			},
@@ -105,26 +105,26 @@ func Payments() rollout.View {
 }
 
 // Search is a healthy rollout whose last canary completed.
-func Search() rollout.View {
+func Search() model.View {
 	s := baseSpec("127.0.0.1:8082", "v0.9.0", []string{"http://127.0.0.1:9201"})
 	s.Strategy.Canary.Steps = []spec.Step{
 		{SetWeight: ptr(20.0)},
 		{Pause: &spec.PauseStep{Duration: ptr(spec.Duration(10 * time.Minute))}},
 		{SetWeight: ptr(100.0)},
 	}
-	return rollout.View{
+	return model.View{
 		APIVersion: spec.APIVersion,
 		Kind:       spec.KindRollout,
 		Metadata:   spec.Metadata{Name: "search"},
 		Spec:       s,
-		Status: rollout.Status{
-			Phase:         rollout.PhaseHealthy,
+		Status: model.Status{
+			Phase:         model.PhaseHealthy,
 			Revision:      2,
 			StepIndex:     3,
 			StableVersion: "v0.9.0",
 			Message:       "rollout completed: v0.9.0 is stable",
-			AnalysisRuns:  []rollout.AnalysisRunStatus{},
-			Endpoints: []rollout.EndpointStatus{
+			AnalysisRuns:  []model.AnalysisRunStatus{},
+			Endpoints: []model.EndpointStatus{
 				{Role: spec.RoleStable, Version: "v0.9.0", URL: "http://127.0.0.1:9201", Healthy: true},
 			},
 			UpdatedAt: Epoch.Add(-50 * time.Hour),

@@ -1,7 +1,8 @@
-// Package rollout owns rollout state: the status record, the service layer
-// that every command (API, CLI, dashboard) goes through, and, from the
-// controller issue on, the pure Next function and its controller.
-package rollout
+// Package model holds the objects the admin API exchanges: a rollout's
+// view (its spec and status), the status record, and the errors commands
+// return. It depends on spec only, so the API client and the CLI stay free
+// of the server's packages.
+package model
 
 import (
 	"context"

@@ -1,0 +1,50 @@
+// Package arch keeps the dependency direction of DESIGN.md honest: pure
+// packages stay pure, the data plane never learns about rollouts, and the
+// client side never links the server.
+package arch
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/coalmine-dev/coalmine/internal/"
+
+// allowed lists, per package, the only internal packages it may depend on
+// (directly or not).
+var allowed = map[string][]string{
+	"spec":      {},
+	"model":     {"spec"},
+	"route":     {"spec"},
+	"telemetry": {"spec"},
+	"config":    {"spec"},
+	"store":     {},
+	"proxy":     {"spec", "route", "telemetry"},
+	"rollout":   {"spec", "model", "route", "store"},
+	"api":       {"spec", "model"},
+	"client":    {"spec", "model"},
+	"cli":       {"spec", "model", "client"},
+}
+
+func TestDependencyDirection(t *testing.T) {
+	for pkg, ok := range allowed {
+		out, err := exec.Command("go", "list", "-deps", "../../internal/"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		permitted := map[string]bool{pkg: true}
+		for _, p := range ok {
+			permitted[p] = true
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			name, found := strings.CutPrefix(dep, module)
+			if !found {
+				continue
+			}
+			if !permitted[name] {
+				t.Errorf("internal/%s depends on internal/%s; allowed: %v", pkg, name, ok)
+			}
+		}
+	}
+}
