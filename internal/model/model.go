@@ -54,7 +54,20 @@ type Status struct {
 	AnalysisRuns []AnalysisRunStatus `json:"analysisRuns"`
 	// Endpoints reports the health of every upstream endpoint.
 	Endpoints []EndpointStatus `json:"endpoints,omitempty"`
-	UpdatedAt time.Time        `json:"updatedAt"`
+	// StepCount is the number of steps of the strategy; StepIndex ==
+	// StepCount once every step is done.
+	StepCount int `json:"stepCount"`
+	// StepStartedAt is when the current step began; PauseUntil is the
+	// absolute end of a timed pause step (it survives restarts).
+	StepStartedAt *time.Time `json:"stepStartedAt,omitempty"`
+	PauseUntil    *time.Time `json:"pauseUntil,omitempty"`
+	// Aborted is true while the revision is aborted (phase Degraded).
+	Aborted bool `json:"aborted,omitempty"`
+	// LastEventSeq is the Seq of the rollout's newest event.
+	LastEventSeq uint64 `json:"lastEventSeq"`
+	// Notifications is the delivery state of each notification channel.
+	Notifications []ChannelStatus `json:"notifications,omitempty"`
+	UpdatedAt     time.Time       `json:"updatedAt"`
 }
 
 // AnalysisRunStatus summarises one analysis run.
@@ -91,11 +104,91 @@ var (
 	ErrInvalid  = errors.New("invalid")
 )
 
-// Commands is what the API, the CLI and the dashboard may ask of rollouts.
-// Every implementation serializes commands per rollout.
+// Commands is what the API, the CLI and the dashboard may ask of rollouts
+// and analysis templates: the one service layer of SPEC §4. Every
+// implementation serializes commands per rollout. Errors wrap ErrNotFound,
+// ErrConflict (the command does not apply now; the message says why) or
+// ErrInvalid; a rejected document is a spec.FieldErrors.
 type Commands interface {
 	List(ctx context.Context) ([]View, error)
 	Get(ctx context.Context, name string) (View, error)
-	// SetWeight overrides the canary weight by hand.
+	// Apply creates or updates a rollout from a document (PUT
+	// /api/v1/rollouts/{name}, `coalmine apply`). Defaults are filled in and
+	// the result is validated exactly as `coalmine lint` does; the running
+	// spec stays when it is rejected. A changed stable or canary version
+	// starts a new revision.
+	Apply(ctx context.Context, r spec.Rollout) (View, error)
+	// Promote leaves the current pause or analysis step; full skips every
+	// remaining step and completes at once.
+	Promote(ctx context.Context, name string, full bool) (View, error)
+	// Abort returns all traffic to stable at once and marks the rollout Degraded.
+	Abort(ctx context.Context, name string) (View, error)
+	// Retry starts an aborted revision again from step 0.
+	Retry(ctx context.Context, name string) (View, error)
+	// Pause holds the rollout at its current step (reason Manual); Resume
+	// releases it.
+	Pause(ctx context.Context, name string) (View, error)
+	Resume(ctx context.Context, name string) (View, error)
+	// Undo starts a new revision whose canary is the previous stable version,
+	// or revision toRevision's canary when toRevision > 0.
+	Undo(ctx context.Context, name string, toRevision int64) (View, error)
+	// SetWeight overrides the canary weight by hand and pauses (Manual).
 	SetWeight(ctx context.Context, name string, w spec.Weight) (View, error)
+	// SetCanary starts a new revision with this canary version.
+	SetCanary(ctx context.Context, name string, canary spec.VersionSpec) (View, error)
+	// AnalysisRuns lists the rollout's analysis runs, newest first.
+	AnalysisRuns(ctx context.Context, name string) ([]AnalysisRunStatus, error)
+	// Events returns up to limit events with Seq > after, oldest first.
+	Events(ctx context.Context, name string, after uint64, limit int) ([]Event, error)
+	// Watch streams the rollout: first its current view, then every event
+	// with Seq > after, then every status change and event as it happens,
+	// until ctx ends (the channel is then closed). A subscriber that falls
+	// behind is dropped (the channel closes early) rather than slowing the
+	// controller; it reconnects with the last Seq it saw.
+	Watch(ctx context.Context, name string, after uint64) (<-chan WatchUpdate, error)
+
+	ListTemplates(ctx context.Context) ([]spec.AnalysisTemplate, error)
+	GetTemplate(ctx context.Context, name string) (spec.AnalysisTemplate, error)
+	// ApplyTemplate creates or updates an AnalysisTemplate after validation.
+	ApplyTemplate(ctx context.Context, t spec.AnalysisTemplate) (spec.AnalysisTemplate, error)
+	// DeleteTemplate removes a template; one still referenced by a rollout
+	// is a conflict.
+	DeleteTemplate(ctx context.Context, name string) error
+}
+
+// Event is one persisted, sequenced thing that happened to a rollout (SPEC
+// §6.4). Seq increases by one per rollout and is never reused.
+type Event struct {
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	Rollout  string    `json:"rollout"`
+	Revision int64     `json:"revision"`
+	// Type is one of spec.EventTypes.
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	// Details carries the numbers behind the event (weights, step, versions,
+	// a verdict's evidence). Values are strings, numbers or booleans.
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// WatchUpdate is one item of a watch stream: exactly one field is set.
+type WatchUpdate struct {
+	View  *View  `json:"view,omitempty"`
+	Event *Event `json:"event,omitempty"`
+}
+
+// ChannelStatus is the delivery state of one notification channel of a
+// rollout (spec.notifications[Index]).
+type ChannelStatus struct {
+	Index int `json:"index"`
+	// Kind is webhook, slack or pagerduty.
+	Kind string `json:"kind"`
+	// DeliveredSeq is the last event Seq handled (delivered, or not
+	// subscribed); events after it are pending.
+	DeliveredSeq uint64 `json:"deliveredSeq"`
+	Pending      int    `json:"pending"`
+	// Failures counts consecutive failed attempts of the oldest pending event.
+	Failures  int        `json:"failures,omitempty"`
+	LastError string     `json:"lastError,omitempty"`
+	NextRetry *time.Time `json:"nextRetry,omitempty"`
 }

@@ -33,5 +33,69 @@ type Store interface {
 	// and returns the stored record with its new version.
 	Put(ctx context.Context, collection string, r Record) (Record, error)
 	Delete(ctx context.Context, collection, key string) error
+	Streams
 	Close() error
+}
+
+// Event is one entry of an append-only, sequenced stream (a rollout's event
+// log). Seq starts at 1 and increases by one per stream; it is never reused,
+// even after Trim.
+type Event struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Put is one compare-and-swap write of a Batch.
+type Put struct {
+	Collection string
+	Record     Record
+}
+
+// Append adds events to the end of a stream as part of a Batch.
+type Append struct {
+	Stream string
+	Data   [][]byte
+}
+
+// Batch is an atomic, durable unit of writes: every Put (each checked
+// against its Record.Version) and every Append happen together or not at
+// all. The rollout controller saves a status together with the events it
+// announces, so a crash can neither lose an event nor announce a change
+// that was not saved.
+type Batch struct {
+	Puts    []Put
+	Appends []Append
+	// Deletes removes records (missing ones are not an error).
+	Deletes []Delete
+}
+
+// Delete is one record removal of a Batch.
+type Delete struct {
+	Collection string
+	Key        string
+}
+
+// Committed is what a Batch wrote: the records of Puts in order, with their
+// new versions, and the events of Appends in order, with their sequence
+// numbers.
+type Committed struct {
+	Records []Record
+	Events  [][]Event
+}
+
+// Streams is the event-log half of a store.
+type Streams interface {
+	// Commit applies a batch atomically and durably. When any Put fails its
+	// version check, nothing is written and the error wraps ErrConflict.
+	Commit(ctx context.Context, b Batch) (Committed, error)
+	// Events returns up to limit events of stream with Seq > after, oldest
+	// first (limit <= 0 means no limit). A missing stream has no events.
+	Events(ctx context.Context, stream string, after uint64, limit int) ([]Event, error)
+	// LastSeq is the Seq of the newest event ever appended to stream (0 when none).
+	LastSeq(ctx context.Context, stream string) (uint64, error)
+	// Trim deletes the events of stream with Seq <= upTo (retention).
+	// LastSeq and later sequence numbers are unaffected.
+	Trim(ctx context.Context, stream string, upTo uint64) error
+	// DeleteStream removes a stream and its sequence counter.
+	DeleteStream(ctx context.Context, stream string) error
 }

@@ -104,29 +104,40 @@ func (s *Store) List(_ context.Context, collection string) ([]store.Record, erro
 
 // Put writes a record with compare-and-swap on its version.
 func (s *Store) Put(_ context.Context, collection string, r store.Record) (store.Record, error) {
+	var out store.Record
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = put(tx, collection, r)
+		return err
+	})
+	if err != nil {
+		return store.Record{}, err
+	}
+	return out, nil
+}
+
+// put writes one record inside tx with compare-and-swap on its version.
+func put(tx *bbolt.Tx, collection string, r store.Record) (store.Record, error) {
 	if r.Key == "" {
 		return store.Record{}, fmt.Errorf("put into %s: empty key", collection)
 	}
 	out := store.Record{Key: r.Key, Version: r.Version + 1, Data: r.Data}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(collection))
-		if err != nil {
-			return err
-		}
-		var current uint64
-		if v := b.Get([]byte(r.Key)); v != nil {
-			cur, err := decode(r.Key, v)
-			if err != nil {
-				return err
-			}
-			current = cur.Version
-		}
-		if current != r.Version {
-			return fmt.Errorf("%w: stored version %d, expected %d", store.ErrConflict, current, r.Version)
-		}
-		return b.Put([]byte(r.Key), encode(out.Version, r.Data))
-	})
+	b, err := tx.CreateBucketIfNotExists([]byte(collection))
 	if err != nil {
+		return store.Record{}, fmt.Errorf("put %s/%s: %w", collection, r.Key, err)
+	}
+	var current uint64
+	if v := b.Get([]byte(r.Key)); v != nil {
+		cur, err := decode(r.Key, v)
+		if err != nil {
+			return store.Record{}, fmt.Errorf("put %s/%s: %w", collection, r.Key, err)
+		}
+		current = cur.Version
+	}
+	if current != r.Version {
+		return store.Record{}, fmt.Errorf("put %s/%s: %w: stored version %d, expected %d", collection, r.Key, store.ErrConflict, current, r.Version)
+	}
+	if err := b.Put([]byte(r.Key), encode(out.Version, r.Data)); err != nil {
 		return store.Record{}, fmt.Errorf("put %s/%s: %w", collection, r.Key, err)
 	}
 	return out, nil
