@@ -192,3 +192,7 @@ type ChannelStatus struct {
 	LastError string     `json:"lastError,omitempty"`
 	NextRetry *time.Time `json:"nextRetry,omitempty"`
 }
+
+// EventStream is the name of a rollout's event log in the store; each entry
+// is an Event encoded as JSON with its Seq equal to the store's.
+func EventStream(rollout string) string { return "events/" + rollout }
