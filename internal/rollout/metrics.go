@@ -11,7 +11,7 @@ import (
 // endpoint health (SPEC §6.3). It reads views at scrape time, so there is
 // no state to keep in sync.
 type Collector struct {
-	m      *Manager
+	m      *Controller
 	weight *prometheus.Desc
 	phase  *prometheus.Desc
 	step   *prometheus.Desc
@@ -21,7 +21,7 @@ type Collector struct {
 var _ prometheus.Collector = (*Collector)(nil)
 
 // NewCollector returns a collector over m.
-func NewCollector(m *Manager) *Collector {
+func NewCollector(m *Controller) *Collector {
 	return &Collector{
 		m:      m,
 		weight: prometheus.NewDesc("coalmine_canary_weight_percent", "Canary weight the controller applied, in percent.", []string{"rollout"}, nil),

@@ -1,0 +1,194 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// DesiredCanary is the canary a spec asks for: nil when spec.canary is
+// omitted, has no endpoints, or names the stable version.
+func DesiredCanary(sp *spec.RolloutSpec) *spec.VersionSpec {
+	if sp.Canary == nil || len(sp.Canary.Endpoints) == 0 || sp.Canary.Version == sp.Stable.Version {
+		return nil
+	}
+	c := *sp.Canary
+	c.Endpoints = slices.Clone(c.Endpoints)
+	return &c
+}
+
+func versionOf(v *spec.VersionSpec) string {
+	if v == nil {
+		return ""
+	}
+	return v.Version
+}
+
+// Plan reconciles the state with a spec that was just loaded or applied.
+// A canary version different from the current revision's starts a new
+// revision at step 0; new endpoints of the same versions are taken as they
+// are. Once a canary has been promoted, the spec file usually still names
+// the old stable: the state's stable stays what was promoted, so an
+// unchanged file never undoes a completed rollout.
+func Plan(st State, sp *spec.RolloutSpec, now time.Time) (State, []EventDraft) {
+	s := st.clone()
+	var e emitter
+	desired := DesiredCanary(sp)
+
+	if s.Revision == 0 {
+		s.Revision, s.Stable, s.StartedAt, s.UpdatedAt = 1, sp.Stable, now, now
+		s.Stable.Endpoints = slices.Clone(sp.Stable.Endpoints)
+		if desired != nil {
+			startRevision(&s, desired, sp, now, &e)
+		} else {
+			s.Message = s.Stable.Version + " is stable; nothing to roll out"
+		}
+		return s, e.events
+	}
+
+	stable, lagging := resolveStable(&s, sp, desired)
+	canary := desired
+	if canary != nil && canary.Version == stable.Version {
+		canary = nil
+	}
+	if versionOf(canary) == versionOf(s.Canary) && stable.Version == s.Stable.Version {
+		// Same revision: only endpoints (or other settings) changed.
+		s.Stable = stable
+		if canary != nil {
+			s.Canary = canary
+		}
+		if !slices.Equal(s.Stable.Endpoints, st.Stable.Endpoints) || (canary != nil && !slices.Equal(canary.Endpoints, st.Canary.Endpoints)) {
+			s.UpdatedAt = now
+		}
+		return s, nil
+	}
+
+	switch {
+	case s.Canary != nil && s.Aborted:
+		s.record(OutcomeAborted, now)
+	case s.Canary != nil:
+		s.record(OutcomeSuperseded, now)
+	}
+	s.Revision++
+	s.Stable = stable
+	s.StartedAt, s.UpdatedAt = now, now
+	resetRevision(&s)
+	if canary != nil {
+		startRevision(&s, canary, sp, now, &e)
+		if lagging != "" {
+			s.Message += "; " + lagging
+		}
+		return s, e.events
+	}
+	s.Canary = nil
+	s.Message = fmt.Sprintf("revision %d: %s is stable; nothing to roll out", s.Revision, s.Stable.Version)
+	return s, e.events
+}
+
+// resolveStable picks the stable version of the state after applying sp,
+// and says when the spec's stable lags behind what was promoted.
+func resolveStable(s *State, sp *spec.RolloutSpec, desired *spec.VersionSpec) (spec.VersionSpec, string) {
+	switch {
+	case sp.Stable.Version == s.Stable.Version:
+		v := sp.Stable
+		v.Endpoints = slices.Clone(v.Endpoints)
+		return v, ""
+	case desired != nil && desired.Version == s.Stable.Version:
+		// The spec's canary was promoted; its endpoints are the stable's.
+		return *desired, ""
+	case formerStable(s, sp.Stable.Version):
+		v := s.Stable
+		v.Endpoints = slices.Clone(v.Endpoints)
+		return v, fmt.Sprintf("spec.stable names %s, but %s has been promoted since, so %s stays stable", sp.Stable.Version, s.Stable.Version, s.Stable.Version)
+	default:
+		// A stable version never seen before: the operator replaced it.
+		v := sp.Stable
+		v.Endpoints = slices.Clone(v.Endpoints)
+		return v, ""
+	}
+}
+
+func formerStable(s *State, version string) bool {
+	for _, h := range s.History {
+		if h.Stable.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+func resetRevision(s *State) {
+	s.StepIndex, s.StepStartedAt = 0, s.StartedAt
+	s.Weight, s.WeightSince, s.PauseUntil = 0, time.Time{}, time.Time{}
+	s.StepPause, s.ManualPause, s.Aborted = model.PauseNone, false, false
+	s.HeaderRoutes, s.MirrorRoutes = nil, nil
+}
+
+func startRevision(s *State, canary *spec.VersionSpec, sp *spec.RolloutSpec, now time.Time, e *emitter) {
+	s.Canary = canary
+	resetRevision(s)
+	s.StepStartedAt = now
+	s.Message = fmt.Sprintf("revision %d: rolling out %s over stable %s; %s started", s.Revision, canary.Version, s.Stable.Version, stepLabel(sp.Strategy.Canary.Steps, 0))
+	e.emit(EventStarted, fmt.Sprintf("revision %d: rolling out %s over stable %s", s.Revision, canary.Version, s.Stable.Version),
+		map[string]any{"stable": s.Stable.Version, "canary": canary.Version, "steps": len(sp.Strategy.Canary.Steps)})
+}
+
+// UndoTarget finds the version `undo` goes back to: revision toRevision's
+// canary (or its stable, when it had none), or else the version that was
+// stable before the current one. fast reports whether that version was
+// stable within the last rollbackWindow completed revisions, in which case
+// the steps are skipped (fast rollback).
+func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (target spec.VersionSpec, fast bool, err error) {
+	if toRevision > 0 {
+		if toRevision == st.Revision {
+			return target, false, conflict(name, "is at revision %d already", toRevision)
+		}
+		found := false
+		for _, h := range st.History {
+			if h.Revision == toRevision {
+				found = true
+				if h.Canary != nil && h.Outcome == OutcomeCompleted {
+					target = *h.Canary
+				} else {
+					target = h.Stable
+				}
+			}
+		}
+		if !found {
+			return target, false, fmt.Errorf("rollout %q has no revision %d in its history (it keeps the last %d): %w", name, toRevision, maxHistory, model.ErrNotFound)
+		}
+	} else {
+		found := false
+		for i := len(st.History) - 1; i >= 0 && !found; i-- {
+			h := st.History[i]
+			if h.Outcome == OutcomeCompleted && h.Canary != nil && h.Canary.Version == st.Stable.Version {
+				target, found = h.Stable, true
+			}
+		}
+		if !found {
+			return target, false, conflict(name, "has no earlier stable version to go back to: %s has been stable since the first revision", st.Stable.Version)
+		}
+	}
+	if target.Version == st.Stable.Version && st.Canary == nil {
+		return target, false, conflict(name, "already has %s as its stable version", target.Version)
+	}
+	if rollbackWindow <= 0 {
+		rollbackWindow = 1
+	}
+	seen := 0
+	for i := len(st.History) - 1; i >= 0 && seen < rollbackWindow; i-- {
+		h := st.History[i]
+		if h.Outcome != OutcomeCompleted {
+			continue
+		}
+		seen++
+		if h.Stable.Version == target.Version {
+			fast = true
+		}
+	}
+	target.Endpoints = slices.Clone(target.Endpoints)
+	return target, fast, nil
+}
