@@ -29,6 +29,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		dirs[s2] = dir
 		t.Cleanup(func() { s2.Close() })
 		return s2
 	}

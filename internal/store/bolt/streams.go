@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -96,7 +97,7 @@ func (s *Store) Events(_ context.Context, stream string, after uint64, limit int
 	var out []store.Event
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		bk := streamBucket(tx, stream)
-		if bk == nil {
+		if bk == nil || after == math.MaxUint64 { // after+1 would wrap to 0
 			return nil
 		}
 		c := bk.Cursor()

@@ -10,8 +10,12 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/store"
 )
 
-// Run exercises a fresh, empty store made by open. reopen, when non-nil,
-// closes and reopens the same store to check durability.
+// Run exercises the whole store.Store contract, records and streams. open
+// returns a fresh, empty store and is called once per subtest; reopen, when
+// non-nil, closes s and reopens the same store to check durability. Subtests
+// run one after another, so open and reopen need not be safe for concurrent
+// use, but the store itself must be: some subtests call it from several
+// goroutines (run the suite under -race).
 func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
 	ctx := context.Background()
 	t.Run("get missing", func(t *testing.T) {
@@ -74,4 +78,5 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 			}
 		})
 	}
+	runStreams(t, open, reopen)
 }
