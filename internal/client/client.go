@@ -39,6 +39,8 @@ type Options struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request when not empty.
 	UserAgent string
+	// Watch tunes how Watch reconnects; the zero value means the defaults.
+	Watch WatchOptions
 }
 
 // Client talks to one coalmine server. It is safe for concurrent use.
@@ -47,6 +49,7 @@ type Client struct {
 	token     string
 	http      *http.Client
 	userAgent string
+	watchOpts WatchOptions
 }
 
 // New validates opts and returns a Client. It fails only when Server is not
@@ -68,7 +71,7 @@ func New(opts Options) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{base: u, token: opts.Token, http: hc, userAgent: opts.UserAgent}, nil
+	return &Client{base: u, token: opts.Token, http: hc, userAgent: opts.UserAgent, watchOpts: opts.Watch}, nil
 }
 
 // Server returns the base URL requests go to.
@@ -152,12 +155,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
-	}
+	c.setHeaders(req)
 
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -184,4 +182,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("the answer from %s is not coalmine's JSON (%v); is that coalmine's admin address?", c.Server(), err)
 	}
 	return nil
+}
+
+// setHeaders adds the headers every request carries: the token and the
+// user agent.
+func (c *Client) setHeaders(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
 }

@@ -36,6 +36,15 @@ type APIError struct {
 	Message string
 	// Field names the offending request field, when the server said.
 	Field string
+	// Details lists every field problem of a rejected document (400), when
+	// the server found more than one.
+	Details []FieldDetail
+}
+
+// FieldDetail is one field problem of a document the server rejected.
+type FieldDetail struct {
+	Field string `json:"field"`
+	Error string `json:"error"`
 }
 
 func (e *APIError) Error() string {
@@ -67,12 +76,13 @@ func (e *APIError) Is(target error) bool {
 
 func newAPIError(res *http.Response, data []byte) *APIError {
 	var body struct {
-		Error string `json:"error"`
-		Field string `json:"field"`
+		Error   string        `json:"error"`
+		Field   string        `json:"field"`
+		Details []FieldDetail `json:"details"`
 	}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") &&
 		json.Unmarshal(data, &body) == nil && body.Error != "" {
-		return &APIError{Status: res.StatusCode, Message: body.Error, Field: body.Field}
+		return &APIError{Status: res.StatusCode, Message: body.Error, Field: body.Field, Details: body.Details}
 	}
 	// Not coalmine's error shape: a proxy in between, or another server.
 	msg := fmt.Sprintf("the server answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))
