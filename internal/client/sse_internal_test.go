@@ -95,7 +95,7 @@ func TestSSERetry(t *testing.T) {
 
 func TestSSETooLarge(t *testing.T) {
 	for _, stream := range []string{
-		"data: " + strings.Repeat("x", 100) + "\n\n",                  // one long line
+		"data: " + strings.Repeat("x", 100) + "\n\n",              // one long line
 		strings.Repeat("data: xxxxxxxxxxxxxxxxxxxx\n", 10) + "\n", // many short ones
 	} {
 		_, _, err := readAll(t, stream, 64)
