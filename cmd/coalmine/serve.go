@@ -144,8 +144,14 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err := api.CheckBind(o.admin, token); err != nil {
 		return usageErr(err)
 	}
+	// Catch signals before anything is served: a SIGHUP that arrives while
+	// the admin API is already up but the loop below not yet running would
+	// otherwise kill the process (the default action).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	a, err := app.Start(ctx, app.Config{
-		Rollouts: bundle.Rollouts, Admin: o.admin, DataDir: o.dataDir,
+		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir,
 		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger,
 	})
 	if err != nil {
@@ -167,9 +173,6 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		logger.Info("pprof listening", "addr", o.pprofAddr)
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-a.AdminDone():
@@ -196,7 +199,7 @@ func reload(ctx context.Context, logger *slog.Logger, a *app.App, files []string
 		logger.Error("reload rejected: the running configuration stays", "err", err)
 		return
 	}
-	if err := a.Reload(ctx, b.Rollouts); err != nil {
+	if err := a.Reload(ctx, b.Rollouts, b.Templates); err != nil {
 		logger.Error("reload failed", "err", err)
 		return
 	}

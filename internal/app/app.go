@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/proxy"
 	"github.com/coalmine-dev/coalmine/internal/rollout"
@@ -31,6 +32,7 @@ import (
 // Config says what to run.
 type Config struct {
 	Rollouts          []spec.Rollout
+	Templates         []spec.AnalysisTemplate
 	Admin             string // admin listen address
 	DataDir           string
 	Token             string
@@ -40,9 +42,9 @@ type Config struct {
 
 // App is a running coalmine. Stop it with Shutdown.
 type App struct {
-	Proxy     *proxy.Proxy
-	Manager   *rollout.Manager
-	Telemetry *telemetry.Registry
+	Proxy      *proxy.Proxy
+	Controller *rollout.Controller
+	Telemetry  *telemetry.Registry
 
 	log       *slog.Logger
 	store     *bolt.Store
@@ -51,6 +53,8 @@ type App struct {
 	adminDone chan error
 	stopTele  context.CancelFunc
 	teleDone  chan struct{}
+	stopCtl   context.CancelFunc
+	ctlDone   chan struct{}
 }
 
 // Start opens the store, starts every rollout's listener and the admin API.
@@ -78,10 +82,16 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.stopTele = stopTele
 	go func() { defer close(a.teleDone); a.Telemetry.Run(teleCtx) }()
 
-	a.Proxy = proxy.New(proxy.Options{Logger: cfg.Logger, Telemetry: a.Telemetry})
-	a.Manager = rollout.NewManager(rollout.ManagerConfig{
-		Router: routerAdapter{a.Proxy},
-		Store:  st,
+	a.Proxy = proxy.New(proxy.Options{Logger: cfg.Logger, Telemetry: a.Telemetry,
+		OnEndpointHealth: func(name string, role spec.Role, version, url string, healthy bool, reason string) {
+			a.Controller.EndpointHealth(name, role, version, url, healthy, reason)
+		}})
+	a.Controller = rollout.New(rollout.Config{
+		Router:       routerAdapter{a.Proxy},
+		Store:        st,
+		Logger:       cfg.Logger,
+		Check:        checkConfig,
+		CheckSecrets: checkSecrets,
 		OnRevision: func(name string, rev int64, stable, canary string) {
 			rs := a.Telemetry.Rollout(name)
 			rs.StartRevision(rev)
@@ -94,15 +104,18 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			}
 		},
 	})
-	if err := a.Manager.Load(ctx, cfg.Rollouts); err != nil {
+	if err := a.Controller.Load(ctx, cfg.Rollouts, cfg.Templates, true); err != nil {
 		return a, err
 	}
+	ctlCtx, stopCtl := context.WithCancel(context.Background())
+	a.stopCtl, a.ctlDone = stopCtl, make(chan struct{})
+	go func() { defer close(a.ctlDone); a.Controller.Run(ctlCtx) }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		a.Telemetry.Collector(), rollout.NewCollector(a.Manager))
+		a.Telemetry.Collector(), rollout.NewCollector(a.Controller))
 	handler := api.New(api.Config{
-		Commands:          a.Manager,
+		Commands:          a.Controller,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
 		Ready:             func() error { return nil },
 		Token:             cfg.Token,
@@ -124,9 +137,10 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 // AdminDone reports the admin server stopping on its own.
 func (a *App) AdminDone() <-chan error { return a.adminDone }
 
-// Reload applies new rollout specs.
-func (a *App) Reload(ctx context.Context, rollouts []spec.Rollout) error {
-	return a.Manager.Load(ctx, rollouts)
+// Reload applies the rollouts and templates of re-read configuration
+// files (SIGHUP); file rollouts no longer in them are removed.
+func (a *App) Reload(ctx context.Context, rollouts []spec.Rollout, templates []spec.AnalysisTemplate) error {
+	return a.Controller.Load(ctx, rollouts, templates, false)
 }
 
 // Shutdown drains the proxy (in-flight requests finish until ctx ends),
@@ -138,6 +152,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.admin != nil {
 		errs = append(errs, a.admin.Shutdown(ctx))
+	}
+	if a.stopCtl != nil {
+		a.stopCtl()
+		<-a.ctlDone
 	}
 	if a.stopTele != nil {
 		a.stopTele()
@@ -157,6 +175,8 @@ func (r routerAdapter) Apply(ctx context.Context, ro *spec.Rollout, t *route.Tab
 	return r.p.Apply(ctx, ro, t)
 }
 
+func (r routerAdapter) Remove(ctx context.Context, name string) error { return r.p.Remove(ctx, name) }
+
 func (r routerAdapter) SetTable(name string, t *route.Table) error { return r.p.SetTable(name, t) }
 
 func (r routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) {
@@ -173,4 +193,27 @@ func (r routerAdapter) Endpoints(name string) ([]model.EndpointStatus, error) {
 		out[i] = model.EndpointStatus{Role: e.Role, Version: e.Version, URL: e.URL, Healthy: e.Healthy, Ejected: e.Ejected, InFlight: e.InFlight}
 	}
 	return out, nil
+}
+
+// checkConfig validates applied objects exactly as `coalmine lint` does,
+// as field errors the API returns with 400.
+func checkConfig(rollouts []spec.Rollout, templates []spec.AnalysisTemplate) error {
+	return fieldErrors(config.Check(rollouts, templates))
+}
+
+// checkSecrets checks that an applied rollout's secret references resolve
+// on this server.
+func checkSecrets(r spec.Rollout) error {
+	return fieldErrors(config.ResolveRolloutSecrets(r))
+}
+
+func fieldErrors(errs config.Errors) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make(spec.FieldErrors, len(errs))
+	for i, e := range errs {
+		out[i] = spec.FieldError{Path: e.Path, Msg: e.Msg}
+	}
+	return out
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/app"
+	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/telemetry"
 )
@@ -156,6 +158,14 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 			Stable: spec.VersionSpec{Version: "v1", Endpoints: []string{stableURL}},
 			Canary: &spec.VersionSpec{Version: "v2", Endpoints: []string{canaryURL}},
 		}}
+	// Each weight is followed by an indefinite pause: the demo judges the
+	// canary while the controller holds it there, then promotes or aborts
+	// through the same service layer the CLI uses.
+	for _, pct := range []float64{1, 5, 25, 50} {
+		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, spec.Step{SetWeight: &pct}, spec.Step{Pause: &spec.PauseStep{}})
+	}
+	full := 100.0
+	r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, spec.Step{SetWeight: &full})
 	r.SetDefaults()
 	r.Spec.HealthCheck.Interval = spec.Duration(time.Second)
 	r.Spec.TrafficRouting.Assignment.UserHeader = "X-User-ID"
@@ -184,13 +194,16 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 
 	stats := a.Telemetry.Rollout("demo")
 	outcome := Outcome{}
-	steps := []float64{1, 5, 25, 50, 100}
-	for i, pct := range steps {
-		w, _ := spec.WeightFromPercent(pct)
-		if _, err := a.Manager.SetWeight(ctx, "demo", w); err != nil {
+	ctl := a.Controller
+	for {
+		v, err := waitForHold(ctx, ctl)
+		if err != nil {
 			return outcome, err
 		}
-		fmt.Fprintf(out, "step %d/%d: canary weight %g%%\n", i+1, len(steps), pct)
+		if v.Status.Phase == model.PhaseHealthy {
+			break
+		}
+		fmt.Fprintf(out, "step %d/%d: canary weight %g%% (the controller holds it here while the demo watches)\n", v.Status.StepIndex+1, v.Status.StepCount, v.Status.Weight)
 		deadline := time.Now().Add(o.StepDuration)
 		every := 2 * time.Second
 		if o.Live {
@@ -214,11 +227,14 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 		}
 		s, c := summaries(stats)
 		if bad, why := guard(s, c); bad {
-			if _, err := a.Manager.SetWeight(ctx, "demo", 0); err != nil {
+			if _, err := ctl.Abort(ctx, "demo"); err != nil {
 				return outcome, err
 			}
 			outcome = Outcome{RolledBack: true, Reason: why}
 			break
+		}
+		if _, err := ctl.Promote(ctx, "demo", false); err != nil {
+			return outcome, err
 		}
 	}
 	if !outcome.RolledBack {
@@ -236,6 +252,32 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 		<-ctx.Done()
 	}
 	return outcome, nil
+}
+
+// waitForHold waits until the controller holds the demo rollout at a pause
+// step, or has completed it.
+func waitForHold(ctx context.Context, ctl *rollout.Controller) (model.View, error) {
+	for {
+		v, err := ctl.Get(ctx, "demo")
+		if err != nil {
+			return v, err
+		}
+		switch v.Status.Phase {
+		case model.PhaseHealthy:
+			return v, nil
+		case model.PhaseDegraded:
+			return v, fmt.Errorf("the demo rollout was aborted: %s", v.Status.Message)
+		case model.PhasePaused:
+			if v.Status.PauseReason == model.PauseStep {
+				return v, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func describe(s Scenario) string {

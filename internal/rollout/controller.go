@@ -91,6 +91,9 @@ type Config struct {
 	Notifier Notifier
 	// Check validates applied objects; nil accepts what spec.Validate accepts.
 	Check Checker
+	// CheckSecrets checks that an applied rollout's secret references
+	// resolve; nil skips the check.
+	CheckSecrets func(spec.Rollout) error
 	// OnRevision is called when a rollout starts (or resumes) a revision,
 	// after the data plane serves it, so telemetry can open a fresh
 	// since-revision window and forget versions no longer routed.
@@ -539,6 +542,11 @@ func (c *Controller) applyRollout(ctx context.Context, r spec.Rollout, then func
 	}
 	if err := c.check(r); err != nil {
 		return model.View{}, err
+	}
+	if c.cfg.CheckSecrets != nil {
+		if err := c.cfg.CheckSecrets(r); err != nil {
+			return model.View{}, err
+		}
 	}
 	v, err := c.upsert(ctx, specRecord{Rollout: r, Source: sourceAPI}, then)
 	if err != nil {

@@ -162,6 +162,7 @@ spec:
   strategy:
     canary:
       steps:
+        - pause: {}
         - setWeight: 10
         - pause: {}
 `
