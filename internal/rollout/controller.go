@@ -133,6 +133,8 @@ type entry struct {
 	st      State
 	stVer   uint64
 	lastSeq uint64
+	// trimmedTo is the newest event seq trimmed by this process.
+	trimmedTo uint64
 	// What the data plane was last given.
 	served     bool
 	servedSpec spec.Rollout
@@ -303,6 +305,7 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 			c.log.Error("event sequence numbers differ from the expected ones", "rollout", name, "expected", events[0].Seq, "stored", got[0].Seq)
 		}
 		e.lastSeq = got[len(got)-1].Seq
+		c.trimEvents(ctx, name, e)
 		for i := range events {
 			ev := events[i]
 			ev.Seq = got[i].Seq
@@ -316,6 +319,25 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 	v := c.view(e)
 	c.hub.publish(name, model.WatchUpdate{View: &v})
 	return nil
+}
+
+// EventRetention is how many events each rollout keeps; older ones are
+// trimmed in chunks of eventTrimChunk so trimming is rare.
+const (
+	EventRetention = 10000
+	eventTrimChunk = 1000
+)
+
+func (c *Controller) trimEvents(ctx context.Context, name string, e *entry) {
+	if e.lastSeq <= EventRetention || e.lastSeq-EventRetention < e.trimmedTo+eventTrimChunk {
+		return
+	}
+	upTo := e.lastSeq - EventRetention
+	if err := c.cfg.Store.Trim(ctx, model.EventStream(name), upTo); err != nil {
+		c.log.Warn("trim old events", "rollout", name, "err", err)
+		return
+	}
+	e.trimmedTo = upTo
 }
 
 // routedSpec is the rollout as the data plane must serve it: the versions
