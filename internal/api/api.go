@@ -1,5 +1,6 @@
 // Package api serves coalmine's admin HTTP API (SPEC §6.2): health and
-// readiness probes, /metrics, and the JSON rollout API under /api/v1/.
+// readiness probes, /metrics, and under /api/v1/ the JSON API of rollouts
+// and analysis templates, with a Server-Sent Events stream per rollout.
 //
 // Every command goes through model.Commands, the same service layer the
 // CLI and the dashboard use, so the API adds only HTTP concerns: routing,
@@ -10,6 +11,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/model"
 )
@@ -41,18 +43,23 @@ type Config struct {
 	// MaxBodyBytes caps request bodies; larger bodies get 413. Zero means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// KeepAlive is the interval of the comment lines a watch stream sends
+	// while nothing happens, so that proxies and clients do not close an
+	// idle connection. Zero means DefaultKeepAlive (15s).
+	KeepAlive time.Duration
 }
 
 // server holds the validated configuration; it is immutable after New, so
 // its handlers are safe for concurrent use.
 type server struct {
-	cmds     model.Commands
-	ready    func() error
-	log      *slog.Logger
-	maxBody  int64
-	mux      *http.ServeMux
-	auth     authPolicy
-	crossOrg *http.CrossOriginProtection
+	cmds      model.Commands
+	ready     func() error
+	log       *slog.Logger
+	maxBody   int64
+	keepAlive time.Duration
+	mux       *http.ServeMux
+	auth      authPolicy
+	crossOrg  *http.CrossOriginProtection
 }
 
 // New returns the admin API handler. It panics when cfg.Commands is nil,
@@ -60,12 +67,31 @@ type server struct {
 //
 // Routes:
 //
-//	GET /healthz                         200 "ok" while the process runs
-//	GET /readyz                          200 "ok", or 503 with the reason
-//	GET /metrics                         Prometheus exposition (cfg.Metrics)
-//	GET /api/v1/rollouts                 {"items": [View...]}
-//	GET /api/v1/rollouts/{name}          View
-//	PUT /api/v1/rollouts/{name}/weight   {"percent": 2.5} → View
+//	GET    /healthz                               200 "ok" while the process runs
+//	GET    /readyz                                200 "ok", or 503 with the reason
+//	GET    /metrics                               Prometheus exposition (cfg.Metrics)
+//	GET    /api/v1/rollouts                       {"items": [View...]}
+//	GET    /api/v1/rollouts/{name}                View
+//	PUT    /api/v1/rollouts/{name}                Rollout document → View (create or update)
+//	POST   /api/v1/rollouts/{name}/promote        optional {"full": true} → View
+//	POST   /api/v1/rollouts/{name}/abort          empty or {} → View
+//	POST   /api/v1/rollouts/{name}/retry          empty or {} → View
+//	POST   /api/v1/rollouts/{name}/pause          empty or {} → View
+//	POST   /api/v1/rollouts/{name}/resume         empty or {} → View
+//	POST   /api/v1/rollouts/{name}/undo           optional {"toRevision": N} → View
+//	PUT    /api/v1/rollouts/{name}/weight         {"percent": 2.5} → View
+//	PUT    /api/v1/rollouts/{name}/canary         {"version": "v2", "endpoints": ["http://..."]} → View
+//	GET    /api/v1/rollouts/{name}/analysisruns   {"items": [AnalysisRunStatus...]}
+//	GET    /api/v1/rollouts/{name}/events         ?after=SEQ&limit=N → {"items": [Event...]}
+//	GET    /api/v1/rollouts/{name}/watch          Server-Sent Events (see watch)
+//	GET    /api/v1/analysistemplates              {"items": [AnalysisTemplate...]}
+//	GET    /api/v1/analysistemplates/{name}       AnalysisTemplate
+//	PUT    /api/v1/analysistemplates/{name}       AnalysisTemplate document → AnalysisTemplate
+//	DELETE /api/v1/analysistemplates/{name}       204; 409 while a rollout uses it
+//
+// A PUT document may leave out apiVersion, kind and metadata.name, which
+// the path implies; given, they must agree with it. A command that does not
+// apply to the rollout's state answers 409 with the reason.
 //
 // Unknown paths answer 404 and known paths with another method 405 (with an
 // Allow header), both as JSON errors.
@@ -74,19 +100,23 @@ func New(cfg Config) http.Handler {
 		panic("api.New: Config.Commands is nil")
 	}
 	s := &server{
-		cmds:     cfg.Commands,
-		ready:    cfg.Ready,
-		log:      cfg.Logger,
-		maxBody:  cfg.MaxBodyBytes,
-		mux:      http.NewServeMux(),
-		auth:     authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous},
-		crossOrg: http.NewCrossOriginProtection(),
+		cmds:      cfg.Commands,
+		ready:     cfg.Ready,
+		log:       cfg.Logger,
+		maxBody:   cfg.MaxBodyBytes,
+		keepAlive: cfg.KeepAlive,
+		mux:       http.NewServeMux(),
+		auth:      authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous},
+		crossOrg:  http.NewCrossOriginProtection(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.keepAlive <= 0 {
+		s.keepAlive = DefaultKeepAlive
 	}
 
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -96,7 +126,22 @@ func New(cfg Config) http.Handler {
 	}
 	s.mux.HandleFunc("GET /api/v1/rollouts", s.listRollouts)
 	s.mux.HandleFunc("GET /api/v1/rollouts/{name}", s.getRollout)
+	s.mux.HandleFunc("PUT /api/v1/rollouts/{name}", s.applyRollout)
+	s.mux.HandleFunc("POST /api/v1/rollouts/{name}/promote", s.promote)
+	s.mux.HandleFunc("POST /api/v1/rollouts/{name}/abort", s.command(s.cmds.Abort))
+	s.mux.HandleFunc("POST /api/v1/rollouts/{name}/retry", s.command(s.cmds.Retry))
+	s.mux.HandleFunc("POST /api/v1/rollouts/{name}/pause", s.command(s.cmds.Pause))
+	s.mux.HandleFunc("POST /api/v1/rollouts/{name}/resume", s.command(s.cmds.Resume))
+	s.mux.HandleFunc("POST /api/v1/rollouts/{name}/undo", s.undo)
 	s.mux.HandleFunc("PUT /api/v1/rollouts/{name}/weight", s.setWeight)
+	s.mux.HandleFunc("PUT /api/v1/rollouts/{name}/canary", s.setCanary)
+	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/analysisruns", s.analysisRuns)
+	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/events", s.events)
+	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/watch", s.watch)
+	s.mux.HandleFunc("GET /api/v1/analysistemplates", s.listTemplates)
+	s.mux.HandleFunc("GET /api/v1/analysistemplates/{name}", s.getTemplate)
+	s.mux.HandleFunc("PUT /api/v1/analysistemplates/{name}", s.applyTemplate)
+	s.mux.HandleFunc("DELETE /api/v1/analysistemplates/{name}", s.deleteTemplate)
 	return s
 }
 
