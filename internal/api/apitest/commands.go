@@ -379,7 +379,7 @@ func (r *rollout) setWeight(percent float64) {
 // once and the revision completes (undo's fast rollback).
 func (r *rollout) startRevision(now time.Time, stable spec.VersionSpec, canary *spec.VersionSpec, why string, fast bool) {
 	st := &r.view.Status
-	if st.Revision > 0 {
+	if n := len(r.history); st.Revision > 0 && (n == 0 || r.history[n-1].Number != st.Revision) { // complete recorded it already
 		r.history = append(r.history, Revision{Number: st.Revision, Stable: r.stable, Canary: r.canary})
 	}
 	if canary != nil && canary.Version == stable.Version {
