@@ -22,10 +22,11 @@ import (
 
 func now() time.Time { return apitest.Epoch }
 
-// newHandler returns the API over a fake holding the fixtures.
+// newHandler returns the API over a fake holding the fixtures, their
+// events, history and templates.
 func newHandler(t *testing.T, mod func(*api.Config)) (http.Handler, *apitest.Fake, *bytes.Buffer) {
 	t.Helper()
-	fake := apitest.NewFake(now, apitest.Fixtures()...)
+	fake := apitest.NewFixtures(now)
 	logs := &bytes.Buffer{}
 	cfg := api.Config{
 		Commands: fake,

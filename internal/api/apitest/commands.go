@@ -251,8 +251,9 @@ func (f *Fake) SetWeight(_ context.Context, name string, w spec.Weight) (model.V
 func (f *Fake) SetCanary(_ context.Context, name string, canary spec.VersionSpec) (model.View, error) {
 	canary = clone(canary)
 	return f.change(name, func(r *rollout, now time.Time) error {
-		doc := spec.Rollout{APIVersion: r.view.APIVersion, Kind: r.view.Kind, Metadata: r.view.Metadata, Spec: r.view.Spec}
+		doc := clone(spec.Rollout{APIVersion: r.view.APIVersion, Kind: r.view.Kind, Metadata: r.view.Metadata, Spec: r.view.Spec})
 		doc.Spec.Canary = &canary
+		doc.SetDefaults()
 		if errs := doc.Validate(); len(errs) > 0 {
 			return errs
 		}
