@@ -24,7 +24,7 @@ func now() time.Time { return apitest.Epoch }
 
 // newHandler returns the API over a fake holding the fixtures, their
 // events, history and templates.
-func newHandler(t *testing.T, mod func(*api.Config)) (http.Handler, *apitest.Fake, *bytes.Buffer) {
+func newHandler(t testing.TB, mod func(*api.Config)) (http.Handler, *apitest.Fake, *bytes.Buffer) {
 	t.Helper()
 	fake := apitest.NewFixtures(now)
 	logs := &bytes.Buffer{}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/model"
-	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // decodeView decodes a 200 response holding a View.
@@ -324,5 +323,3 @@ func TestApplyReportsEveryFieldError(t *testing.T) {
 		t.Errorf("error %+v, want spec.listen first and spec.stable.endpoints[0] among the details", b)
 	}
 }
-
-var _ = spec.APIVersion
