@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +23,22 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // now is the injected clock: two minutes after the fixtures' epoch.
 func now() time.Time { return apitest.Epoch.Add(2 * time.Minute) }
 
-// newServer serves the real API handler over the fake fixtures.
+// newServer serves the real API handler over the fake fixtures, with
+// their events, history and templates.
 func newServer(t *testing.T, token string) *httptest.Server {
 	t.Helper()
-	fake := apitest.NewFake(now, apitest.Fixtures()...)
+	srv, _ := newFakeServer(t, token)
+	return srv
+}
+
+// newFakeServer is newServer that also returns the Fake, for tests that
+// change the rollouts while a command watches.
+func newFakeServer(t *testing.T, token string) (*httptest.Server, *apitest.Fake) {
+	t.Helper()
+	fake := apitest.NewFixtures(now)
 	srv := httptest.NewServer(api.New(api.Config{Commands: fake, Token: token}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, fake
 }
 
 type result struct {
@@ -40,15 +50,18 @@ type result struct {
 func run(t *testing.T, vars map[string]string, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	root := cli.NewRoot(cli.Env{
-		Stdout: &stdout,
-		Stderr: &stderr,
-		Getenv: func(k string) string { return vars[k] },
-		Now:    now,
-	})
-	root.SetArgs(args)
-	code := cli.Execute(context.Background(), root)
+	code := runEnv(context.Background(), cli.Env{Stdout: &stdout, Stderr: &stderr}, vars, args...)
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// runEnv is run with a context and an Env whose Stdout and Stderr the
+// caller chose; Getenv and Now are filled in.
+func runEnv(ctx context.Context, env cli.Env, vars map[string]string, args ...string) int {
+	env.Getenv = func(k string) string { return vars[k] }
+	env.Now = now
+	root := cli.NewRoot(env)
+	root.SetArgs(args)
+	return cli.Execute(ctx, root)
 }
 
 // golden compares got with testdata/name.golden, or rewrites it with -update.
@@ -70,58 +83,151 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
+// goldenCase is one command line run against a fresh server over the
+// fixtures; its exit code, stdout and stderr are compared with
+// testdata/NAME.golden.
+type goldenCase struct {
+	name string
+	args []string
+	code int
+	// serverToken makes the server require a token; token is then
+	// COALMINE_TOKEN.
+	serverToken, token string
+	// noServer runs without COALMINE_SERVER (help, local validation).
+	noServer bool
+	// setup are command lines run first, successfully, on the same server.
+	setup [][]string
+}
+
 func TestGolden(t *testing.T) {
-	srv := newServer(t, "")
-	authed := newServer(t, "t0ken")
-	env := map[string]string{"COALMINE_SERVER": srv.URL}
-	tests := []struct {
-		name string
-		vars map[string]string
-		args []string
-		code int
-	}{
-		{"get-rollouts", env, []string{"get", "rollouts"}, 0},
-		{"get-rollouts-json", env, []string{"get", "rollouts", "-o", "json"}, 0},
-		{"get-rollout-text", env, []string{"get", "rollout", "checkout"}, 0},
-		{"get-rollout-degraded", env, []string{"get", "rollout", "payments"}, 0},
-		{"get-rollout-healthy", env, []string{"get", "rollout", "search"}, 0},
-		{"get-rollout-json", env, []string{"get", "rollout", "checkout", "-o", "json"}, 0},
-		{"get-rollout-yaml", env, []string{"get", "rollout", "checkout", "-o", "yaml"}, 0},
-		{"get-rollout-not-found", env, []string{"get", "rollout", "nope"}, 1},
-		{"get-rollout-missing-name", env, []string{"get", "rollout"}, 2},
-		{"get-bad-output", env, []string{"get", "rollouts", "-o", "xml"}, 2},
-		{"get-unknown-resource", env, []string{"get", "rollots"}, 2},
-		{"unknown-flag", env, []string{"get", "rollouts", "--nope"}, 2},
-		{"set-weight", env, []string{"set", "weight", "checkout", "10"}, 0},
-		{"set-weight-percent-sign", env, []string{"set", "weight", "checkout", "2.5%"}, 0},
-		{"set-weight-out-of-range", env, []string{"set", "weight", "checkout", "150"}, 2},
-		{"set-weight-too-precise", env, []string{"set", "weight", "checkout", "2.555"}, 2},
-		{"set-weight-not-a-number", env, []string{"set", "weight", "checkout", "ten"}, 2},
-		{"set-weight-no-canary", env, []string{"set", "weight", "search", "5"}, 1},
-		{"unauthorized", map[string]string{"COALMINE_SERVER": authed.URL}, []string{"get", "rollouts"}, 4},
-		{"wrong-token", map[string]string{"COALMINE_SERVER": authed.URL, "COALMINE_TOKEN": "nope"}, []string{"get", "rollouts"}, 4},
-		{"token-from-env", map[string]string{"COALMINE_SERVER": authed.URL, "COALMINE_TOKEN": "t0ken"}, []string{"set", "weight", "checkout", "1"}, 0},
-		{"help-get-rollout", nil, []string{"get", "rollout", "--help"}, 0},
-		{"help-set-weight", nil, []string{"set", "weight", "--help"}, 0},
+	tests := []goldenCase{
+		// get
+		{name: "get-rollouts", args: []string{"get", "rollouts"}},
+		{name: "get-rollouts-json", args: []string{"get", "rollouts", "-o", "json"}},
+		{name: "get-rollout-text", args: []string{"get", "rollout", "checkout"}},
+		{name: "get-rollout-degraded", args: []string{"get", "rollout", "payments"}},
+		{name: "get-rollout-healthy", args: []string{"get", "rollout", "search"}},
+		{name: "get-rollout-json", args: []string{"get", "rollout", "checkout", "-o", "json"}},
+		{name: "get-rollout-yaml", args: []string{"get", "rollout", "checkout", "-o", "yaml"}},
+		{name: "get-rollout-not-found", args: []string{"get", "rollout", "nope"}, code: 1},
+		{name: "get-rollout-missing-name", args: []string{"get", "rollout"}, code: 2},
+		{name: "get-bad-output", args: []string{"get", "rollouts", "-o", "xml"}, code: 2},
+		{name: "get-unknown-resource", args: []string{"get", "rollots"}, code: 2},
+		{name: "unknown-flag", args: []string{"get", "rollouts", "--nope"}, code: 2},
+		{name: "get-analysisruns", args: []string{"get", "analysisruns", "checkout"}},
+		{name: "get-analysisruns-none", args: []string{"get", "analysisruns", "search"}},
+		{name: "get-analysisruns-json", args: []string{"get", "analysisruns", "payments", "-o", "json"}},
+		{name: "get-analysisruns-not-found", args: []string{"get", "analysisruns", "nope"}, code: 1},
+		{name: "get-events", args: []string{"get", "events", "checkout"}},
+		{name: "get-events-after", args: []string{"get", "events", "payments", "--after", "4"}},
+		{name: "get-events-after-last", args: []string{"get", "events", "search", "--after", "8"}},
+		{name: "get-events-json", args: []string{"get", "events", "payments", "--after", "5", "-o", "json"}},
+		{name: "get-events-yaml", args: []string{"get", "events", "payments", "--after", "5", "-o", "yaml"}},
+		{name: "get-events-bad-after", args: []string{"get", "events", "payments", "--after", "-1"}, code: 2},
+
+		// set
+		{name: "set-weight", args: []string{"set", "weight", "checkout", "10"}},
+		{name: "set-weight-percent-sign", args: []string{"set", "weight", "checkout", "2.5%"}},
+		{name: "set-weight-out-of-range", args: []string{"set", "weight", "checkout", "150"}, code: 2},
+		{name: "set-weight-too-precise", args: []string{"set", "weight", "checkout", "2.555"}, code: 2},
+		{name: "set-weight-not-a-number", args: []string{"set", "weight", "checkout", "ten"}, code: 2},
+		{name: "set-weight-no-canary", args: []string{"set", "weight", "search", "5"}, code: 1},
+		{name: "set-canary", args: []string{"set", "canary", "checkout", "v1.6.0", "--endpoint", "http://127.0.0.1:9004", "--endpoint", "http://127.0.0.1:9005"}},
+		{name: "set-canary-no-endpoint", args: []string{"set", "canary", "checkout", "v1.6.0"}, code: 2},
+		{name: "set-canary-bad-endpoint", args: []string{"set", "canary", "checkout", "v1.6.0", "--endpoint", "ftp://x"}, code: 2},
+		{name: "set-canary-same", args: []string{"set", "canary", "checkout", "v1.5.0", "--endpoint", "http://127.0.0.1:9002", "--endpoint", "http://127.0.0.1:9003"}, code: 1},
+
+		// commands
+		{name: "promote", args: []string{"promote", "checkout"}},
+		{name: "promote-full", args: []string{"promote", "checkout", "--full"}},
+		{name: "promote-healthy", args: []string{"promote", "search"}, code: 1},
+		{name: "promote-degraded", args: []string{"promote", "payments"}, code: 1},
+		{name: "promote-not-found", args: []string{"promote", "nope"}, code: 1},
+		{name: "promote-missing-name", args: []string{"promote"}, code: 2},
+		{name: "abort", args: []string{"abort", "checkout"}},
+		{name: "abort-aborted", args: []string{"abort", "payments"}, code: 1},
+		{name: "retry", args: []string{"retry", "payments"}},
+		{name: "retry-not-aborted", args: []string{"retry", "checkout"}, code: 1},
+		{name: "pause", args: []string{"pause", "checkout"}},
+		{name: "resume-not-paused", args: []string{"resume", "checkout"}, code: 1},
+		{name: "undo", args: []string{"undo", "checkout"}},
+		{name: "undo-to-revision", args: []string{"undo", "checkout", "--to-revision", "2"}},
+		{name: "undo-unknown-revision", args: []string{"undo", "checkout", "--to-revision", "9"}, code: 2},
+		{name: "undo-negative-revision", args: []string{"undo", "checkout", "--to-revision", "-1"}, code: 2},
+
+		// status
+		{name: "status-healthy", args: []string{"status", "search"}},
+		{name: "status-degraded", args: []string{"status", "payments"}, code: 1},
+		{name: "status-timeout", args: []string{"status", "checkout", "--timeout", "50ms"}, code: 2},
+		{name: "status-no-watch-paused", args: []string{"status", "checkout", "--watch=false"}, code: 2},
+		{name: "status-no-watch-healthy", args: []string{"status", "search", "--watch=false"}},
+		{name: "status-no-watch-degraded", args: []string{"status", "payments", "--watch=false"}, code: 1},
+		{name: "status-not-found", args: []string{"status", "nope"}, code: 1},
+
+		// apply
+		{name: "apply", args: []string{"apply", "-f", "testdata/apply/checkout.yaml", "-f", "testdata/apply/templates.yaml"}},
+		{name: "apply-unchanged", args: []string{"apply", "-f", "testdata/apply/search.yaml"},
+			setup: [][]string{{"apply", "-f", "testdata/apply/search.yaml"}}},
+		{name: "apply-new-revision", args: []string{"apply", "-f", "testdata/apply/search-v1.yaml"}},
+		{name: "apply-template-from-server", args: []string{"apply", "-f", "testdata/apply/checkout.yaml"}},
+		{name: "apply-invalid", args: []string{"apply", "-f", "testdata/apply/invalid.yaml"}, code: 2},
+		{name: "apply-missing-template", args: []string{"apply", "-f", "testdata/apply/missing-template.yaml"}, code: 2},
+		{name: "apply-no-files", args: []string{"apply"}, code: 2},
+		{name: "apply-positional", args: []string{"apply", "checkout.yaml"}, code: 2},
+
+		// authentication and the environment
+		{name: "unauthorized", args: []string{"get", "rollouts"}, serverToken: "t0ken", code: 4},
+		{name: "wrong-token", args: []string{"get", "rollouts"}, serverToken: "t0ken", token: "nope", code: 4},
+		{name: "token-from-env", args: []string{"set", "weight", "checkout", "1"}, serverToken: "t0ken", token: "t0ken"},
+		{name: "promote-unauthorized", args: []string{"promote", "checkout"}, serverToken: "t0ken", code: 4},
+
+		// help
+		{name: "help-get-rollout", args: []string{"get", "rollout", "--help"}, noServer: true},
+		{name: "help-set-weight", args: []string{"set", "weight", "--help"}, noServer: true},
+		{name: "help-set-canary", args: []string{"set", "canary", "--help"}, noServer: true},
+		{name: "help-promote", args: []string{"promote", "--help"}, noServer: true},
+		{name: "help-status", args: []string{"status", "--help"}, noServer: true},
+		{name: "help-apply", args: []string{"apply", "--help"}, noServer: true},
+		{name: "help-get-events", args: []string{"get", "events", "--help"}, noServer: true},
+		{name: "help-root", args: []string{"--help"}, noServer: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := run(t, tt.vars, tt.args...)
-			if res.code != tt.code {
-				t.Errorf("exit code = %d, want %d\nstdout: %s\nstderr: %s", res.code, tt.code, res.stdout, res.stderr)
+			vars := map[string]string{}
+			if !tt.noServer {
+				vars["COALMINE_SERVER"] = newServer(t, tt.serverToken).URL
 			}
-			out := "$ coalmine " + strings.Join(tt.args, " ") + "\n" +
-				"--- exit " + string(rune('0'+res.code)) + "\n" +
-				"--- stdout\n" + res.stdout +
-				"--- stderr\n" + res.stderr
-			golden(t, tt.name, out)
-			if res.code != 0 {
-				first, _, _ := strings.Cut(res.stderr, "\n")
-				if !strings.HasPrefix(first, "Error: ") {
-					t.Errorf("stderr does not start with one Error: line: %q", res.stderr)
+			if tt.token != "" {
+				vars["COALMINE_TOKEN"] = tt.token
+			}
+			for _, args := range tt.setup {
+				if res := run(t, vars, args...); res.code != 0 {
+					t.Fatalf("setup %q: %+v", args, res)
 				}
 			}
+			res := run(t, vars, tt.args...)
+			checkGolden(t, tt.name, tt.args, res, tt.code)
 		})
+	}
+}
+
+// checkGolden compares a run with its golden file and checks its exit
+// code and the one-line error rule.
+func checkGolden(t *testing.T, name string, args []string, res result, code int) {
+	t.Helper()
+	if res.code != code {
+		t.Errorf("exit code = %d, want %d\nstdout: %s\nstderr: %s", res.code, code, res.stdout, res.stderr)
+	}
+	out := "$ coalmine " + strings.Join(args, " ") + "\n" +
+		"--- exit " + strconv.Itoa(res.code) + "\n" +
+		"--- stdout\n" + res.stdout +
+		"--- stderr\n" + res.stderr
+	golden(t, name, out)
+	if res.code != 0 && res.stderr != "" {
+		first, _, _ := strings.Cut(res.stderr, "\n")
+		if !strings.HasPrefix(first, "Error: ") && !strings.HasPrefix(first, "testdata/") {
+			t.Errorf("stderr does not start with one Error: line: %q", res.stderr)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coalmine-dev/coalmine/internal/client"
@@ -45,12 +47,23 @@ func (o *clientOptions) resolve(cmd *cobra.Command) {
 
 // client builds the API client; a malformed --server is a usage error.
 func (o *clientOptions) client(cmd *cobra.Command) (*client.Client, error) {
+	return o.watchClient(cmd, nil)
+}
+
+// watchClient is client for commands that watch: onRetry, when not nil,
+// hears about every reconnect of a stream.
+func (o *clientOptions) watchClient(cmd *cobra.Command, onRetry func(error, time.Duration)) (*client.Client, error) {
 	o.resolve(cmd)
+	wo := o.env.Watch
+	if onRetry != nil {
+		wo.OnRetry = onRetry
+	}
 	c, err := client.New(client.Options{
 		Server:     o.server,
 		Token:      o.token,
 		HTTPClient: o.env.HTTPClient,
 		UserAgent:  "coalmine/" + Version,
+		Watch:      wo,
 	})
 	if err != nil {
 		return nil, Exit(ExitUsage, err)

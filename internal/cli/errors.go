@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,6 +42,9 @@ func usageErrorf(format string, args ...any) error {
 type ExitError struct {
 	Code int
 	Err  error
+	// quiet: the command already said everything on stdout, so Execute
+	// prints no error line (`status --watch=false`).
+	quiet bool
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }
@@ -47,6 +52,9 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Exit wraps err with an exit code.
 func Exit(code int, err error) error { return &ExitError{Code: code, Err: err} }
+
+// quietExit ends a command with an exit code and no error line.
+func quietExit(code int, err error) error { return &ExitError{Code: code, Err: err, quiet: true} }
 
 // ExitCode maps an error returned by a command to the process exit code:
 // 0 success, 2 usage or validation error (including a 400 from the server),
@@ -103,13 +111,22 @@ func isCobraUsageError(err error) bool {
 // Execute runs root and returns the exit code. Errors are printed to root's
 // error writer as one line, "Error: ...", that says what to do; usage
 // errors are followed by the command's usage.
+//
+// The first interrupt (Ctrl-C) cancels the context the commands run with,
+// so that watching commands end cleanly (a live view exits 0); a second
+// one ends the process as usual.
 func Execute(ctx context.Context, root *cobra.Command) int {
+	ctx, stop := cancelOnInterrupt(ctx)
+	defer stop()
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	if cmd == nil {
 		cmd = root
+	}
+	if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.quiet {
+		return ee.Code
 	}
 	w := root.ErrOrStderr()
 	fmt.Fprintln(w, "Error: "+oneLine(err.Error()))
@@ -156,4 +173,26 @@ func (o *clientOptions) explain(err error) error {
 		return &hinted{err, "run `coalmine get rollouts` to list the rollouts"}
 	}
 	return err
+}
+
+// cancelOnInterrupt returns a context canceled by the first os.Interrupt,
+// after which the signal's default behaviour is restored.
+func cancelOnInterrupt(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			signal.Stop(sigs)
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }

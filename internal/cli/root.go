@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coalmine-dev/coalmine/internal/client"
 )
 
 // Version is coalmine's version, set at build time with
@@ -35,6 +37,13 @@ type Env struct {
 	Now func() time.Time
 	// HTTPClient sends API requests; nil means a client with a 30s timeout.
 	HTTPClient *http.Client
+	// IsTerminal reports whether w is a terminal, where `get rollout -w`
+	// redraws its view in place. Nil means: w is an *os.File on a
+	// character device.
+	IsTerminal func(w io.Writer) bool
+	// Watch tunes how watching commands reconnect; the zero value means
+	// the client's defaults.
+	Watch client.WatchOptions
 }
 
 func (e Env) withDefaults() Env {
@@ -50,7 +59,21 @@ func (e Env) withDefaults() Env {
 	if e.Now == nil {
 		e.Now = time.Now
 	}
+	if e.IsTerminal == nil {
+		e.IsTerminal = isCharDevice
+	}
 	return e
+}
+
+// isCharDevice is the default Env.IsTerminal: golang.org/x/term is not a
+// dependency, and a character device is what a terminal is to the kernel.
+func isCharDevice(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // NewRoot returns the `coalmine` command with the client commands attached.
@@ -76,8 +99,14 @@ http://127.0.0.1:7070, or COALMINE_SERVER).`,
   coalmine get rollouts
   coalmine get rollout checkout
 
-  # send 10% of checkout's traffic to the canary by hand
-  coalmine set weight checkout 10`,
+  # roll out a new version and follow it until it is done
+  coalmine set canary checkout v1.5.0 --endpoint http://10.0.0.7:8080
+  coalmine status checkout --timeout 30m
+
+  # watch it live, move it on by hand, or send everyone back to stable
+  coalmine get rollout checkout -w
+  coalmine promote checkout
+  coalmine abort checkout`,
 		Args:          subcommandArgs,
 		RunE:          helpOrUnknown,
 		SilenceErrors: true,
@@ -88,7 +117,19 @@ http://127.0.0.1:7070, or COALMINE_SERVER).`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.CompletionOptions.HiddenDefaultCmd = false
 
-	root.AddCommand(newGetCmd(env), newSetCmd(env), newVersionCmd())
+	root.AddCommand(
+		newApplyCmd(env),
+		newGetCmd(env),
+		newStatusCmd(env),
+		newPromoteCmd(env),
+		newAbortCmd(env),
+		newRetryCmd(env),
+		newPauseCmd(env),
+		newResumeCmd(env),
+		newUndoCmd(env),
+		newSetCmd(env),
+		newVersionCmd(),
+	)
 	return root
 }
 

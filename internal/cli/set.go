@@ -21,15 +21,17 @@ func newSetCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set",
 		Short: "Change a rollout by hand",
-		Long: `Change a rollout on a running coalmine server by hand. Manual changes pause
-the rollout (reason Manual) so the controller does not undo them; continue
-with "coalmine promote NAME" or "coalmine resume NAME".`,
-		Example: `  coalmine set weight checkout 10`,
-		Args:    subcommandArgs,
-		RunE:    helpOrUnknown,
+		Long: `Change a rollout on a running coalmine server by hand. "set weight" pauses
+the rollout (reason Manual) so the controller does not undo it; continue
+with "coalmine promote NAME" or "coalmine resume NAME". "set canary" starts
+a new revision with another canary version.`,
+		Example: `  coalmine set weight checkout 10
+  coalmine set canary checkout v1.5.0 --endpoint http://10.0.0.7:8080`,
+		Args: subcommandArgs,
+		RunE: helpOrUnknown,
 	}
 	addClientFlags(cmd, &s.clientOptions)
-	cmd.AddCommand(s.weightCmd())
+	cmd.AddCommand(s.weightCmd(), s.canaryCmd())
 	return cmd
 }
 
@@ -107,4 +109,49 @@ func weightSummary(v model.View) string {
 		msg += fmt.Sprintf("; the proxy still routes %s, it follows within moments unless the canary has no healthy endpoint", percent(st.ObservedWeight))
 	}
 	return msg
+}
+
+func (s *setCmd) canaryCmd() *cobra.Command {
+	var endpoints []string
+	cmd := &cobra.Command{
+		Use:   "canary NAME VERSION --endpoint URL...",
+		Short: "Start a new revision that rolls out VERSION at the given endpoints",
+		Long: `Start a new revision of a rollout with VERSION as its canary, served by the
+given endpoints, like "kubectl set image": the steps run from the first, with
+fresh analysis. A canary in progress is replaced. The applied document's
+spec.canary changes too, so "coalmine get rollout NAME -o yaml" shows it.
+
+--endpoint is required and repeatable: one http:// or https:// URL per
+upstream instance of VERSION.` + actionExitStatus,
+		Example: `  coalmine set canary checkout v1.5.0 --endpoint http://10.0.0.7:8080
+
+  # two instances, then follow the rollout until it is done
+  coalmine set canary checkout v1.5.0 \
+      --endpoint http://10.0.0.7:8080 --endpoint http://10.0.0.8:8080
+  coalmine status checkout`,
+		Args:              exactArgs("NAME", "VERSION"),
+		ValidArgsFunction: s.completeRolloutNames,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, version := args[0], strings.TrimSpace(args[1])
+			if version == "" {
+				return Exit(ExitUsage, fmt.Errorf("VERSION is empty: name the canary version, such as v1.5.0"))
+			}
+			if len(endpoints) == 0 {
+				return usageErrorf("set canary needs at least one --endpoint URL of an instance serving %s, such as --endpoint http://10.0.0.7:8080", version)
+			}
+			c, err := s.client(cmd)
+			if err != nil {
+				return err
+			}
+			v, err := c.SetCanary(cmd.Context(), name, spec.VersionSpec{Version: version, Endpoints: endpoints})
+			if err != nil {
+				return s.explain(err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "rollout %q revision %d started: canary %s over stable %s; %s\n",
+				v.Metadata.Name, v.Status.Revision, orDash(targetVersion(v)), orDash(v.Status.StableVersion), position(v))
+			return err
+		},
+	}
+	cmd.Flags().StringArrayVar(&endpoints, "endpoint", nil, "URL of an instance serving VERSION (required, repeatable)")
+	return cmd
 }
