@@ -123,8 +123,8 @@ func walk(dec *json.Decoder, t reflect.Type, p spec.FieldPath) error {
 		if tok != json.Delim('{') {
 			return mismatch(p, t, tok)
 		}
+		fields := jsonFields(t)
 		return walkObject(dec, p, func(key string) (reflect.Type, spec.FieldPath, error) {
-			fields := jsonFields(t)
 			if ft, ok := fields[key]; ok {
 				return ft, p.Child(key), nil
 			}
@@ -150,6 +150,14 @@ func walk(dec *json.Decoder, t reflect.Type, p spec.FieldPath) error {
 		return err
 	case reflect.Interface:
 		return skipRest(dec, tok)
+	default:
+		return walkScalar(t, tok, p)
+	}
+}
+
+// walkScalar checks a string, boolean or number token against t.
+func walkScalar(t reflect.Type, tok json.Token, p spec.FieldPath) error {
+	switch t.Kind() {
 	case reflect.String:
 		if _, ok := tok.(string); !ok {
 			return mismatch(p, t, tok)
@@ -163,16 +171,24 @@ func walk(dec *json.Decoder, t reflect.Type, p spec.FieldPath) error {
 		if !ok {
 			return mismatch(p, t, tok)
 		}
-		if v, err := strconv.ParseInt(string(n), 10, 64); err != nil || reflect.Zero(t).OverflowInt(v) {
-			return fieldError(p, "field %q must be a whole number in range, not %s", p, n)
+		v, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return fieldError(p, "field %q must be a whole number, not %s", p, n)
+		}
+		if err != nil || reflect.Zero(t).OverflowInt(v) {
+			return fieldError(p, "field %q is out of range: %s", p, n)
 		}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, ok := tok.(json.Number)
 		if !ok {
 			return mismatch(p, t, tok)
 		}
-		if v, err := strconv.ParseUint(string(n), 10, 64); err != nil || reflect.Zero(t).OverflowUint(v) {
-			return fieldError(p, "field %q must be a whole number from 0 in range, not %s", p, n)
+		v, err := strconv.ParseUint(string(n), 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return fieldError(p, "field %q must be a whole number from 0, not %s", p, n)
+		}
+		if err != nil || reflect.Zero(t).OverflowUint(v) {
+			return fieldError(p, "field %q is out of range: %s", p, n)
 		}
 	case reflect.Float32, reflect.Float64:
 		n, ok := tok.(json.Number)
