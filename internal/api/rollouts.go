@@ -128,11 +128,7 @@ func (s *server) applyRollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := s.cmds.Apply(r.Context(), doc)
-	if err != nil {
-		s.writeError(w, r, describe(name, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.respond(w, r, name, v, err)
 }
 
 // fillDocument checks the apiVersion, kind and metadata.name of a document
@@ -172,20 +168,19 @@ func (s *server) command(do func(ctx context.Context, name string) (model.View, 
 			s.writeError(w, r, err)
 			return
 		}
-		s.reply(w, r, r.PathValue("name"))(do(r.Context(), r.PathValue("name")))
+		name := r.PathValue("name")
+		v, err := do(r.Context(), name)
+		s.respond(w, r, name, v, err)
 	}
 }
 
-// reply returns a function that writes the View a command returned, or its
-// error.
-func (s *server) reply(w http.ResponseWriter, r *http.Request, name string) func(model.View, error) {
-	return func(v model.View, err error) {
-		if err != nil {
-			s.writeError(w, r, describe(name, err))
-			return
-		}
-		writeJSON(w, http.StatusOK, v)
+// respond writes the View a command on rollout name returned, or its error.
+func (s *server) respond(w http.ResponseWriter, r *http.Request, name string, v model.View, err error) {
+	if err != nil {
+		s.writeError(w, r, describe(name, err))
+		return
 	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *server) promote(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +190,8 @@ func (s *server) promote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	s.reply(w, r, name)(s.cmds.Promote(r.Context(), name, req.Full))
+	v, err := s.cmds.Promote(r.Context(), name, req.Full)
+	s.respond(w, r, name, v, err)
 }
 
 func (s *server) undo(w http.ResponseWriter, r *http.Request) {
@@ -213,7 +209,8 @@ func (s *server) undo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	name := r.PathValue("name")
-	s.reply(w, r, name)(s.cmds.Undo(r.Context(), name, to))
+	v, err := s.cmds.Undo(r.Context(), name, to)
+	s.respond(w, r, name, v, err)
 }
 
 func (s *server) setCanary(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +230,8 @@ func (s *server) setCanary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	s.reply(w, r, name)(s.cmds.SetCanary(r.Context(), name, spec.VersionSpec{Version: req.Version, Endpoints: req.Endpoints}))
+	v, err := s.cmds.SetCanary(r.Context(), name, spec.VersionSpec{Version: req.Version, Endpoints: req.Endpoints})
+	s.respond(w, r, name, v, err)
 }
 
 func (s *server) analysisRuns(w http.ResponseWriter, r *http.Request) {
