@@ -21,6 +21,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/notify"
 	"github.com/coalmine-dev/coalmine/internal/proxy"
 	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/route"
@@ -55,6 +56,10 @@ type App struct {
 	teleDone  chan struct{}
 	stopCtl   context.CancelFunc
 	ctlDone   chan struct{}
+
+	notifier   *notify.Dispatcher
+	stopNotify context.CancelFunc
+	notifyDone chan struct{}
 }
 
 // Start opens the store, starts every rollout's listener and the admin API.
@@ -86,9 +91,19 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		OnEndpointHealth: func(name string, role spec.Role, version, url string, healthy bool, reason string) {
 			a.Controller.EndpointHealth(name, role, version, url, healthy, reason)
 		}})
+	a.notifier = notify.New(notify.Config{Store: st, Logger: cfg.Logger})
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	a.stopNotify, a.notifyDone = stopNotify, make(chan struct{})
+	go func() {
+		defer close(a.notifyDone)
+		if err := a.notifier.Run(notifyCtx); err != nil {
+			cfg.Logger.Error("notification dispatcher stopped", "err", err)
+		}
+	}()
 	a.Controller = rollout.New(rollout.Config{
 		Router:       routerAdapter{a.Proxy},
 		Store:        st,
+		Notifier:     a.notifier,
 		Logger:       cfg.Logger,
 		Check:        checkConfig,
 		CheckSecrets: checkSecrets,
@@ -113,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		a.Telemetry.Collector(), rollout.NewCollector(a.Controller))
+		a.Telemetry.Collector(), rollout.NewCollector(a.Controller), a.notifier.Collector())
 	handler := api.New(api.Config{
 		Commands:          a.Controller,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
@@ -156,6 +171,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.stopCtl != nil {
 		a.stopCtl()
 		<-a.ctlDone
+	}
+	if a.stopNotify != nil {
+		a.stopNotify()
+		<-a.notifyDone
 	}
 	if a.stopTele != nil {
 		a.stopTele()
