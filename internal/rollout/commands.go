@@ -115,6 +115,10 @@ func Pause(name string, st State, sp *spec.RolloutSpec, now time.Time) (State, [
 		return st, nil, conflict(name, "is already paused by hand; `coalmine resume` releases it")
 	}
 	s.ManualPause = true
+	// A held setWeight is not waiting to take effect: progressDeadline
+	// never limits a pause (SPEC §4), so Next starts the wait afresh once
+	// the rollout is released.
+	s.WeightSince = time.Time{}
 	s.Message = "paused by hand at " + stepLabel(sp.Strategy.Canary.Steps, s.StepIndex) + "; `coalmine resume` releases it"
 	s.UpdatedAt = now
 	e.emit(EventPaused, s.Message, map[string]any{"reason": string(model.PauseManual), "step": s.StepIndex})

@@ -140,7 +140,7 @@ func startRevision(s *State, canary *spec.VersionSpec, sp *spec.RolloutSpec, now
 // canary (or its stable, when it had none), or else the version that was
 // stable before the current one. fast reports whether that version was
 // stable within the last rollbackWindow completed revisions, in which case
-// the steps are skipped (fast rollback).
+// the steps are skipped (fast rollback); with rollbackWindow 0 they never are.
 func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (target spec.VersionSpec, fast bool, err error) {
 	if toRevision > 0 {
 		if toRevision == st.Revision {
@@ -175,9 +175,8 @@ func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (ta
 	if target.Version == st.Stable.Version && st.Canary == nil {
 		return target, false, conflict(name, "already has %s as its stable version", target.Version)
 	}
-	if rollbackWindow <= 0 {
-		rollbackWindow = 1
-	}
+	// rollbackWindow 0 is valid (spec.rollbackWindow: 0) and means undo
+	// always walks the steps; the default of 1 is filled in by SetDefaults.
 	seen := 0
 	for i := len(st.History) - 1; i >= 0 && seen < rollbackWindow; i-- {
 		h := st.History[i]
