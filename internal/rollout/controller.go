@@ -394,13 +394,12 @@ func (c *Controller) sync(ctx context.Context, e *entry) error {
 		if err := c.cfg.Router.Apply(ctx, &r, table); err != nil {
 			return fmt.Errorf("serve rollout %q: %w", name, err)
 		}
-		firstTime := !e.served
-		prevRev := int64(-1)
-		if e.table != nil {
-			prevRev = e.table.Revision
-		}
+		// Telemetry starts afresh when the revision or the routed versions
+		// change (a completion keeps the revision but drops the old stable).
+		changed := !e.served || e.table == nil || e.table.Revision != e.st.Revision ||
+			e.servedSpec.Spec.Stable.Version != r.Spec.Stable.Version || versionOf(e.servedSpec.Spec.Canary) != versionOf(r.Spec.Canary)
 		e.served, e.servedSpec, e.table, e.tableKey = true, r, table, key
-		if c.cfg.OnRevision != nil && (firstTime || prevRev != e.st.Revision) {
+		if c.cfg.OnRevision != nil && changed {
 			c.cfg.OnRevision(name, e.st.Revision, e.st.Stable.Version, versionOf(e.st.Canary))
 		}
 	case weight != e.table.Weight:

@@ -136,9 +136,10 @@ func startRevision(s *State, canary *spec.VersionSpec, sp *spec.RolloutSpec, now
 		map[string]any{"stable": s.Stable.Version, "canary": canary.Version, "steps": len(sp.Strategy.Canary.Steps)})
 }
 
-// UndoTarget finds the version `undo` goes back to: revision toRevision's
-// canary (or its stable, when it had none), or else the version that was
-// stable before the current one. fast reports whether that version was
+// UndoTarget finds the version `undo` goes back to: the version that served
+// all traffic at the end of revision toRevision (its canary if it completed,
+// otherwise the stable it ran against), or else the version that was stable
+// before the current one. fast reports whether that version was
 // stable within the last rollbackWindow completed revisions, in which case
 // the steps are skipped (fast rollback); with rollbackWindow 0 they never are.
 func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (target spec.VersionSpec, fast bool, err error) {
