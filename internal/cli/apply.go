@@ -90,7 +90,11 @@ func (o *clientOptions) apply(ctx context.Context, c *client.Client, files []str
 		}
 		err = fmt.Errorf("apply %s %q%s: %w", strings.ToLower(kind), name, src, err)
 		if applied > 0 {
-			err = &hinted{err, fmt.Sprintf("the %s before it were applied", plural(applied, "object"))}
+			was := "the %s before it were applied"
+			if applied == 1 {
+				was = "the %s before it was applied"
+			}
+			err = &hinted{err, fmt.Sprintf(was, plural(applied, "object"))}
 		}
 		return o.explain(err)
 	}

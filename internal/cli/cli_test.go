@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -229,6 +231,29 @@ func checkGolden(t *testing.T, name string, args []string, res result, code int)
 			t.Errorf("stderr does not start with one Error: line: %q", res.stderr)
 		}
 	}
+}
+
+// TestApplyRejectedByTheServer: a document the files accept but the server
+// rejects (here: its listen address is taken by a rollout the files do not
+// know) exits 2 and names the file and the field; what came before it was
+// applied.
+func TestApplyRejectedByTheServer(t *testing.T) {
+	fake := apitest.NewFixtures(now)
+	handler := api.New(api.Config{Commands: fake})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/api/v1/rollouts/orders" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"spec.listen: 127.0.0.1:8090 is already the listener of rollout \"billing\"","field":"spec.listen",`+
+				`"details":[{"field":"spec.listen","error":"127.0.0.1:8090 is already the listener of rollout \"billing\""}]}`)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	args := []string{"apply", "-f", "testdata/apply/checkout.yaml"}
+	res := run(t, map[string]string{"COALMINE_SERVER": srv.URL}, args...)
+	checkGolden(t, "apply-rejected", args, res, 2)
 }
 
 func TestServerFlagWinsOverEnv(t *testing.T) {

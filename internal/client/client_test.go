@@ -14,6 +14,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/api/apitest"
 	"github.com/coalmine-dev/coalmine/internal/client"
 	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // newServer serves the real API over the fake fixtures.
@@ -250,5 +251,147 @@ func TestSendsHeaders(t *testing.T) {
 	}
 	if path != "/api/v1/rollouts/a%2Fb/weight" {
 		t.Errorf("path = %q, want the name escaped as one segment", path)
+	}
+}
+
+// newFixtureServer serves the real API over the fixtures with their events,
+// history and templates.
+func newFixtureServer(t *testing.T) (*httptest.Server, *apitest.Fake) {
+	t.Helper()
+	fake := apitest.NewFixtures(func() time.Time { return apitest.Epoch })
+	srv := httptest.NewServer(api.New(api.Config{Commands: fake}))
+	t.Cleanup(srv.Close)
+	return srv, fake
+}
+
+// TestAgainstTheAPI runs every method once against the real handler, so a
+// drift between the client and the API's wire format shows here.
+func TestAgainstTheAPI(t *testing.T) {
+	srv, _ := newFixtureServer(t)
+	c := newClient(t, srv.URL, "")
+	ctx := context.Background()
+
+	v, err := c.Pause(ctx, "checkout")
+	if err != nil || v.Status.PauseReason != model.PauseManual {
+		t.Fatalf("Pause = %+v, %v", v.Status, err)
+	}
+	if v, err = c.Resume(ctx, "checkout"); err != nil || v.Status.PauseReason != model.PauseStep {
+		t.Fatalf("Resume = %+v, %v", v.Status, err)
+	}
+	if v, err = c.Promote(ctx, "checkout", false); err != nil || v.Status.StepIndex != 4 {
+		t.Fatalf("Promote = %+v, %v", v.Status, err)
+	}
+	if v, err = c.Abort(ctx, "checkout"); err != nil || v.Status.Phase != model.PhaseDegraded {
+		t.Fatalf("Abort = %+v, %v", v.Status, err)
+	}
+	if v, err = c.Retry(ctx, "checkout"); err != nil || v.Status.Phase == model.PhaseDegraded {
+		t.Fatalf("Retry = %+v, %v", v.Status, err)
+	}
+	if v, err = c.Promote(ctx, "checkout", true); err != nil || v.Status.Phase != model.PhaseHealthy || v.Status.StableVersion != "v1.5.0" {
+		t.Fatalf("Promote full = %+v, %v", v.Status, err)
+	}
+	if v, err = c.Undo(ctx, "checkout", 0); err != nil || v.Status.StableVersion != "v1.4.2" {
+		t.Fatalf("Undo = %+v, %v", v.Status, err)
+	}
+	v, err = c.SetCanary(ctx, "checkout", spec.VersionSpec{Version: "v1.6.0", Endpoints: []string{"http://127.0.0.1:9004"}})
+	if err != nil || v.Status.CanaryVersion != "v1.6.0" {
+		t.Fatalf("SetCanary = %+v, %v", v.Status, err)
+	}
+	if _, err := c.Undo(ctx, "checkout", 99); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("Undo to an unknown revision: err = %v, want ErrInvalid", err)
+	}
+	if _, err := c.Promote(ctx, "search", false); !errors.Is(err, client.ErrConflict) {
+		t.Errorf("Promote on a Healthy rollout: err = %v, want ErrConflict", err)
+	}
+
+	runs, err := c.AnalysisRuns(ctx, "payments")
+	if err != nil || len(runs) != 1 || runs[0].Phase != "Failed" {
+		t.Errorf("AnalysisRuns = %+v, %v", runs, err)
+	}
+	evs, err := c.Events(ctx, "payments", 4, 1)
+	if err != nil || len(evs) != 1 || evs[0].Seq != 5 || evs[0].Type != "analysis-failed" {
+		t.Errorf("Events = %+v, %v", evs, err)
+	}
+
+	ts, err := c.ListTemplates(ctx)
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("ListTemplates = %d, %v", len(ts), err)
+	}
+	tmpl := ts[0]
+	tmpl.Metadata.Name = "copy"
+	if _, err := c.ApplyTemplate(ctx, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.GetTemplate(ctx, "copy"); err != nil || got.Spec.Metrics[0].Name != tmpl.Spec.Metrics[0].Name {
+		t.Errorf("GetTemplate = %+v, %v", got, err)
+	}
+	if err := c.DeleteTemplate(ctx, "copy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetTemplate(ctx, "copy"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("GetTemplate after delete: err = %v", err)
+	}
+
+	doc := spec.Rollout{APIVersion: spec.APIVersion, Kind: spec.KindRollout, Metadata: spec.Metadata{Name: "orders"},
+		Spec: spec.RolloutSpec{Listen: "127.0.0.1:8090", Stable: spec.VersionSpec{Version: "v1", Endpoints: []string{"http://127.0.0.1:9301"}}}}
+	if v, err = c.Apply(ctx, doc); err != nil || v.Status.Phase != model.PhaseHealthy {
+		t.Fatalf("Apply = %+v, %v", v.Status, err)
+	}
+	doc.Spec.Listen = ""
+	_, err = c.Apply(ctx, doc)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "spec.listen" {
+		t.Errorf("Apply without listen: err = %v", err)
+	}
+}
+
+// TestWatchAgainstTheAPI follows a rollout through the real SSE handler.
+func TestWatchAgainstTheAPI(t *testing.T) {
+	srv, fake := newFixtureServer(t)
+	c := newClient(t, srv.URL, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := c.Watch(ctx, "checkout", 7)
+	next := func() model.WatchUpdate {
+		t.Helper()
+		select {
+		case u, ok := <-w.Updates():
+			if !ok {
+				t.Fatalf("the watch ended: %v", w.Err())
+			}
+			return u
+		case <-time.After(10 * time.Second):
+			t.Fatal("no update")
+		}
+		return model.WatchUpdate{}
+	}
+	if u := next(); u.View == nil || u.View.Status.PauseReason != model.PauseStep {
+		t.Fatalf("first update = %+v, want the view", u)
+	}
+	if u := next(); u.Event == nil || u.Event.Seq != 8 {
+		t.Fatalf("second update = %+v, want event 8", u)
+	}
+	if _, err := fake.Pause(ctx, "checkout"); err != nil {
+		t.Fatal(err)
+	}
+	if u := next(); u.Event == nil || u.Event.Seq != 9 || u.Event.Type != "rollout-paused" {
+		t.Fatalf("update = %+v, want event 9 rollout-paused", u)
+	}
+	if u := next(); u.View == nil || u.View.Status.PauseReason != model.PauseManual {
+		t.Fatalf("update = %+v, want the paused view", u)
+	}
+	cancel()
+	for range w.Updates() {
+	}
+	if err := w.Err(); err != nil {
+		t.Errorf("Err = %v", err)
+	}
+
+	// An unknown rollout is a 404 before the stream starts.
+	w = c.Watch(context.Background(), "nope", 0)
+	for range w.Updates() {
+	}
+	if err := w.Err(); !errors.Is(err, client.ErrNotFound) || !strings.Contains(err.Error(), `rollout "nope" not found`) {
+		t.Errorf("Watch(nope): err = %v", err)
 	}
 }
