@@ -285,8 +285,10 @@ func TestWatchGivesUpWhenTheServerGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.stdout.waitForCount(t, "Name:", 2) // the stream is live
+	// Refuse new connections before dropping the stream: a reconnect in
+	// between would get a stream that srv.Close waits for forever.
+	srv.Listener.Close()
 	srv.CloseClientConnections()
-	srv.Close()
 	code := r.wait(t)
 	if code != 3 {
 		t.Errorf("exit code = %d, want 3; stderr:\n%s", code, r.stderr)
