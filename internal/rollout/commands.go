@@ -18,8 +18,15 @@ func (e *emitter) emit(typ, msg string, details map[string]any) {
 	e.events = append(e.events, EventDraft{Type: typ, Message: msg, Details: details})
 }
 
+// conflictError is a command that does not apply now. Its message is the
+// reason alone (no trailing ": conflict"), because users read it as is.
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string { return e.msg }
+func (e *conflictError) Unwrap() error { return model.ErrConflict }
+
 func conflict(name, format string, args ...any) error {
-	return fmt.Errorf("rollout %q %s: %w", name, fmt.Sprintf(format, args...), model.ErrConflict)
+	return &conflictError{msg: fmt.Sprintf("rollout %q %s", name, fmt.Sprintf(format, args...))}
 }
 
 // needCanary rejects commands on a rollout with nothing to roll out.

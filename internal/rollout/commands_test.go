@@ -212,7 +212,7 @@ func TestCommands(t *testing.T) {
 		{name: "resume of a manual pause at a pause step leaves the step's pause", st: manuallyPausedAtPause(), cmd: resumeCmd,
 			want: want{step: 3, weight: w50, phase: model.PhasePaused, reason: model.PauseStep, events: []string{EventResumed}}},
 		{name: "resume at a pause step says to use promote", st: atIndefinitePause(), cmd: resumeCmd,
-			want: want{err: model.ErrConflict, msg: []string{"waits at step 4/5 (pause (until promoted)) (PauseStep)", "not at a manual pause", "coalmine promote"}}},
+			want: want{err: model.ErrConflict, msg: []string{"waits at step 4/5 (pause until promoted) (PauseStep)", "not at a manual pause", "coalmine promote"}}},
 		{name: "resume of a rollout that is not paused is a conflict", st: atSetWeight(), cmd: resumeCmd,
 			want: want{err: model.ErrConflict, msg: []string{"is not paused"}}},
 		{name: "resume of an aborted rollout says to retry", st: abortedAtSetWeight(), cmd: resumeCmd,

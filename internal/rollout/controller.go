@@ -288,7 +288,11 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 	}
 	done, err := c.cfg.Store.Commit(ctx, b)
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("save rollout %q: %w: it was changed by another writer (%w)", name, model.ErrConflict, err)
+		c.log.Warn("rollout changed by another writer; reading it again", "rollout", name, "err", err)
+		if rerr := c.read(ctx, name, e); rerr != nil {
+			c.log.Error("re-read rollout after a conflict", "rollout", name, "err", rerr)
+		}
+		return &conflictError{msg: fmt.Sprintf("rollout %q was changed by another writer meanwhile; try again", name)}
 	}
 	if err != nil {
 		return fmt.Errorf("save rollout %q: %w", name, err)

@@ -237,7 +237,7 @@ func TestNext(t *testing.T) {
 			st:   running(3, w50), now: t0.Add(time.Hour),
 			wantStep: 3, wantWeight: w50, wantPhase: model.PhasePaused,
 			wantEvents: []string{EventPaused}, wantChanged: true,
-			wantMsg: []string{"step 4/5 (pause (until promoted))", "coalmine promote"},
+			wantMsg: []string{"step 4/5 (pause until promoted)", "coalmine promote"},
 		},
 		{
 			name:     "an indefinite pause already announced changes nothing",

@@ -160,7 +160,7 @@ func DescribeStep(st spec.Step) string {
 	case st.Pause != nil && st.Pause.Duration != nil:
 		return "pause " + st.Pause.Duration.String()
 	case st.Pause != nil:
-		return "pause (until promoted)"
+		return "pause until promoted"
 	case st.Analysis != nil:
 		names := ""
 		for i, t := range st.Analysis.Templates {

@@ -132,7 +132,7 @@ func (c *Controller) DeleteTemplate(ctx context.Context, name string) error {
 		}
 	}
 	if len(users) > 0 {
-		return fmt.Errorf("analysis template %q is used by rollout %s: remove it from their analysis first: %w", name, strings.Join(users, ", "), model.ErrConflict)
+		return &conflictError{msg: fmt.Sprintf("analysis template %q is used by rollout %s: remove it from their analysis first", name, strings.Join(users, ", "))}
 	}
 	if err := c.cfg.Store.Delete(ctx, templateCollection, name); err != nil {
 		return fmt.Errorf("delete analysis template %q: %w", name, err)
