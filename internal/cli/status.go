@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -167,7 +168,20 @@ func statusKeyOf(v model.View) statusKey {
 func statusLine(v model.View) string {
 	line := position(v)
 	if m := v.Status.Message; m != "" && v.Status.Phase != model.PhaseHealthy && v.Status.Phase != model.PhaseDegraded {
-		line += ": " + m
+		line += ": " + withoutStep(v, m)
 	}
 	return line
+}
+
+// withoutStep drops a leading "step 3/5 (setWeight 50): " from a message,
+// which the line says already.
+func withoutStep(v model.View, msg string) string {
+	rest, ok := strings.CutPrefix(msg, fmt.Sprintf("step %d/%d (", v.Status.StepIndex+1, stepCount(v)))
+	if !ok {
+		return msg
+	}
+	if _, after, found := strings.Cut(rest, "): "); found && after != "" {
+		return after
+	}
+	return msg
 }
