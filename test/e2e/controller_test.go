@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -311,4 +313,77 @@ func TestKill9AtManyPointsResumesWhereItWas(t *testing.T) {
 			t.Fatalf("revision %d after kill during commands, want 2", st.Revision)
 		}
 	}
+}
+
+// `coalmine apply` changes a running rollout with the same validation as
+// lint; a restart with the unchanged -f file keeps the applied change; undo
+// goes back fast; delivery state shows in the status.
+func TestApplyUndoAndDeliveryState(t *testing.T) {
+	stable, canary, next := startBackend(t, "v1"), startBackend(t, "v2"), startBackend(t, "v3")
+	rcv := newReceiver(t)
+	s := newStepsServer(t, "1h", rcv, stable, canary)
+	s.start()
+	s.waitFor("timed pause", 20*time.Second, func(st status) bool { return st.StepIndex == 1 })
+	s.mustCLI("promote", "shop", "--full")
+
+	// A document with a typo is refused before anything is sent.
+	orig, err := os.ReadFile(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := filepath.Join(t.TempDir(), "shop.yaml")
+	bad := strings.Replace(string(orig), "progressDeadline: 30s", "progresDeadline: 30s", 1)
+	if err := os.WriteFile(applied, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.cli("apply", "-f", applied); code != 2 || !strings.Contains(out, "shop.yaml:9:3") || !strings.Contains(out, "progressDeadline") {
+		t.Fatalf("apply of a typo: exit %d: %s", code, out)
+	}
+	// A new canary version starts revision 2.
+	good := strings.Replace(strings.Replace(string(orig), "version: v2, endpoints: ["+canary.URL, "version: v3, endpoints: ["+next.URL, 1),
+		"version: v1, endpoints: ["+stable.URL, "version: v2, endpoints: ["+canary.URL, 1)
+	if err := os.WriteFile(applied, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("apply", "-f", applied)
+	s.waitFor("revision 2 rolling out v3", 10*time.Second, func(st status) bool {
+		return st.Revision == 2 && st.CanaryVersion == "v3" && st.StableVersion == "v2" && st.StepIndex == 1
+	})
+
+	// The -f file still names v2 as canary; it did not change, so a restart
+	// keeps what apply did.
+	s.signal(syscall.SIGKILL)
+	s.waitExit(10 * time.Second)
+	s.start()
+	if st := s.status(); st.Revision != 2 || st.CanaryVersion != "v3" {
+		t.Fatalf("after restart with the unchanged file: %+v", st)
+	}
+
+	// undo: v1 was stable one revision ago, so it comes back at once.
+	s.mustCLI("undo", "shop")
+	st := s.status()
+	if st.Phase != "Healthy" || st.StableVersion != "v1" || st.Revision != 3 {
+		t.Fatalf("after undo: %+v", st)
+	}
+	if sh := share(assign(t, s.Listen, 300), "v1"); sh != 100 {
+		t.Fatalf("after undo v1 serves %.1f%%", sh)
+	}
+
+	// Every event is delivered, and the status says so.
+	var v struct {
+		Status struct {
+			LastEventSeq  uint64 `json:"lastEventSeq"`
+			Notifications []struct {
+				Kind         string `json:"kind"`
+				DeliveredSeq uint64 `json:"deliveredSeq"`
+				Pending      int    `json:"pending"`
+			} `json:"notifications"`
+		} `json:"status"`
+	}
+	eventually(t, 10*time.Second, "the webhook to catch up in the status", func() bool {
+		s.getJSON("/api/v1/rollouts/shop", &v)
+		n := v.Status.Notifications
+		return len(n) == 1 && n[0].Kind == "webhook" && n[0].DeliveredSeq == v.Status.LastEventSeq && n[0].Pending == 0
+	})
+	checkSequence(t, s.events(), rcv.received())
 }
