@@ -75,6 +75,9 @@ func (o *clientOptions) status(cmd *cobra.Command, name string, watch bool, time
 	out := cmd.OutOrStdout()
 	v, err := c.GetRollout(ctx, name)
 	if err != nil {
+		if ctx.Err() != nil {
+			return Exit(ExitUsage, fmt.Errorf("interrupted while asking for rollout %q", name))
+		}
 		return o.explain(err)
 	}
 

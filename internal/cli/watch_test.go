@@ -314,3 +314,22 @@ func TestCompletionOfCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusInterrupted: Ctrl-C while status waits is exit 2, saying where
+// the rollout stood.
+func TestStatusInterrupted(t *testing.T) {
+	srv, fake := newFakeServer(t, "")
+	r := start(t, cli.Env{}, srv.URL, "status", "checkout")
+	r.stdout.waitForCount(t, "\n", 1)
+	if _, err := fake.Pause(bg, "checkout"); err != nil {
+		t.Fatal(err)
+	}
+	r.stdout.waitForCount(t, "\n", 2) // the stream is live
+	if code := r.stop(t); code != 2 {
+		t.Errorf("exit code = %d, want 2", code)
+	}
+	want := "Error: interrupted while waiting for rollout \"checkout\": Paused (Manual) at step 4/8 (pause 5m), canary weight 1%\n"
+	if got := r.stderr.String(); got != want {
+		t.Errorf("stderr = %q\nwant     %q", got, want)
+	}
+}
