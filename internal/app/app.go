@@ -142,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, fmt.Errorf("listen on admin address %s: %w", cfg.Admin, err)
 	}
 	a.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	a.admin.RegisterOnShutdown(a.Controller.CloseWatches)
 	go func() { a.adminDone <- a.admin.Serve(a.adminLn) }()
 	return a, nil
 }

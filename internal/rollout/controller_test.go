@@ -1121,3 +1121,21 @@ func TestConcurrentCommandsWhileRunning(t *testing.T) {
 		t.Errorf("persist before acting: %s", v)
 	}
 }
+
+// CloseWatches ends open streams and every later one, so the admin server's
+// drain is not held by SSE clients.
+func TestCloseWatchesEndsStreams(t *testing.T) {
+	h := newHarness(t, testRollout("shop", "v1", "v2", nil))
+	h.reconcile("shop")
+	ch, err := h.c.Watch(h.ctx, "shop", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c.CloseWatches()
+	drainUntilClosed(t, ch)
+	later, err := h.c.Watch(h.ctx, "shop", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainUntilClosed(t, later)
+}

@@ -11,8 +11,9 @@ import (
 // blocks: a watcher whose buffer is full is dropped (its channel closed) and
 // reconnects with the last sequence number it saw.
 type hub struct {
-	mu   sync.Mutex
-	subs map[string]map[*subscriber]struct{}
+	mu     sync.Mutex
+	subs   map[string]map[*subscriber]struct{}
+	closed bool
 }
 
 type subscriber struct {
@@ -27,6 +28,12 @@ func newHub() *hub { return &hub{subs: map[string]map[*subscriber]struct{}{}} }
 func (h *hub) subscribe(name string) *subscriber {
 	s := &subscriber{ch: make(chan model.WatchUpdate, subscriberBuffer)}
 	h.mu.Lock()
+	if h.closed {
+		s.closed = true
+		close(s.ch)
+		h.mu.Unlock()
+		return s
+	}
 	if h.subs[name] == nil {
 		h.subs[name] = map[*subscriber]struct{}{}
 	}
@@ -58,6 +65,26 @@ func (h *hub) publish(name string, u model.WatchUpdate) {
 		}
 	}
 }
+
+// shutdown ends every watch, now and later: the server is stopping and
+// its open streams must not hold the drain.
+func (h *hub) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for name, subs := range h.subs {
+		for s := range subs {
+			s.closed = true
+			close(s.ch)
+		}
+		delete(h.subs, name)
+	}
+}
+
+// CloseWatches ends every watch stream and refuses new ones (they end at
+// once); the admin server calls it when it shuts down, so open SSE streams
+// do not hold the drain until its timeout.
+func (c *Controller) CloseWatches() { c.hub.shutdown() }
 
 func (h *hub) closeAll(name string) {
 	h.mu.Lock()
