@@ -92,6 +92,9 @@ func (g *getCmd) watchRollout(cmd *cobra.Command, name string) error {
 	}
 	out := cmd.OutOrStdout()
 	lv := &liveView{w: out, tty: g.output == outputText && g.env.IsTerminal(out)}
+	if lv.tty {
+		lv.width = g.env.TerminalWidth(out)
+	}
 	note := ""
 	draw := func() error {
 		switch g.output {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ANSI sequences of the in-place redraw.
@@ -24,6 +25,7 @@ func ansiUp(n int) string { return fmt.Sprintf("\x1b[%dA\r", n) }
 type liveView struct {
 	w     io.Writer
 	tty   bool
+	width int // terminal columns; 0 = unknown (lines are not cut)
 	drawn bool
 	last  string
 	lines int // lines of the last frame on the terminal
@@ -41,7 +43,7 @@ func (l *liveView) draw(frame string) error {
 		}
 		for line := range strings.Lines(frame) {
 			b.WriteString(ansiClearLine)
-			b.WriteString(line)
+			b.WriteString(fitLine(line, l.width))
 		}
 		b.WriteString(ansiClearDown)
 		l.lines = strings.Count(frame, "\n")
@@ -84,4 +86,23 @@ func roundDurationMin(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return roundDuration(d)
+}
+
+// fitLine cuts a line (with its newline) to fewer than width columns, so it
+// never wraps: a wrapped line would make the cursor-up count wrong. Every
+// character the views print is one column wide.
+func fitLine(line string, width int) string {
+	if width <= 1 {
+		return line
+	}
+	body, nl := strings.CutSuffix(line, "\n")
+	if utf8.RuneCountInString(body) < width {
+		return line
+	}
+	r := []rune(body)
+	out := string(r[:width-2]) + "…"
+	if nl {
+		out += "\n"
+	}
+	return out
 }

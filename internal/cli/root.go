@@ -41,6 +41,10 @@ type Env struct {
 	// redraws its view in place. Nil means: w is an *os.File on a
 	// character device.
 	IsTerminal func(w io.Writer) bool
+	// TerminalWidth reports the columns of the terminal behind w (0 when
+	// unknown); the live view cuts longer lines, which would otherwise wrap
+	// and break the in-place redraw.
+	TerminalWidth func(w io.Writer) int
 	// Watch tunes how watching commands reconnect; the zero value means
 	// the client's defaults.
 	Watch client.WatchOptions
@@ -61,6 +65,9 @@ func (e Env) withDefaults() Env {
 	}
 	if e.IsTerminal == nil {
 		e.IsTerminal = isCharDevice
+	}
+	if e.TerminalWidth == nil {
+		e.TerminalWidth = terminalWidth
 	}
 	return e
 }

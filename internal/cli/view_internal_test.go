@@ -80,3 +80,22 @@ func TestLiveView(t *testing.T) {
 		t.Errorf("tty: %q\nwant %q", got, want)
 	}
 }
+
+func TestFitLineCutsWhatWouldWrap(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		width int
+		want  string
+	}{
+		{"short\n", 80, "short\n"},
+		{"abcdef\n", 6, "abcd…\n"},
+		{"abcde\n", 6, "abcde\n"},
+		{"✔ 1. setWeight 20%\n", 10, "✔ 1. set…\n"},
+		{"no newline at all", 5, "no …"},
+		{"anything\n", 0, "anything\n"},
+	} {
+		if got := fitLine(tc.line, tc.width); got != tc.want {
+			t.Errorf("fitLine(%q, %d) = %q, want %q", tc.line, tc.width, got, tc.want)
+		}
+	}
+}

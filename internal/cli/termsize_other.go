@@ -1,0 +1,8 @@
+//go:build !unix
+
+package cli
+
+import "io"
+
+// terminalWidth is unknown on this platform; lines are not cut.
+func terminalWidth(io.Writer) int { return 0 }
