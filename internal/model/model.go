@@ -70,11 +70,85 @@ type Status struct {
 	UpdatedAt     time.Time       `json:"updatedAt"`
 }
 
-// AnalysisRunStatus summarises one analysis run.
+// AnalysisRunStatus is one analysis run with every metric's measurements
+// and the evidence behind each verdict (SPEC §5).
 type AnalysisRunStatus struct {
-	ID       string `json:"id"`
+	ID string `json:"id"`
+	// Template names the run's templates, comma-separated.
 	Template string `json:"template"`
-	Phase    string `json:"phase"`
+	// Phase is Running, Successful, Failed, Inconclusive, Error or NoData.
+	Phase string `json:"phase"`
+	// Kind is step (an analysis step) or background.
+	Kind       string         `json:"kind,omitempty"`
+	Step       int            `json:"step,omitempty"`
+	Revision   int64          `json:"revision,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	StartedAt  *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
+	Metrics    []MetricStatus `json:"metrics,omitempty"`
+}
+
+// MetricStatus is one metric of an analysis run: its verdict so far, the
+// counters of SPEC §5.1, and its latest measurements.
+type MetricStatus struct {
+	Name              string `json:"name"`
+	Phase             string `json:"phase"`
+	DryRun            bool   `json:"dryRun,omitempty"`
+	Count             int    `json:"count"`
+	Successful        int    `json:"successful"`
+	Failed            int    `json:"failed"`
+	Inconclusive      int    `json:"inconclusive"`
+	Error             int    `json:"error"`
+	NoData            int    `json:"noData"`
+	ConsecutiveErrors int    `json:"consecutiveErrors"`
+	Message           string `json:"message,omitempty"`
+	// Measurements are the newest measurements, oldest first (bounded).
+	Measurements []MeasurementStatus `json:"measurements,omitempty"`
+}
+
+// MeasurementStatus is one evaluation of a metric.
+type MeasurementStatus struct {
+	// Phase is Successful, Failed, Inconclusive, Error or NoData; Running
+	// for a judge that has not decided yet.
+	Phase      string    `json:"phase"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	// Value is the provider's result as the conditions saw it.
+	Value    any       `json:"value,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is what a judge's verdict rests on: the inputs of both versions
+// and the statistics, so that every decision can be explained and checked.
+type Evidence struct {
+	// Method names the test, e.g. "sequential rate-ratio (grid mixture)",
+	// "fisher exact", "mann-whitney u".
+	Method string         `json:"method"`
+	Canary EvidenceSample `json:"canary"`
+	Stable EvidenceSample `json:"stable"`
+	// Statistic is the test statistic (z, U, ln BF ...) named by StatisticName.
+	StatisticName string   `json:"statisticName,omitempty"`
+	Statistic     *float64 `json:"statistic,omitempty"`
+	PValue        *float64 `json:"pValue,omitempty"`
+	EValue        *float64 `json:"eValue,omitempty"`
+	// Interval is a confidence interval (or sequence) for IntervalOf, e.g.
+	// the canary/stable error-rate ratio or the latency shift in ms.
+	IntervalOf string     `json:"intervalOf,omitempty"`
+	Interval   []float64  `json:"interval,omitempty"`
+	// Threshold is the decision boundary (e.g. 1/alpha for an e-value, the
+	// tolerated ratio 1+maxRelativeIncrease), named by ThresholdOf.
+	ThresholdOf string  `json:"thresholdOf,omitempty"`
+	Threshold   float64 `json:"threshold,omitempty"`
+	Alpha       float64 `json:"alpha,omitempty"`
+}
+
+// EvidenceSample is one version's side of the evidence.
+type EvidenceSample struct {
+	Requests  int64              `json:"requests"`
+	Errors    int64              `json:"errors"`
+	ErrorRate float64            `json:"errorRate"`
+	Quantiles map[string]float64 `json:"quantilesMs,omitempty"`
 }
 
 // EndpointStatus is one upstream endpoint's health.

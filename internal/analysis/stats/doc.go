@@ -1,0 +1,7 @@
+// Package stats holds the statistical methods of statistics.md as pure
+// functions over numbers: fixed-horizon tests (Mann-Whitney U, Fisher's
+// exact test, two-proportion z, the conditional binomial test, power),
+// Kayenta's Mann-Whitney classifier and scorer, and anytime-valid
+// sequential tests. Its tests reproduce ../shared/testdata/stats-vectors.json
+// within the tolerances of statistics.md §8. No I/O, no clock, no randomness.
+package stats
