@@ -115,9 +115,10 @@ func LogChoose(n, k float64) float64 {
 	return ln1 - lk1 - lnk1
 }
 
-// logSumExp returns ln(Σ exp(xs[i])) without overflow; −Inf for an empty
-// slice or when every term is −Inf.
-func logSumExp(xs []float64) float64 {
+// LogSumExp returns ln(Σ exp(xs[i])) without overflow; −Inf for an empty
+// slice or when every term is −Inf. Mixtures of e-values and sums of
+// probabilities kept in log space go through it.
+func LogSumExp(xs []float64) float64 {
 	m := math.Inf(-1)
 	for _, x := range xs {
 		if x > m {
@@ -132,4 +133,108 @@ func logSumExp(xs []float64) float64 {
 		s += math.Exp(x - m)
 	}
 	return m + math.Log(s)
+}
+
+// BinomialLogPMF returns ln P(X = x) for X ~ Binomial(n, p), −Inf outside
+// the support. p = 0 and p = 1 are handled exactly (a point mass), so the
+// conditional tests stay defined when one version has no traffic share.
+func BinomialLogPMF(x, n int64, p float64) float64 {
+	if x < 0 || x > n {
+		return math.Inf(-1)
+	}
+	switch {
+	case p <= 0:
+		if x == 0 {
+			return 0
+		}
+		return math.Inf(-1)
+	case p >= 1:
+		if x == n {
+			return 0
+		}
+		return math.Inf(-1)
+	}
+	return LogChoose(float64(n), float64(x)) + float64(x)*math.Log(p) + float64(n-x)*math.Log1p(-p)
+}
+
+// binomialMode is an index of the largest Binomial(n, p) probability.
+func binomialMode(n int64, p float64) int64 {
+	m := int64(math.Floor(float64(n+1) * p))
+	if m > n {
+		m = n
+	}
+	if m < 0 {
+		m = 0
+	}
+	return m
+}
+
+// BinomialSF returns P(X ≥ x) for X ~ Binomial(n, p), summed in log space
+// from the tail's largest term outward; a tail p-value of 1e-300 keeps its
+// relative precision instead of being the difference of two numbers near 1.
+func BinomialSF(x, n int64, p float64) float64 {
+	if x <= 0 {
+		return 1
+	}
+	if x > n {
+		return 0
+	}
+	lp := func(k int64) float64 { return BinomialLogPMF(k, n, p) }
+	return math.Min(1, math.Exp(LogConcaveSum(lp, x, n, binomialMode(n, p))))
+}
+
+// BinomialCDF returns P(X ≤ x) for X ~ Binomial(n, p), with the same care
+// for small tails as BinomialSF.
+func BinomialCDF(x, n int64, p float64) float64 {
+	if x < 0 {
+		return 0
+	}
+	if x >= n {
+		return 1
+	}
+	lp := func(k int64) float64 { return BinomialLogPMF(k, n, p) }
+	return math.Min(1, math.Exp(LogConcaveSum(lp, 0, x, binomialMode(n, p))))
+}
+
+// LogConcaveSum returns ln Σ_{x=lo}^{hi} exp(lp(x)) for a log-concave
+// sequence lp (binomial, hypergeometric and Poisson probabilities are) whose
+// maximum over all integers is at or near mode. It starts at the largest term
+// of [lo, hi] and walks outward, stopping on each side once the remaining
+// terms provably cannot change the sum in double precision: past the peak
+// the term ratio r is non-increasing, so the rest is at most t·r/(1−r). The
+// cost is therefore O(standard deviation), not O(hi − lo), which keeps exact
+// tests cheap for millions of requests.
+func LogConcaveSum(lp func(int64) float64, lo, hi, mode int64) float64 {
+	if lo > hi {
+		return math.Inf(-1)
+	}
+	m := min(max(mode, lo), hi)
+	ref := lp(m)
+	if math.IsInf(ref, -1) || math.IsNaN(ref) {
+		// The peak is outside the support: fall back to a plain sum.
+		terms := make([]float64, 0, hi-lo+1)
+		for x := lo; x <= hi; x++ {
+			terms = append(terms, lp(x))
+		}
+		return LogSumExp(terms)
+	}
+	const negligible = 1e-18
+	sum := 1.0
+	walk := func(start, stop, step int64) {
+		prev := 1.0
+		for x := start; (step > 0 && x <= stop) || (step < 0 && x >= stop); x += step {
+			t := math.Exp(lp(x) - ref)
+			sum += t
+			if t == 0 {
+				return
+			}
+			if r := t / prev; r < 1 && t*r/(1-r) < negligible*sum {
+				return
+			}
+			prev = t
+		}
+	}
+	walk(m+1, hi, 1)
+	walk(m-1, lo, -1)
+	return ref + math.Log(sum)
 }
