@@ -238,3 +238,28 @@ func LogConcaveSum(lp func(int64) float64, lo, hi, mode int64) float64 {
 	walk(m-1, lo, -1)
 	return ref + math.Log(sum)
 }
+
+// Tail is the alternative hypothesis of a fixed-horizon test, always stated
+// for the canary (the first sample): TailGreater means the canary is larger
+// (more errors, slower), TailLess smaller, TailTwoSided either.
+type Tail int
+
+// The alternatives of a test.
+const (
+	TailGreater Tail = iota
+	TailLess
+	TailTwoSided
+)
+
+// String returns scipy's name of the alternative.
+func (t Tail) String() string {
+	switch t {
+	case TailGreater:
+		return "greater"
+	case TailLess:
+		return "less"
+	case TailTwoSided:
+		return "two-sided"
+	}
+	return "unknown"
+}
