@@ -40,14 +40,14 @@ func TestSequentialMultinomialLindonMalek(t *testing.T) {
 			}
 			var out struct {
 				Sequence []struct {
-					NCanary    float64 `json:"n_canary"`
-					NBaseline  float64 `json:"n_baseline"`
-					LogBF      num     `json:"log_bf"`
-					BF         num     `json:"bf"`
-					PValue     num     `json:"p_value"`
-					Reject     bool    `json:"reject_alpha_0.05"`
-					OneLogBF   num     `json:"one_sided_log_bf"`
-					OnePValue  num     `json:"one_sided_p_value"`
+					NCanary   float64 `json:"n_canary"`
+					NBaseline float64 `json:"n_baseline"`
+					LogBF     num     `json:"log_bf"`
+					BF        num     `json:"bf"`
+					PValue    num     `json:"p_value"`
+					Reject    bool    `json:"reject_alpha_0.05"`
+					OneLogBF  num     `json:"one_sided_log_bf"`
+					OnePValue num     `json:"one_sided_p_value"`
 				} `json:"sequence"`
 			}
 			seqDecode(t, v.Inputs, &in)
