@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/coalmine-dev/coalmine/internal/model"
@@ -121,6 +123,12 @@ func evalCondition(src string, value any) (bool, error) {
 	}
 	out, err := expr.Run(prog, map[string]any{spec.ConditionVar: value})
 	if err != nil {
+		// expr's error renders the source with a caret on extra lines; the
+		// message quotes the condition already.
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return false, errors.New(fe.Message)
+		}
 		return false, err
 	}
 	b, ok := out.(bool)
