@@ -1,0 +1,187 @@
+package analysis_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+func str(s string) *string { return &s }
+
+func template(name string, args []spec.TemplateArg, metrics ...spec.Metric) spec.AnalysisTemplate {
+	return spec.AnalysisTemplate{
+		APIVersion: "coalmine.dev/v1alpha1", Kind: "AnalysisTemplate",
+		Metadata: spec.Metadata{Name: name},
+		Spec:     spec.AnalysisTemplateSpec{Args: args, Metrics: metrics},
+	}
+}
+
+func refs(names ...string) []spec.TemplateRef {
+	var r []spec.TemplateRef
+	for _, n := range names {
+		r = append(r, spec.TemplateRef{TemplateName: n})
+	}
+	return r
+}
+
+func promMetric(name, address, query string, headers map[string]string) spec.Metric {
+	return spec.Metric{Name: name, SuccessCondition: "result[0] >= 0.95",
+		Provider: spec.Provider{Prometheus: &spec.PrometheusProvider{Address: address, Query: query, Headers: headers}}}
+}
+
+// TestResolve merges templates and substitutes every provider string, as
+// Argo's "Analysis with Multiple Templates" and "Analysis Template
+// Arguments" examples do.
+func TestResolve(t *testing.T) {
+	successRate := template("success-rate", []spec.TemplateArg{{Name: "service-name"}, {Name: "prometheus-port", Value: str("9090")}},
+		promMetric("success-rate", "http://prometheus.example.com:{{args.prometheus-port}}",
+			`sum(rate(coalmine_requests_total{rollout="{{args.service-name}}",version="{{rollout.canary.version}}",code!~"5.."}[1m]))`,
+			map[string]string{"X-Scope": "{{rollout.name}}"}))
+	errorRate := template("error-rate", []spec.TemplateArg{{Name: "service-name"}},
+		promMetric("error-rate", "http://prometheus.example.com:9090", `errors{service="{{ args.service-name }}",stable="{{rollout.stable.version}}"}`, nil))
+	web := template("args-example", []spec.TemplateArg{{Name: "api-url", Value: str("http://example/measure")}, {Name: "api-token"}, {Name: "service-name"}},
+		spec.Metric{Name: "webmetric", SuccessCondition: "result == 'true'", Provider: spec.Provider{Web: &spec.WebProvider{
+			URL:      "{{ args.api-url }}?service={{ args.service-name }}",
+			Headers:  map[string]string{"Authorization": "Bearer {{ args.api-token }}"},
+			Body:     `{"rollout":"{{rollout.name}}","canary":"{{rollout.canary.version}}"}`,
+			JSONPath: "{$.results.{{args.service-name}}}",
+		}}})
+	templates := []spec.AnalysisTemplate{successRate, errorRate, web}
+	orig, _ := json.Marshal(templates)
+	vars := analysis.Vars("checkout", "v1.5.0", "v1.4.2")
+
+	got, err := analysis.Resolve(templates, refs("success-rate", "error-rate", "args-example"),
+		[]spec.Arg{{Name: "service-name", Value: "checkout"}, {Name: "api-url", Value: "http://other-api"}, {Name: "api-token", Value: "s3cret"}}, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Name != "success-rate" || got[1].Name != "error-rate" || got[2].Name != "webmetric" {
+		t.Fatalf("metrics %v", got)
+	}
+	p := got[0].Provider.Prometheus
+	if want := "http://prometheus.example.com:9090"; p.Address != want {
+		t.Errorf("address %q (template default), want %q", p.Address, want)
+	}
+	if want := `sum(rate(coalmine_requests_total{rollout="checkout",version="v1.5.0",code!~"5.."}[1m]))`; p.Query != want {
+		t.Errorf("query %q, want %q", p.Query, want)
+	}
+	if p.Headers["X-Scope"] != "checkout" {
+		t.Errorf("headers %v", p.Headers)
+	}
+	if want := `errors{service="checkout",stable="v1.4.2"}`; got[1].Provider.Prometheus.Query != want {
+		t.Errorf("query with spaces in braces %q, want %q", got[1].Provider.Prometheus.Query, want)
+	}
+	w := got[2].Provider.Web
+	if w.URL != "http://other-api?service=checkout" || w.Headers["Authorization"] != "Bearer s3cret" ||
+		w.Body != `{"rollout":"checkout","canary":"v1.5.0"}` || w.JSONPath != "{$.results.checkout}" {
+		t.Errorf("web %+v", w)
+	}
+	if got[0].SuccessCondition != "result[0] >= 0.95" {
+		t.Errorf("condition changed: %q", got[0].SuccessCondition)
+	}
+	if after, _ := json.Marshal(templates); string(after) != string(orig) {
+		t.Errorf("Resolve modified the templates:\n%s\n%s", orig, after)
+	}
+}
+
+func TestResolveOnePass(t *testing.T) {
+	tm := template("t", []spec.TemplateArg{{Name: "a"}}, promMetric("m", "http://p:9090", "q{x=\"{{args.a}}\"}", nil))
+	got, err := analysis.Resolve([]spec.AnalysisTemplate{tm}, refs("t"), []spec.Arg{{Name: "a", Value: "{{args.a}}"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := got[0].Provider.Prometheus.Query; q != `q{x="{{args.a}}"}` {
+		t.Errorf("query %q: a value must not be expanded again", q)
+	}
+}
+
+func TestResolveConflictingDefaults(t *testing.T) {
+	a := template("a", []spec.TemplateArg{{Name: "port", Value: str("9090")}}, promMetric("m1", "http://p:{{args.port}}", "q", nil))
+	b := template("b", []spec.TemplateArg{{Name: "port", Value: str("9091")}}, promMetric("m2", "http://p:{{args.port}}", "q", nil))
+	same := template("c", []spec.TemplateArg{{Name: "port", Value: str("9090")}}, promMetric("m3", "http://p:{{args.port}}", "q", nil))
+	ts := []spec.AnalysisTemplate{a, b, same}
+	if _, err := analysis.Resolve(ts, refs("a", "b"), nil, nil); err == nil || !strings.Contains(err.Error(), `give argument "port" different defaults ("9090" and "9091")`) {
+		t.Errorf("conflicting defaults: %v", err)
+	}
+	got, err := analysis.Resolve(ts, refs("a", "b"), []spec.Arg{{Name: "port", Value: "9999"}}, nil)
+	if err != nil || got[0].Provider.Prometheus.Address != "http://p:9999" || got[1].Provider.Prometheus.Address != "http://p:9999" {
+		t.Errorf("a given value settles the conflict: %v %v", got, err)
+	}
+	if _, err := analysis.Resolve(ts, refs("a", "c"), nil, nil); err != nil {
+		t.Errorf("equal defaults: %v", err)
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	good := template("good", []spec.TemplateArg{{Name: "service"}}, promMetric("success-rate", "http://p:9090", `q{s="{{args.service}}"}`, nil))
+	dup := template("dup", nil, promMetric("success-rate", "http://p:9090", "q", nil))
+	typo := template("typo", []spec.TemplateArg{{Name: "service", Value: str("x")}},
+		promMetric("m", "http://p:9090", `q{s="{{args.servce}}",z="{{rollout.zone}}"}`, map[string]string{"X-V": "{{rollout.canary.version}}"}))
+	ts := []spec.AnalysisTemplate{good, dup, typo}
+	svc := []spec.Arg{{Name: "service", Value: "checkout"}}
+	tests := []struct {
+		name string
+		refs []spec.TemplateRef
+		args []spec.Arg
+		vars map[string]string
+		want []string
+	}{
+		{"no templates", nil, nil, nil, []string{"no templates referenced"}},
+		{"missing template", refs("nope"), nil, nil, []string{`AnalysisTemplate "nope" not found`}},
+		{"duplicate metric names", refs("good", "dup"), svc, nil, []string{`metric "success-rate" is defined by AnalysisTemplate "good" and by "dup"`}},
+		{"undeclared argument", refs("good"), append(svc, spec.Arg{Name: "servce", Value: "x"}), nil, []string{`argument "servce" is not declared by AnalysisTemplate "good"`}},
+		{"argument given twice", refs("good"), append(svc, svc...), nil, []string{`argument "service" is given twice`}},
+		{"required argument missing", refs("good"), nil, nil, []string{`AnalysisTemplate "good" needs argument "service"`}},
+		{"every bad placeholder named", refs("typo"), nil, map[string]string{analysis.VarRolloutName: "checkout"}, []string{
+			`{{args.servce}} in metric "m" provider.prometheus.query: no template declares argument "servce"`,
+			`{{rollout.zone}} in metric "m" provider.prometheus.query: unknown`,
+			`{{rollout.canary.version}} in metric "m" provider.prometheus.headers.X-V: no value is known for it here`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := analysis.Resolve(ts, tt.refs, tt.args, tt.vars)
+			if err == nil {
+				t.Fatalf("no error, metrics %v", got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestResolvedMetricsRun: a resolved template drives a run end to end.
+func TestResolvedMetricsRun(t *testing.T) {
+	n := 2
+	m := promMetric("success-rate", "http://p:9090", "q", nil)
+	m.Count = &n
+	ts := []spec.AnalysisTemplate{template("t", nil, m)}
+	ts[0].SetDefaults()
+	metrics, err := analysis.Resolve(ts, refs("t"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fe := ts[0].Validate(); len(fe) > 0 {
+		t.Fatalf("template invalid: %v", fe)
+	}
+	d := newDriver(t, metrics...)
+	d.records(0, vec(0.99))
+	due, next := analysis.Due(d.run, metrics, d.now)
+	if due != nil || !next.Equal(d.now.Add(analysis.ErrorRetryInterval)) {
+		t.Errorf("count 2 without interval: due %v next %v", due, next.Sub(d.now))
+	}
+	d.records(0, vec(0.99))
+	if d.run.Phase != analysis.PhaseSuccessful {
+		t.Errorf("run %s", d.run.Phase)
+	}
+	if !reflect.DeepEqual(metrics[0].FailureLimit, ts[0].Spec.Metrics[0].FailureLimit) {
+		t.Error("defaults lost")
+	}
+}
