@@ -274,3 +274,23 @@ func TestNoDataSinceIgnoresDryRun(t *testing.T) {
 		t.Errorf("all-dry-run NoDataSince %v, want %v", got, t0)
 	}
 }
+
+// TestRunningMeasurementReplaced: an undecided evaluation is always the
+// last measurement and the next one replaces it, so the history never
+// shows a stale Running entry.
+func TestRunningMeasurementReplaced(t *testing.T) {
+	f := &fakeJudge{script: []fakeAnswer{decide(judge.Continue, "undecided 1"), decide(judge.Continue, "undecided 2")}}
+	d := newDriver(t, metric("error-rate", judged))
+	d.judges = f.factory()
+	d.record(0, versions(1, 0, 1, 0))
+	d.record(0, queryErr()) // at 1s
+	ms := d.metric(0).Measurements
+	if len(ms) != 1 || ms[0].Phase != analysis.PhaseError || !ms[0].StartedAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("after an error: %+v", ms)
+	}
+	d.record(0, versions(2, 0, 2, 0)) // at 11s: errors retry after 10s
+	ms = d.metric(0).Measurements
+	if len(ms) != 2 || ms[0].Phase != analysis.PhaseError || ms[1].Phase != analysis.PhaseRunning || !ms[1].StartedAt.Equal(t0.Add(11*time.Second)) {
+		t.Fatalf("after the next evaluation: %+v", ms)
+	}
+}

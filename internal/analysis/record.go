@@ -85,9 +85,13 @@ func Record(r Run, metrics []spec.Metric, i int, out Outcome, judges JudgeFactor
 	counted := book(&mr, m, &meas)
 
 	// A trailing Running measurement is a judge evaluation in progress:
-	// whatever comes next replaces it and inherits its start.
+	// whatever comes next replaces it, so the list never shows a stale
+	// Running entry; the next evaluation of the same test inherits its
+	// start, an error does not (it is a query of its own).
 	if n := len(mr.Measurements); n > 0 && mr.Measurements[n-1].Phase == PhaseRunning {
-		meas.StartedAt = mr.Measurements[n-1].StartedAt
+		if meas.Phase != PhaseError {
+			meas.StartedAt = mr.Measurements[n-1].StartedAt
+		}
 		mr.Measurements = mr.Measurements[:n-1]
 	}
 	mr.Measurements = append(mr.Measurements, meas)
