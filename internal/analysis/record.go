@@ -255,11 +255,12 @@ func count(mr *MetricRun, p Phase) {
 // A judge metric without interval and count (continuous, SPEC §5.4) ends
 // with the judge's first decisive verdict, whatever the limits say; only
 // consecutiveErrorLimit applies to it. Every other metric follows Argo's
-// assessMetricStatus: an evaluation still running keeps it Running; then
-// failed > failureLimit is Failed, consecutiveErrors >
-// consecutiveErrorLimit is Error, inconclusive > inconclusiveLimit is
-// Inconclusive (a limit of -1 never trips), and reaching count is
-// Successful even with failures within the limit.
+// assessMetricStatus: consecutiveErrors > consecutiveErrorLimit is Error;
+// an evaluation still running keeps it Running; failed > failureLimit is
+// Failed; inconclusive > inconclusiveLimit is Inconclusive (a limit of -1
+// never trips); and reaching count is Successful even with failures within
+// the limit. One measurement moves one counter, so at most one limit trips
+// at a time and the order of the checks cannot change a verdict.
 func assessMetric(m spec.Metric, mr MetricRun, counted Phase) (Phase, string) {
 	if cel := limit(m.ConsecutiveErrorLimit, spec.DefaultConsecutiveErrorLimit); cel >= 0 && mr.ConsecutiveErrors > cel {
 		return PhaseError, fmt.Sprintf("%d consecutive errors > consecutiveErrorLimit %d", mr.ConsecutiveErrors, cel)
@@ -493,9 +494,12 @@ func limit(p *int, def int) int {
 	return *p
 }
 
+// onNoData is the metric's policy; an empty or unknown one (validation
+// rejects those) waits, the one policy that cannot harm a healthy canary.
 func onNoData(m spec.Metric) string {
-	if m.OnNoData == "" {
-		return spec.DefaultOnNoData
+	switch m.OnNoData {
+	case spec.OnNoDataInconclusive, spec.OnNoDataFail, spec.OnNoDataPass:
+		return m.OnNoData
 	}
-	return m.OnNoData
+	return spec.OnNoDataWait
 }
