@@ -195,3 +195,97 @@ func TestRateRatioIntervalIsDualToTheTest(t *testing.T) {
 		t.Errorf("no baseline errors: [%v, %v], want [>0, +Inf)", lo, hi)
 	}
 }
+
+// TestExactTestsAgainstBruteForce checks the tail and two-sided sums, which
+// prune and bisect, against plain sums over the whole support on every
+// small table.
+func TestExactTestsAgainstBruteForce(t *testing.T) {
+	for n1 := int64(1); n1 <= 9; n1++ {
+		for n2 := int64(1); n2 <= 9; n2 += 2 {
+			for a := int64(0); a <= n1; a++ {
+				for c := int64(0); c <= n2; c++ {
+					f, err := FisherExact(a, n1-a, c, n2-c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					h := newHypergeom(n1, n2, a+c)
+					var gt, lt, two float64
+					pa := math.Exp(h.logPMF(a))
+					for x := h.lo; x <= h.hi; x++ {
+						px := math.Exp(h.logPMF(x))
+						if x >= a {
+							gt += px
+						}
+						if x <= a {
+							lt += px
+						}
+						if px <= pa*(1+1e-7) {
+							two += px
+						}
+					}
+					if !closeRel(f.PGreater, math.Min(1, gt), 1e-12, 1e-15) || !closeRel(f.PLess, math.Min(1, lt), 1e-12, 1e-15) || !closeRel(f.PTwoSided, math.Min(1, two), 1e-12, 1e-15) {
+						t.Errorf("[[%d %d] [%d %d]]: got %v/%v/%v, brute force %v/%v/%v", a, n1-a, c, n2-c, f.PGreater, f.PLess, f.PTwoSided, gt, lt, two)
+					}
+					r, _ := ConditionalBinomialTest(a, n1, c, n2, 1.3)
+					k := a + c
+					var bgt, blt, btwo float64
+					pb := math.Exp(BinomialLogPMF(a, k, r.Theta0))
+					for x := int64(0); x <= k; x++ {
+						px := math.Exp(BinomialLogPMF(x, k, r.Theta0))
+						if x >= a {
+							bgt += px
+						}
+						if x <= a {
+							blt += px
+						}
+						if px <= pb*(1+1e-7) {
+							btwo += px
+						}
+					}
+					if !closeRel(r.PGreater, math.Min(1, bgt), 1e-12, 1e-15) || !closeRel(r.PLess, math.Min(1, blt), 1e-12, 1e-15) || !closeRel(r.PTwoSided, math.Min(1, btwo), 1e-12, 1e-15) {
+						t.Errorf("binomial %d of %d at θ₀=%v: got %v/%v/%v, brute force %v/%v/%v", a, k, r.Theta0, r.PGreater, r.PLess, r.PTwoSided, bgt, blt, btwo)
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzExactCountTests feeds arbitrary counts to the exact tests and the
+// interval: no panic, every p-value in [0, 1], the interval ordered.
+func FuzzExactCountTests(f *testing.F) {
+	f.Add(uint32(82), uint32(812), uint32(15), uint32(15402), uint16(150))
+	f.Add(uint32(0), uint32(1), uint32(0), uint32(1), uint16(0))
+	f.Add(uint32(1<<20), uint32(1<<21), uint32(7), uint32(1<<24), uint16(65535))
+	f.Fuzz(func(t *testing.T, e1, n1, e2, n2 uint32, tol uint16) {
+		if n1 == 0 || n2 == 0 {
+			return
+		}
+		a, n, c, m := int64(e1%(n1+1)), int64(n1), int64(e2%(n2+1)), int64(n2)
+		psi := 1 + float64(tol)/1000
+		inUnit := func(p float64) bool { return p >= 0 && p <= 1 }
+		r, err := ConditionalBinomialTest(a, n, c, m, psi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !inUnit(r.PGreater) || !inUnit(r.PLess) || !inUnit(r.PTwoSided) {
+			t.Fatalf("conditional binomial %d/%d vs %d/%d: %+v", a, n, c, m, r)
+		}
+		if n+m <= 1<<22 { // keep each fuzz input fast
+			fe, err := FisherExact(a, n-a, c, m-c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !inUnit(fe.PGreater) || !inUnit(fe.PLess) || !inUnit(fe.PTwoSided) || math.IsNaN(fe.ConditionalMLEOddsRatio) != (a+c == 0 || a+c == n+m) {
+				t.Fatalf("fisher [[%d %d] [%d %d]]: %+v", a, n-a, c, m-c, fe)
+			}
+		}
+		lo, hi, err := RateRatioInterval(a, n, c, m, 0.98)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.IsNaN(lo) || math.IsNaN(hi) || lo < 0 || lo > hi {
+			t.Fatalf("interval %d/%d vs %d/%d: [%v, %v]", a, n, c, m, lo, hi)
+		}
+	})
+}
