@@ -179,6 +179,7 @@ func TestSequentialErrorRateAAStaysUnrejected(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			j := seqMustJudge(t, spec.Judge{Compare: spec.JudgeCompareErrorRate, Alpha: seqPtr(0.05)})
 			sim := newSeqSim(2)
 			var state []byte
@@ -431,9 +432,9 @@ func TestSequentialLatency(t *testing.T) {
 		{"plus_50pct_p90_fails", spec.Judge{Compare: spec.JudgeCompareLatency, Quantile: seqPtr(0.9), MaxRelativeIncrease: seqPtr(0.2)},
 			1.5, 120, Failed, "at p90"},
 		{"equal_never_fails", spec.Judge{Compare: spec.JudgeCompareLatency, MaxRelativeIncrease: seqPtr(0.2)},
-			1.0, 1200, Continue, "e-value"},
+			1.0, 600, Continue, "e-value"},
 		{"equal_no_tolerance_never_fails", spec.Judge{Compare: spec.JudgeCompareLatency},
-			1.0, 1200, Continue, "e-value"},
+			1.0, 600, Continue, "e-value"},
 		{"plus_10pct_within_20pct_tolerance_passes", spec.Judge{Compare: spec.JudgeCompareLatency, Quantile: seqPtr(0.5), MaxRelativeIncrease: seqPtr(0.2)},
 			1.1, 3600, Successful, "non-inferiority shown at p50"},
 		{"faster_is_worse_when_decrease", spec.Judge{Compare: spec.JudgeCompareLatency, Direction: spec.DirectionDecrease, MaxRelativeIncrease: seqPtr(0.2)},
@@ -441,6 +442,7 @@ func TestSequentialLatency(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			j := seqMustJudge(t, c.j)
 			sim := newSeqSim(8)
 			d, looks, state := seqRun(t, j, c.looks, func(int) Input {
@@ -479,6 +481,7 @@ func TestSequentialLatencyNoData(t *testing.T) {
 func TestSequentialFalseFailureRate(t *testing.T) {
 	const alpha = 0.05
 	t.Run("error-rate", func(t *testing.T) {
+		t.Parallel()
 		const runs, looks = 200, 300
 		j := seqMustJudge(t, spec.Judge{Compare: spec.JudgeCompareErrorRate, Alpha: seqPtr(alpha)}).(*seqErrorRateJudge)
 		rng := rand.New(rand.NewPCG(10, 10))
@@ -511,6 +514,7 @@ func TestSequentialFalseFailureRate(t *testing.T) {
 		}
 	})
 	t.Run("latency", func(t *testing.T) {
+		t.Parallel()
 		const runs, looks = 100, 100
 		j := seqMustJudge(t, spec.Judge{Compare: spec.JudgeCompareLatency, Alpha: seqPtr(alpha)}).(*seqLatencyJudge)
 		failed := 0
