@@ -18,7 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/coalmine-dev/coalmine/internal/analysis/judge"
 	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/provider/builtin"
+	promprovider "github.com/coalmine-dev/coalmine/internal/provider/prometheus"
+	"github.com/coalmine-dev/coalmine/internal/provider/web"
 	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/notify"
@@ -100,7 +104,17 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			cfg.Logger.Error("notification dispatcher stopped", "err", err)
 		}
 	}()
+	builtinProvider, err := builtin.New(builtin.Config{Telemetry: a.Telemetry, Logger: cfg.Logger})
+	if err != nil {
+		return a, err
+	}
 	a.Controller = rollout.New(rollout.Config{
+		Providers: rollout.Providers{
+			Builtin:    builtinProvider,
+			Prometheus: promprovider.New(promprovider.Config{}),
+			Web:        web.New(web.Config{}),
+		},
+		Judges:       judge.New,
 		Router:       routerAdapter{a.Proxy},
 		Store:        st,
 		Notifier:     a.notifier,

@@ -178,14 +178,44 @@ func writeRolloutView(w io.Writer, v model.View, now time.Time) error {
 	return err
 }
 
-// writeRunTable lists analysis runs with an indent.
+// writeRunTable lists analysis runs with an indent: each run, then its
+// metrics with the counters of SPEC §5.1 and the latest measurement's
+// explanation, so "why" is on the screen without -o json.
 func writeRunTable(w io.Writer, indent string, runs []model.AnalysisRunStatus) {
-	tw := newTable(w)
-	fmt.Fprintln(tw, indent+"ID\tTEMPLATE\tPHASE")
-	for _, r := range runs {
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", indent, r.ID, r.Template, r.Phase)
+	for i, r := range runs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		kind := r.Kind
+		if kind == "step" {
+			kind = fmt.Sprintf("step %d", r.Step+1)
+		}
+		fmt.Fprintf(w, "%s%s  %s  %s  %s\n", indent, r.ID, r.Phase, kind, r.Template)
+		if r.Message != "" {
+			fmt.Fprintf(w, "%s  %s\n", indent, oneLine(r.Message))
+		}
+		if len(r.Metrics) == 0 {
+			continue
+		}
+		tw := newTable(w)
+		fmt.Fprintln(tw, indent+"  METRIC\tPHASE\tOK\tFAILED\tINCONCL.\tERRORS\tNODATA\tLATEST")
+		for _, m := range r.Metrics {
+			name := m.Name
+			if m.DryRun {
+				name += " (dry run)"
+			}
+			latest := "-"
+			if n := len(m.Measurements); n > 0 {
+				last := m.Measurements[n-1]
+				latest = last.Phase
+				if last.Message != "" {
+					latest += ": " + oneLine(last.Message)
+				}
+			}
+			fmt.Fprintf(tw, "%s  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", indent, name, m.Phase, m.Successful, m.Failed, m.Inconclusive, m.Error, m.NoData, latest)
+		}
+		_ = tw.Flush()
 	}
-	_ = tw.Flush()
 }
 
 // channelState says whether a notification channel keeps up.

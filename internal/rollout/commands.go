@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coalmine-dev/coalmine/internal/analysis"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
@@ -57,7 +58,19 @@ func Promote(name string, st State, sp *spec.RolloutSpec, full bool, now time.Ti
 	}
 	atHold := s.StepIndex < len(steps) && (steps[s.StepIndex].Pause != nil || steps[s.StepIndex].Analysis != nil)
 	switch {
+	case s.AnalysisHold != "" && !s.ManualPause:
+		// Background analysis held the rollout (Inconclusive, or no data):
+		// promote accepts that and starts background analysis afresh.
+		e.emit(EventPromoted, fmt.Sprintf("promoted past background analysis (%s) at %s", s.AnalysisHold, stepLabel(steps, s.StepIndex)), map[string]any{"step": s.StepIndex, "reason": string(s.AnalysisHold)})
+		if r := s.activeRun(analysis.KindBackground, 0); r != nil {
+			archiveRun(&s, r.Run.ID, now, "promoted past its verdict")
+		}
+		s.AnalysisHold = model.PauseNone
+		s.Message = "resumed at " + stepLabel(steps, s.StepIndex)
 	case atHold:
+		if r := s.activeRun(analysis.KindStep, s.StepIndex); r != nil {
+			archiveRun(&s, r.Run.ID, now, "step promoted")
+		}
 		e.emit(EventPromoted, "promoted past "+stepLabel(steps, s.StepIndex), map[string]any{"step": s.StepIndex})
 		s.ManualPause = false
 		advance(&s, steps, now, e.emit)
@@ -100,6 +113,7 @@ func Retry(name string, st State, sp *spec.RolloutSpec, now time.Time) (State, [
 		return st, nil, conflict(name, "is %s, not aborted: only an aborted revision can be retried", s.Phase())
 	}
 	s.Aborted = false
+	archiveRuns(&s, now, "rollout retried")
 	s.StepIndex, s.StepStartedAt = 0, now
 	s.Weight, s.WeightSince, s.PauseUntil, s.StepPause = 0, time.Time{}, time.Time{}, model.PauseNone
 	s.Message = fmt.Sprintf("revision %d retried: %s", s.Revision, stepLabel(sp.Strategy.Canary.Steps, 0)+" started")

@@ -12,10 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coalmine-dev/coalmine/internal/analysis"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/route"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Router is the data plane as the rollout layer sees it (the built-in proxy
@@ -97,6 +99,10 @@ type Config struct {
 	OnRevision func(rollout string, revision int64, stableVersion, canaryVersion string)
 	// Workers is how many rollouts reconcile at once; 0 means 4.
 	Workers int
+	// Providers answer analysis measurements; Judges builds the judge of
+	// a judge metric (nil: judge metrics end in Error).
+	Providers Providers
+	Judges    analysis.JudgeFactory
 }
 
 // Controller runs rollouts: it keeps each one's spec and persisted State,
@@ -119,6 +125,18 @@ type Controller struct {
 	mu        sync.RWMutex
 	entries   map[string]*entry
 	templates map[string]templateRecord
+	// templateSet is a read-only copy of the templates for Next, replaced
+	// whenever a template changes.
+	templateSet atomic.Pointer[map[string]spec.AnalysisTemplate]
+
+	// runCtx is Run's context while it runs; measurements run on
+	// goroutines it owns and waits for.
+	runMu     sync.Mutex
+	runCtx    context.Context
+	measuring sync.WaitGroup
+	pending   []pendingMeasurement
+
+	measurements *prometheus.CounterVec
 }
 
 // entry is one rollout.
@@ -137,6 +155,9 @@ type entry struct {
 	servedSpec spec.Rollout
 	table      *route.Table
 	tableKey   string
+	// inflight are the measurements running now (not persisted: after a
+	// restart a due measurement is simply taken again).
+	inflight map[measureKey]bool
 }
 
 var _ model.Commands = (*Controller)(nil)
@@ -161,12 +182,33 @@ func New(cfg Config) *Controller {
 		health:    make(chan healthChange, 1024),
 		entries:   map[string]*entry{},
 		templates: map[string]templateRecord{},
+		measurements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coalmine_analysis_measurements_total",
+			Help: "Analysis measurements taken, by rollout, metric and verdict.",
+		}, []string{"rollout", "metric", "verdict"}),
 	}
 }
 
 // Run reconciles rollouts as they become due until ctx ends, and returns
 // when every worker has stopped.
 func (c *Controller) Run(ctx context.Context) {
+	c.runMu.Lock()
+	c.runCtx = ctx
+	c.runMu.Unlock()
+	defer func() {
+		c.runMu.Lock()
+		c.runCtx = nil
+		c.runMu.Unlock()
+		c.measuring.Wait()
+	}()
+	// Measurements queued before Run started (at Load) run now.
+	c.runMu.Lock()
+	queued := c.pending
+	c.pending = nil
+	c.runMu.Unlock()
+	for _, p := range queued {
+		c.startMeasurement(p.name, p.run, p.metric, p.q)
+	}
 	work := make(chan string)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -223,6 +265,7 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 	if err := c.sync(ctx, e); err != nil {
 		return err
 	}
+	c.scheduleMeasurements(e, now)
 	switch {
 	case !fx.WakeAt.IsZero():
 		c.queue.Add(name, fx.WakeAt)
@@ -235,14 +278,16 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 
 // observe reads what the data plane does for e.
 func (c *Controller) observe(e *entry) Observation {
+	base := Observation{Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap()}
 	if !e.served {
-		return Observation{}
+		return base
 	}
 	gen, w, avail, err := c.cfg.Router.Observed(e.rec.Rollout.Metadata.Name)
 	if err != nil {
-		return Observation{}
+		return base
 	}
-	return Observation{Synced: e.table != nil && gen == e.table.Generation, Weight: w, CanaryAvailable: avail}
+	return Observation{Synced: e.table != nil && gen == e.table.Generation, Weight: w, CanaryAvailable: avail,
+		Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap()}
 }
 
 // commit persists a new state with its events (and, when given, a new
@@ -417,4 +462,22 @@ func (c *Controller) entry(name string) (*entry, error) {
 		return nil, fmt.Errorf("rollout %q %w", name, model.ErrNotFound)
 	}
 	return e, nil
+}
+
+// templateMap returns the current templates (read-only).
+func (c *Controller) templateMap() map[string]spec.AnalysisTemplate {
+	if m := c.templateSet.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// refreshTemplates publishes a new read-only copy of the templates.
+// Callers hold c.mu.
+func (c *Controller) refreshTemplates() {
+	m := make(map[string]spec.AnalysisTemplate, len(c.templates))
+	for n, t := range c.templates {
+		m[n] = t.Template
+	}
+	c.templateSet.Store(&m)
 }

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+
 	"github.com/coalmine-dev/coalmine/internal/model"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ func NewCollector(m *Controller) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	c.m.measurements.Describe(ch)
 	ch <- c.weight
 	ch <- c.phase
 	ch <- c.step
@@ -41,6 +43,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.m.measurements.Collect(ch)
 	views, err := c.m.List(context.Background())
 	if err != nil {
 		return

@@ -20,6 +20,10 @@ type Observation struct {
 	// CanaryAvailable is true when the canary has an endpoint that can take
 	// traffic (healthy and not ejected).
 	CanaryAvailable bool
+	// Rollout is the rollout's name and Templates the AnalysisTemplates
+	// that exist, for starting analysis runs.
+	Rollout   string
+	Templates map[string]spec.AnalysisTemplate
 }
 
 // Effects is what the controller must do after Next.
@@ -54,25 +58,34 @@ func Next(st State, sp *spec.RolloutSpec, obs Observation, now time.Time) (State
 		fx.Events = append(fx.Events, EventDraft{Type: typ, Message: msg, Details: details})
 		fx.Changed = true
 	}
-	if s.Canary == nil || s.Aborted || s.ManualPause {
+	if s.Canary == nil || s.Aborted || s.ManualPause || s.AnalysisHold != "" {
 		return st, fx
 	}
 	steps := sp.Strategy.Canary.Steps
+	var bgWake time.Time
 	// Every iteration either returns or advances StepIndex, so the loop is
 	// bounded by the number of steps.
 	for {
+		// Background analysis runs beside the steps from its starting step;
+		// a verdict against the canary stops them.
+		goOn, wake := runBackgroundAnalysis(&s, sp, &obs, now, emit, &fx)
+		bgWake = earliestNonZero(bgWake, wake)
+		if !goOn {
+			s.UpdatedAt = now
+			return s, fx
+		}
 		if s.StepIndex >= len(steps) {
 			complete(&s, now, "every step completed", emit)
 			s.UpdatedAt = now
 			return s, fx
 		}
 		step := steps[s.StepIndex]
-		done, wake := runStep(&s, sp, step, obs, now, emit, &fx)
+		done, wake := runStep(&s, sp, step, &obs, now, emit, &fx)
 		if !done {
 			if fx.Changed {
 				s.UpdatedAt = now
 			}
-			fx.WakeAt = wake
+			fx.WakeAt = earliestNonZero(wake, bgWake)
 			return s, fx
 		}
 		advance(&s, steps, now, emit)
@@ -81,7 +94,7 @@ func Next(st State, sp *spec.RolloutSpec, obs Observation, now time.Time) (State
 
 // runStep makes progress on the current step and reports whether it is
 // complete, or else when to look again.
-func runStep(s *State, sp *spec.RolloutSpec, step spec.Step, obs Observation, now time.Time,
+func runStep(s *State, sp *spec.RolloutSpec, step spec.Step, obs *Observation, now time.Time,
 	emit func(string, string, map[string]any), fx *Effects) (done bool, wake time.Time) {
 	steps := sp.Strategy.Canary.Steps
 	switch {
@@ -156,15 +169,7 @@ func runStep(s *State, sp *spec.RolloutSpec, step spec.Step, obs Observation, no
 		return true, time.Time{}
 
 	case step.Analysis != nil:
-		// The analysis engine plugs in here (issue 4). Until then an
-		// analysis step holds the rollout like an indefinite pause and says
-		// why, rather than passing a canary nobody has judged.
-		if s.StepPause != model.PauseStep {
-			s.StepPause = model.PauseStep
-			s.Message = fmt.Sprintf("%s: this build cannot run analysis steps yet; check the canary yourself, then `coalmine promote` or `coalmine abort`", stepLabel(steps, s.StepIndex))
-			emit(EventPaused, s.Message, map[string]any{"step": s.StepIndex, "reason": string(model.PauseStep)})
-		}
-		return false, time.Time{}
+		return runStepAnalysis(s, sp, step, obs, now, emit, fx)
 	}
 	abort(s, now, fmt.Sprintf("%s has no known kind", stepLabel(steps, s.StepIndex)), emit)
 	return false, time.Time{}
@@ -197,6 +202,7 @@ func advance(s *State, steps []spec.Step, now time.Time, emit func(string, strin
 // routed, the routes added by steps are removed, and the phase is Healthy.
 func complete(s *State, now time.Time, why string, emit func(string, string, map[string]any)) {
 	from, to := s.Stable.Version, s.Canary.Version
+	archiveRuns(s, now, "rollout completed")
 	s.record(OutcomeCompleted, now)
 	s.Stable = *s.Canary
 	s.Canary = nil
@@ -211,6 +217,7 @@ func complete(s *State, now time.Time, why string, emit func(string, string, map
 
 // abort returns every request to stable and marks the revision Degraded.
 func abort(s *State, now time.Time, why string, emit func(string, string, map[string]any)) {
+	archiveRuns(s, now, "rollout aborted")
 	s.Aborted = true
 	s.Weight = 0
 	s.WeightSince = time.Time{}
@@ -219,6 +226,17 @@ func abort(s *State, now time.Time, why string, emit func(string, string, map[st
 	s.Message = fmt.Sprintf("aborted: %s; 100%% of traffic is back on stable %s", why, s.Stable.Version)
 	s.UpdatedAt = now
 	emit(EventAborted, s.Message, map[string]any{"reason": why, "stable": s.Stable.Version, "canary": s.Canary.Version})
+}
+
+// earliestNonZero is the earlier of two times, ignoring zero ones.
+func earliestNonZero(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	}
+	return earliest(a, b)
 }
 
 func earliest(a, b time.Time) time.Time {

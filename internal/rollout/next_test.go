@@ -409,18 +409,12 @@ func TestNext(t *testing.T) {
 
 		// analysis (until issue 4)
 		{
-			name:  "an analysis step holds the rollout and explains why",
+			name:  "an analysis step whose template is gone aborts and says so",
 			steps: []spec.Step{setWeightStep(20), analysisStep("golden-signals"), setWeightStep(100)},
 			st:    running(1, w20), now: t0,
-			wantStep: 1, wantWeight: w20, wantPhase: model.PhasePaused,
-			wantEvents: []string{EventPaused}, wantChanged: true,
-			wantMsg: []string{"step 2/3 (analysis golden-signals)", "cannot run analysis steps yet", "coalmine promote", "coalmine abort"},
-		},
-		{
-			name:  "an analysis step already holding changes nothing",
-			steps: []spec.Step{setWeightStep(20), analysisStep("golden-signals"), setWeightStep(100)},
-			st:    with(running(1, w20), func(s *State) { s.StepPause = model.PauseStep }),
-			now:   t0.Add(time.Hour), wantStep: 1, wantWeight: w20, wantPhase: model.PhasePaused,
+			wantStep: 1, wantWeight: w0, wantPhase: model.PhaseDegraded,
+			wantEvents: []string{EventAborted}, wantChanged: true,
+			wantMsg: []string{"step 2/3 (analysis golden-signals)", "does not exist"},
 		},
 
 		// steps validation should have rejected

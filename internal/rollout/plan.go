@@ -72,6 +72,7 @@ func Plan(st State, sp *spec.RolloutSpec, now time.Time) (State, []EventDraft) {
 	case s.Canary != nil:
 		s.record(OutcomeSuperseded, now)
 	}
+	archiveRuns(&s, now, "a new revision started")
 	s.Revision++
 	s.Stable = stable
 	s.StartedAt, s.UpdatedAt = now, now

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/coalmine-dev/coalmine/internal/analysis"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
@@ -191,10 +193,13 @@ func (c *Controller) view(e *entry) model.View {
 		CanaryVersion: versionOf(st.Canary),
 		PauseReason:   st.PauseReason(),
 		Message:       st.Message,
-		AnalysisRuns:  []model.AnalysisRunStatus{},
+		AnalysisRuns:  make([]model.AnalysisRunStatus, 0, len(st.Runs)),
 		Aborted:       st.Aborted && st.Canary != nil,
 		LastEventSeq:  e.lastSeq,
 		UpdatedAt:     st.UpdatedAt.UTC(),
+	}
+	for _, r := range st.Runs {
+		status.AnalysisRuns = append(status.AnalysisRuns, runStatus(r))
 	}
 	if st.Canary == nil {
 		status.Weight = 0
@@ -223,12 +228,26 @@ func (c *Controller) view(e *entry) model.View {
 	return model.View{APIVersion: r.APIVersion, Kind: r.Kind, Metadata: r.Metadata, Spec: r.Spec, Status: status}
 }
 
-// AnalysisRuns implements model.Commands; analysis arrives with issue 4.
+// AnalysisRuns implements model.Commands: the runs of the current attempt
+// and the ended ones kept, newest first.
 func (c *Controller) AnalysisRuns(_ context.Context, name string) ([]model.AnalysisRunStatus, error) {
-	if _, err := c.entry(name); err != nil {
+	e, err := c.lock(name)
+	if err != nil {
 		return nil, err
 	}
-	return []model.AnalysisRunStatus{}, nil
+	defer e.mu.Unlock()
+	all := append(slices.Clone(e.st.PastRuns), e.st.Runs...)
+	out := make([]model.AnalysisRunStatus, 0, len(all))
+	for i := len(all) - 1; i >= 0; i-- {
+		out = append(out, runStatus(all[i]))
+	}
+	return out, nil
+}
+
+func runStatus(r AnalysisRun) model.AnalysisRunStatus {
+	st := analysis.Status(r.Run)
+	st.Revision = r.Revision
+	return st
 }
 
 // Events implements model.Commands.

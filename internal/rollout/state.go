@@ -35,6 +35,16 @@ type State struct {
 	// whatever the step, until `resume` or `promote`.
 	ManualPause bool `json:"manualPause,omitempty"`
 	Aborted     bool `json:"aborted,omitempty"`
+	// AnalysisHold is set when background analysis holds the rollout
+	// (Inconclusive, or NoData past progressDeadline) until `promote`.
+	AnalysisHold model.PauseReason `json:"analysisHold,omitempty"`
+
+	// Runs are the analysis runs of the current attempt: step runs and the
+	// background run. PastRuns keeps ended ones (bounded) for the API.
+	Runs     []AnalysisRun `json:"runs,omitempty"`
+	PastRuns []AnalysisRun `json:"pastRuns,omitempty"`
+	// RunSeq numbers analysis runs, so run IDs are unique per rollout.
+	RunSeq int `json:"runSeq,omitempty"`
 
 	// Weight is the canary weight the controller applies.
 	Weight spec.Weight `json:"weight"`
@@ -84,7 +94,7 @@ func (s *State) Phase() model.Phase {
 		return model.PhaseHealthy
 	case s.Aborted:
 		return model.PhaseDegraded
-	case s.ManualPause || s.StepPause != "":
+	case s.ManualPause || s.StepPause != "" || s.AnalysisHold != "":
 		return model.PhasePaused
 	default:
 		return model.PhaseProgressing
@@ -99,6 +109,8 @@ func (s *State) PauseReason() model.PauseReason {
 		return model.PauseNone
 	case s.ManualPause:
 		return model.PauseManual
+	case s.AnalysisHold != "":
+		return s.AnalysisHold
 	default:
 		return s.StepPause
 	}
@@ -116,6 +128,8 @@ func (s State) clone() State {
 	s.HeaderRoutes = append([]spec.HeaderRoute(nil), s.HeaderRoutes...)
 	s.MirrorRoutes = append([]spec.MirrorRoute(nil), s.MirrorRoutes...)
 	s.History = append([]RevisionRecord(nil), s.History...)
+	s.Runs = append([]AnalysisRun(nil), s.Runs...)
+	s.PastRuns = append([]AnalysisRun(nil), s.PastRuns...)
 	return s
 }
 

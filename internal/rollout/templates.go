@@ -31,6 +31,7 @@ func (c *Controller) loadTemplates(ctx context.Context, templates []spec.Analysi
 			}
 			c.templates[raw.Key] = rec
 		}
+		c.refreshTemplates()
 		c.mu.Unlock()
 	}
 	for _, t := range templates {
@@ -65,6 +66,7 @@ func (c *Controller) putTemplate(ctx context.Context, rec templateRecord) error 
 	}
 	c.mu.Lock()
 	c.templates[name] = rec
+	c.refreshTemplates()
 	c.mu.Unlock()
 	return nil
 }
@@ -139,6 +141,7 @@ func (c *Controller) DeleteTemplate(ctx context.Context, name string) error {
 	}
 	c.mu.Lock()
 	delete(c.templates, name)
+	c.refreshTemplates()
 	c.mu.Unlock()
 	return nil
 }

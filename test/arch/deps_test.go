@@ -21,9 +21,12 @@ var allowed = map[string][]string{
 	"config":    {"spec"},
 	"store":     {},
 	"proxy":     {"spec", "route", "telemetry"},
-	"rollout":   {"spec", "model", "route", "store"},
-	"api":       {"spec", "model"},
-	"client":    {"spec", "model"},
+	// rollout runs analysis (pure bookkeeping and judges) and asks
+	// providers through their interface only.
+	"rollout":  {"spec", "model", "route", "store", "analysis", "analysis/judge", "analysis/stats", "provider"},
+	"analysis": {"spec", "model", "provider", "analysis/judge", "analysis/stats"},
+	"api":      {"spec", "model"},
+	"client":   {"spec", "model"},
 	// cli reads YAML for `apply` with the same loader as `lint` and
 	// `serve`, so a bad file gets file:line:col before it is sent.
 	"cli":    {"spec", "model", "client", "config"},

@@ -8,10 +8,12 @@
 package judge
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/provider"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // Verdict is a judge's answer for one evaluation.
@@ -48,4 +50,16 @@ type Decision struct {
 // anything between calls except through the state.
 type Judge interface {
 	Assess(state []byte, in Input) (d Decision, next []byte, err error)
+}
+
+// New builds the judge a metric's judge spec asks for (defaults filled in
+// by spec.SetDefaults): the sequential or the fixed-horizon one.
+func New(j spec.Judge) (Judge, error) {
+	switch j.Method {
+	case spec.JudgeMethodSequential, "":
+		return NewSequential(j)
+	case spec.JudgeMethodFixed:
+		return NewFixed(j)
+	}
+	return nil, fmt.Errorf("judge method %q: use %s or %s", j.Method, spec.JudgeMethodSequential, spec.JudgeMethodFixed)
 }

@@ -60,7 +60,14 @@ func Checkout() model.View {
 			PauseUntil:     ptr(Epoch.Add(210 * time.Second)),
 			LastEventSeq:   8,
 			AnalysisRuns: []model.AnalysisRunStatus{
-				{ID: "checkout-3-background", Template: "golden-signals", Phase: "Running"},
+				{ID: "checkout-3-background", Template: "golden-signals", Phase: "Running", Kind: "background", Step: 2, Revision: 3,
+					Metrics: []model.MetricStatus{{
+						Name: "error-rate", Phase: "Running", NoData: 1,
+						Measurements: []model.MeasurementStatus{{
+							Phase: "Running", StartedAt: Epoch, FinishedAt: Epoch,
+							Message: "canary error rate 0.4% vs stable 0.3% (n=812/15402): e-value 1.3 < 100 = 1/α; continuing",
+						}},
+					}}},
 			},
 			Endpoints: []model.EndpointStatus{
 				{Role: spec.RoleStable, Version: "v1.4.2", URL: "http://127.0.0.1:9001", Healthy: true, InFlight: 12},

@@ -1,0 +1,186 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/provider"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// Providers are the measurement sources, one per kind (SPEC §5.3). A nil
+// one makes its metrics end in Error with a message saying so.
+type Providers struct {
+	Builtin, Prometheus, Web provider.Provider
+}
+
+func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
+	switch {
+	case sp.Builtin != nil:
+		return p.Builtin, "builtin"
+	case sp.Prometheus != nil:
+		return p.Prometheus, "prometheus"
+	case sp.Web != nil:
+		return p.Web, "web"
+	}
+	return nil, "unknown"
+}
+
+// defaultQueryTimeout bounds a query whose provider sets no timeout.
+const defaultQueryTimeout = 30 * time.Second
+
+// measureKey names one metric of one run, for the in-flight set.
+type measureKey struct {
+	run    string
+	metric int
+}
+
+// scheduleMeasurements starts the measurements that are due and asks the
+// queue to come back when the next one is. Measurements run on their own
+// goroutines (a slow provider never holds the rollout's lock) and report
+// back through recordMeasurement. Callers hold e.mu.
+func (c *Controller) scheduleMeasurements(e *entry, now time.Time) {
+	name := e.rec.Rollout.Metadata.Name
+	var next time.Time
+	for _, r := range e.st.Runs {
+		due, at := analysis.Due(r.Run, r.Metrics, now)
+		next = earliestNonZero(next, at)
+		for _, i := range due {
+			k := measureKey{r.Run.ID, i}
+			if e.inflight[k] {
+				continue
+			}
+			if e.inflight == nil {
+				e.inflight = map[measureKey]bool{}
+			}
+			e.inflight[k] = true
+			q := analysis.NewQuery(name, r.Run, r.Metrics[i])
+			c.startMeasurement(name, r.Run.ID, i, q)
+		}
+	}
+	if !next.IsZero() {
+		c.queue.Add(name, next)
+	}
+}
+
+// startMeasurement runs one provider query in the background, owned by the
+// controller's Run (or synchronously when Run has not started, which is
+// how tests drive the controller step by step).
+func (c *Controller) startMeasurement(name, runID string, metric int, q provider.Query) {
+	c.runMu.Lock()
+	ctx := c.runCtx
+	if ctx != nil {
+		c.measuring.Add(1)
+	}
+	c.runMu.Unlock()
+	if ctx == nil {
+		c.runMu.Lock()
+		c.pending = append(c.pending, pendingMeasurement{name, runID, metric, q})
+		c.runMu.Unlock()
+		return
+	}
+	go func() {
+		defer c.measuring.Done()
+		out := c.query(ctx, q)
+		if ctx.Err() != nil {
+			return
+		}
+		c.recordMeasurement(ctx, name, runID, metric, out)
+	}()
+}
+
+type pendingMeasurement struct {
+	name, run string
+	metric    int
+	q         provider.Query
+}
+
+// MeasureNow runs every measurement that scheduling queued while Run was
+// not running, synchronously, and records them. Tests use it to drive
+// analysis step by step with a fake clock and fake providers.
+func (c *Controller) MeasureNow(ctx context.Context) {
+	for {
+		c.runMu.Lock()
+		if len(c.pending) == 0 {
+			c.runMu.Unlock()
+			return
+		}
+		p := c.pending[0]
+		c.pending = c.pending[1:]
+		c.runMu.Unlock()
+		c.recordMeasurement(ctx, p.name, p.run, p.metric, c.query(ctx, p.q))
+	}
+}
+
+// query asks the metric's provider, with a timeout.
+func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outcome {
+	out := analysis.Outcome{StartedAt: c.cfg.Now()}
+	p, kind := c.cfg.Providers.of(q.Spec)
+	if p == nil {
+		out.Err = fmt.Errorf("provider %s is not available in this server", kind)
+		out.FinishedAt = c.cfg.Now()
+		return out
+	}
+	timeout := defaultQueryTimeout
+	if pr := q.Spec.Prometheus; pr != nil && pr.Timeout != nil && pr.Timeout.D() > 0 {
+		timeout = pr.Timeout.D() + time.Second
+	}
+	if w := q.Spec.Web; w != nil && w.Timeout != nil && w.Timeout.D() > 0 {
+		timeout = w.Timeout.D() + time.Second
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out.Result, out.Err = p.Query(qctx, q)
+	out.FinishedAt = c.cfg.Now()
+	return out
+}
+
+// recordMeasurement books a measurement into its run, persists the state
+// with the run's events, and wakes the rollout so Next sees the verdict.
+func (c *Controller) recordMeasurement(ctx context.Context, name, runID string, metric int, out analysis.Outcome) {
+	e, err := c.lock(name)
+	if err != nil {
+		return
+	}
+	defer e.mu.Unlock()
+	delete(e.inflight, measureKey{runID, metric})
+	idx := -1
+	for i := range e.st.Runs {
+		if e.st.Runs[i].Run.ID == runID {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return // the run ended while the query was in flight
+	}
+	now := c.cfg.Now()
+	r := e.st.Runs[idx]
+	updated, err := analysis.Record(r.Run, r.Metrics, metric, out, c.cfg.Judges, now)
+	if errors.Is(err, analysis.ErrNotRunning) {
+		return
+	}
+	if err != nil {
+		c.log.Error("record measurement", "rollout", name, "run", runID, "err", err)
+		return
+	}
+	next := e.st.clone()
+	next.Runs[idx].Run = updated
+	next.UpdatedAt = now
+	var drafts []EventDraft
+	if typ := analysis.Event(r.Run.Phase, updated.Phase); typ != "" {
+		drafts = append(drafts, EventDraft{Type: typ, Message: updated.Message,
+			Details: map[string]any{"run": runID, "phase": string(updated.Phase), "kind": updated.Kind, "step": updated.Step}})
+	}
+	m := updated.Metrics[metric]
+	if n := len(m.Measurements); n > 0 {
+		c.measurements.WithLabelValues(name, m.Name, string(m.Measurements[n-1].Phase)).Inc()
+	}
+	if err := c.commit(ctx, e, next, drafts, nil); err != nil {
+		c.log.Error("save measurement", "rollout", name, "run", runID, "err", err)
+		return
+	}
+	c.queue.Add(name, now)
+}
