@@ -170,11 +170,16 @@ func (c *Controller) recordMeasurement(ctx context.Context, name, runID string, 
 	next.Runs[idx].Run = updated
 	next.UpdatedAt = now
 	var drafts []EventDraft
-	if typ := analysis.Event(r.Run.Phase, updated.Phase); typ != "" {
-		drafts = append(drafts, EventDraft{Type: typ, Message: updated.Message,
-			Details: map[string]any{"run": runID, "phase": string(updated.Phase), "kind": updated.Kind, "step": updated.Step}})
-	}
 	m := updated.Metrics[metric]
+	if typ := analysis.Event(r.Run.Phase, updated.Phase); typ != "" {
+		details := map[string]any{"run": runID, "phase": string(updated.Phase), "kind": updated.Kind, "step": updated.Step, "metric": m.Name}
+		// The numbers behind the verdict travel with the event, so a
+		// webhook, Slack or PagerDuty receiver sees them too.
+		if n := len(m.Measurements); n > 0 && m.Measurements[n-1].Evidence != nil {
+			details["evidence"] = m.Measurements[n-1].Evidence
+		}
+		drafts = append(drafts, EventDraft{Type: typ, Message: updated.Message, Details: details})
+	}
 	if n := len(m.Measurements); n > 0 {
 		c.measurements.WithLabelValues(name, m.Name, string(m.Measurements[n-1].Phase)).Inc()
 	}

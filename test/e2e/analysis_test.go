@@ -113,6 +113,13 @@ const errorRateJudge = `    - name: error-rate
       judge: {compare: error-rate, method: sequential, maxRelativeIncrease: 0.5, alpha: 0.01, maxDuration: 20s}
 `
 
+// aaJudge is errorRateJudge at α = 0.001, so that this test's own false
+// alarm rate (it runs on every CI build) is one in a thousand.
+const aaJudge = `    - name: error-rate
+      provider: {builtin: {}}
+      judge: {compare: error-rate, method: sequential, maxRelativeIncrease: 0.5, alpha: 0.001, maxDuration: 20s}
+`
+
 const latencyJudge = `    - name: latency
       provider: {builtin: {}}
       judge: {compare: latency, method: sequential, maxRelativeIncrease: 0.2, alpha: 0.01, maxDuration: 20s}
@@ -157,7 +164,7 @@ func TestAnalysisRollsBackAFailingCanaryWithin15s(t *testing.T) {
 // An identical canary (both 0.5% errors) is not rolled back and completes.
 func TestAnalysisPassesAnIdenticalCanary(t *testing.T) {
 	s := newAnalysisServer(t, startServiceBackend(t, "v1", 0.005, 2*time.Millisecond),
-		startServiceBackend(t, "v2", 0.005, 2*time.Millisecond), "5m", errorRateJudge)
+		startServiceBackend(t, "v2", 0.005, 2*time.Millisecond), "5m", aaJudge)
 	s.start()
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
