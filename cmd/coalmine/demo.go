@@ -19,9 +19,12 @@ func newDemoCmd() *cobra.Command {
 		Short: "Watch a canary release happen on this machine, nothing to install",
 		Long: `Demo starts two versions of a small service inside this process, the
 coalmine proxy in front of them, and a load generator, then walks the canary
-through 1% → 5% → 25% → 50% → 100%, printing both versions' request counts,
-error rates and p99 latency as it goes. A canary that misbehaves is rolled
-back: every user returns to the stable version.
+through 1% → 5% → 25% → 50% → 100% with an analysis step after each weight:
+sequential judges compare the canary's error rate and latency with the
+stable's on the proxy's own measurements, and the controller rolls back on
+their verdict. It prints both versions' request counts, error rates and
+latency, and the judges' evidence, as it goes. A canary that misbehaves is
+rolled back: every user returns to the stable version.
 
 Scenarios: healthy (the canary completes), errors (the canary fails 8% of
 requests and is rolled back), latency (the canary is 50% slower and is

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,11 +159,13 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 			Stable: spec.VersionSpec{Version: "v1", Endpoints: []string{stableURL}},
 			Canary: &spec.VersionSpec{Version: "v2", Endpoints: []string{canaryURL}},
 		}}
-	// Each weight is followed by an indefinite pause: the demo judges the
-	// canary while the controller holds it there, then promotes or aborts
-	// through the same service layer the CLI uses.
+	// Each weight is followed by an analysis step: the sequential judges
+	// compare canary with stable on the proxy's own measurements, and the
+	// controller promotes or rolls back on their verdict, exactly as it
+	// does for a real service.
 	for _, pct := range []float64{1, 5, 25, 50} {
-		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, spec.Step{SetWeight: &pct}, spec.Step{Pause: &spec.PauseStep{}})
+		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, spec.Step{SetWeight: &pct},
+			spec.Step{Analysis: &spec.AnalysisStep{Templates: []spec.TemplateRef{{TemplateName: "canary-vs-stable"}}}})
 	}
 	full := 100.0
 	r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, spec.Step{SetWeight: &full})
@@ -172,7 +175,8 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	if errs := r.Validate(); len(errs) > 0 {
 		return Outcome{}, fmt.Errorf("demo rollout is invalid: %w", errs)
 	}
-	a, err := app.Start(ctx, app.Config{Rollouts: []spec.Rollout{r}, Admin: "127.0.0.1:0", DataDir: dataDir})
+	tpl := judgesTemplate(o.StepDuration)
+	a, err := app.Start(ctx, app.Config{Rollouts: []spec.Rollout{r}, Templates: []spec.AnalysisTemplate{tpl}, Admin: "127.0.0.1:0", DataDir: dataDir})
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -195,89 +199,64 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	stats := a.Telemetry.Rollout("demo")
 	outcome := Outcome{}
 	ctl := a.Controller
+	every := 2 * time.Second
+	if o.Live {
+		every = 500 * time.Millisecond
+	}
+	lastStep := -1
 	for {
-		v, err := waitForHold(ctx, ctl)
+		select {
+		case <-ctx.Done():
+			return outcome, ctx.Err()
+		case <-time.After(every):
+		}
+		v, err := ctl.Get(ctx, "demo")
 		if err != nil {
 			return outcome, err
 		}
-		if v.Status.Phase == model.PhaseHealthy {
+		st := v.Status
+		if st.Phase == model.PhaseHealthy {
+			outcome = Outcome{Completed: true, Reason: st.Message}
 			break
 		}
-		fmt.Fprintf(out, "step %d/%d: canary weight %g%% (the controller holds it here while the demo watches)\n", v.Status.StepIndex+1, v.Status.StepCount, v.Status.Weight)
-		deadline := time.Now().Add(o.StepDuration)
-		every := 2 * time.Second
-		if o.Live {
-			every = 500 * time.Millisecond
+		if st.Phase == model.PhaseDegraded {
+			outcome = Outcome{RolledBack: true, Reason: st.Message}
+			break
 		}
-		for time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return outcome, ctx.Err()
-			case <-time.After(every):
+		if st.StepIndex != lastStep {
+			if o.Live && lastStep >= 0 {
+				fmt.Fprintln(out)
 			}
-			s, c := summaries(stats)
-			if o.Live {
-				fmt.Fprintf(out, "\r  stable %s | canary %s   ", line(s), line(c))
-			} else {
-				fmt.Fprintf(out, "  stable %s | canary %s\n", line(s), line(c))
-			}
-		}
-		if o.Live {
-			fmt.Fprintln(out)
+			lastStep = st.StepIndex
+			fmt.Fprintf(out, "step %d/%d: %s, canary weight %g%%\n", st.StepIndex+1, st.StepCount, rollout.DescribeStep(v.Spec.Strategy.Canary.Steps[min(st.StepIndex, st.StepCount-1)]), st.Weight)
 		}
 		s, c := summaries(stats)
-		if bad, why := guard(s, c); bad {
-			if _, err := ctl.Abort(ctx, "demo"); err != nil {
-				return outcome, err
-			}
-			outcome = Outcome{RolledBack: true, Reason: why}
-			break
+		judged := ""
+		if !o.Live { // the live line redraws in place: one line only
+			judged = judgeLine(st)
 		}
-		if _, err := ctl.Promote(ctx, "demo", false); err != nil {
-			return outcome, err
+		if o.Live {
+			fmt.Fprintf(out, "\r\x1b[2K  stable %s | canary %s%s", line(s), line(c), judged)
+		} else {
+			fmt.Fprintf(out, "  stable %s | canary %s%s\n", line(s), line(c), judged)
 		}
 	}
-	if !outcome.RolledBack {
-		outcome = Outcome{Completed: true, Reason: "v2 serves 100% of users and stayed within the guard at every step"}
+	if o.Live {
+		fmt.Fprintln(out)
 	}
+
 	fmt.Fprintln(out)
 	if outcome.RolledBack {
 		fmt.Fprintf(out, "ROLLED BACK: %s\nEvery user is back on v1.\n", outcome.Reason)
 	} else {
 		fmt.Fprintf(out, "COMPLETED: %s\n", outcome.Reason)
 	}
-	fmt.Fprintf(out, "(%d requests sent. The guard here is a fixed rule; the statistical judges arrive with the analysis engine.)\n", sent.Load())
+	fmt.Fprintf(out, "(%d requests sent. See every measurement with: coalmine get analysisruns demo --server http://%s)\n", sent.Load(), a.AdminAddr())
 	if o.KeepRunning {
 		fmt.Fprintf(out, "\nStill running (--keep-running): proxy http://%s, admin http://%s. Ctrl-C to stop.\n", listen, a.AdminAddr())
 		<-ctx.Done()
 	}
 	return outcome, nil
-}
-
-// waitForHold waits until the controller holds the demo rollout at a pause
-// step, or has completed it.
-func waitForHold(ctx context.Context, ctl *rollout.Controller) (model.View, error) {
-	for {
-		v, err := ctl.Get(ctx, "demo")
-		if err != nil {
-			return v, err
-		}
-		switch v.Status.Phase {
-		case model.PhaseHealthy:
-			return v, nil
-		case model.PhaseDegraded:
-			return v, fmt.Errorf("the demo rollout was aborted: %s", v.Status.Message)
-		case model.PhasePaused:
-			if v.Status.PauseReason == model.PauseStep {
-				return v, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return v, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 func describe(s Scenario) string {
@@ -305,21 +284,37 @@ func line(s telemetry.Summary) string {
 	return fmt.Sprintf("%6d req %5.1f%% err p50 %5.1fms p99 %5.1fms", s.Requests, 100*s.ErrorRate, s.P50, s.P99)
 }
 
-// guard is the demo's fixed rule, applied once enough canary requests were
-// seen: error rate at most twice stable's plus one point, median latency at
-// most 25% above stable's. (A p99 rule this simple fires on noise; tail
-// comparisons need the statistical judges.)
-func guard(s, c telemetry.Summary) (bool, string) {
-	if c.Requests < 200 || s.Requests < 200 {
-		return false, ""
+// judgesTemplate is the demo's analysis: the sequential judges on error
+// rate and latency, each step judged for at most stepDuration (then it
+// passes, as onLimit pass says).
+func judgesTemplate(stepDuration time.Duration) spec.AnalysisTemplate {
+	alpha, errTol, latTol := 0.01, 0.5, 0.25
+	maxDur := spec.Duration(stepDuration)
+	t := spec.AnalysisTemplate{APIVersion: spec.APIVersion, Kind: spec.KindAnalysisTemplate, Metadata: spec.Metadata{Name: "canary-vs-stable"},
+		Spec: spec.AnalysisTemplateSpec{Metrics: []spec.Metric{
+			{Name: "error-rate", Provider: spec.Provider{Builtin: &spec.BuiltinProvider{}},
+				Judge: &spec.Judge{Compare: spec.JudgeCompareErrorRate, Method: spec.JudgeMethodSequential, Alpha: &alpha, MaxRelativeIncrease: &errTol, MaxDuration: &maxDur}},
+			{Name: "latency", Provider: spec.Provider{Builtin: &spec.BuiltinProvider{}},
+				Judge: &spec.Judge{Compare: spec.JudgeCompareLatency, Method: spec.JudgeMethodSequential, Alpha: &alpha, MaxRelativeIncrease: &latTol, MaxDuration: &maxDur}},
+		}}}
+	t.SetDefaults()
+	return t
+}
+
+// judgeLine is the latest judge evidence of the running analysis, if any.
+func judgeLine(st model.Status) string {
+	var parts []string
+	for _, r := range st.AnalysisRuns {
+		for _, m := range r.Metrics {
+			if n := len(m.Measurements); n > 0 {
+				parts = append(parts, m.Name+": "+m.Measurements[n-1].Message)
+			}
+		}
 	}
-	if c.ErrorRate > 2*s.ErrorRate+0.01 {
-		return true, fmt.Sprintf("canary error rate %.1f%% vs stable %.1f%% (n=%d/%d)", 100*c.ErrorRate, 100*s.ErrorRate, c.Requests, s.Requests)
+	if len(parts) == 0 {
+		return ""
 	}
-	if c.P50 > 1.25*s.P50 {
-		return true, fmt.Sprintf("canary median latency %.1fms vs stable %.1fms (n=%d/%d)", c.P50, s.P50, c.Requests, s.Requests)
-	}
-	return false, ""
+	return "\n    " + strings.Join(parts, "\n    ")
 }
 
 // generate sends rps requests per second from random users until ctx ends.

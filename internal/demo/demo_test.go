@@ -25,7 +25,7 @@ func TestScenarios(t *testing.T) {
 			}
 			want := "COMPLETED"
 			if sc == Errors {
-				want = "ROLLED BACK: canary error rate"
+				want = `ROLLED BACK: aborted: metric "error-rate" assessed Failed: canary error rate`
 			}
 			if !strings.Contains(out.String(), want) {
 				t.Fatalf("output lacks %q:\n%s", want, out.String())
