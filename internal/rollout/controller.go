@@ -158,6 +158,8 @@ type entry struct {
 	// inflight are the measurements running now (not persisted: after a
 	// restart a due measurement is simply taken again).
 	inflight map[measureKey]bool
+	// runSaved is when a measurement was last saved (see lazyRunSave).
+	runSaved time.Time
 }
 
 var _ model.Commands = (*Controller)(nil)

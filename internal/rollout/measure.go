@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/provider"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
@@ -183,9 +184,34 @@ func (c *Controller) recordMeasurement(ctx context.Context, name, runID string, 
 	if n := len(m.Measurements); n > 0 {
 		c.measurements.WithLabelValues(name, m.Name, string(m.Measurements[n-1].Phase)).Inc()
 	}
+	if len(drafts) == 0 && !material(r.Run.Metrics[metric], m) && now.Sub(e.runSaved) < lazyRunSave {
+		// An undecided judge evaluation, or another second without data,
+		// changes no verdict and no counter that matters: keep it in memory
+		// and save it with the next change (or after lazyRunSave). A crash
+		// loses at most that much of a judge's progress, which it then takes
+		// in as one batch, and a few NoData counts. One fsync per judge per
+		// second per rollout would otherwise be the controller's main cost.
+		e.st = next
+		v := c.view(e)
+		c.hub.publish(name, model.WatchUpdate{View: &v})
+		c.queue.Add(name, now)
+		return
+	}
 	if err := c.commit(ctx, e, next, drafts, nil); err != nil {
 		c.log.Error("save measurement", "rollout", name, "run", runID, "err", err)
 		return
 	}
+	e.runSaved = now
 	c.queue.Add(name, now)
+}
+
+// lazyRunSave bounds how long an immaterial measurement stays unsaved.
+const lazyRunSave = 10 * time.Second
+
+// material reports whether recording a measurement changed a metric in a
+// way a restart must not lose: its phase or a counter other than NoData.
+func material(before, after analysis.MetricRun) bool {
+	return before.Phase != after.Phase || before.Count != after.Count || before.Successful != after.Successful ||
+		before.Failed != after.Failed || before.Inconclusive != after.Inconclusive || before.Error != after.Error ||
+		before.ConsecutiveErrors != after.ConsecutiveErrors || !before.NoDataSince.Equal(after.NoDataSince)
 }
