@@ -103,75 +103,33 @@ type fixedConfig struct {
 }
 
 func newFixedConfig(j spec.Judge) (fixedConfig, error) {
-	c := fixedConfig{compare: j.Compare, alpha: fixedDefaultAlpha}
 	if j.Method != spec.JudgeMethodFixed {
-		return c, fmt.Errorf("fixed judge built for method %q", j.Method)
+		return fixedConfig{}, fmt.Errorf("fixed judge built for method %q", j.Method)
 	}
-	switch j.Compare {
-	case spec.JudgeCompareErrorRate:
-		c.minSamples = fixedDefaultMinRequests
-	case spec.JudgeCompareLatency:
+	cm, err := parseCommon(j, fixedDefaultAlpha)
+	if err != nil {
+		return fixedConfig{}, err
+	}
+	c := fixedConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, up: cm.up, down: cm.down,
+		maxSamples: cm.maxSamples, maxDuration: cm.maxDuration}
+	if cm.quantile != nil {
+		c.quantile = *cm.quantile
+	}
+	// A fixed test needs a horizon: without minSamples it waits for a
+	// default number of requests (error rate) or observations (latency),
+	// never more than maxSamples.
+	c.minSamples = fixedDefaultMinRequests
+	if c.compare == spec.JudgeCompareLatency {
 		c.minSamples = fixedDefaultMinObservations
-	default:
-		return c, fmt.Errorf("unknown judge comparison %q: use %s or %s", j.Compare, spec.JudgeCompareErrorRate, spec.JudgeCompareLatency)
 	}
-	switch j.Direction {
-	case "", spec.DirectionIncrease:
-		c.up = true
-	case spec.DirectionDecrease:
-		c.down = true
-	case spec.DirectionEither:
-		c.up, c.down = true, true
-	default:
-		return c, fmt.Errorf("unknown direction %q: use %s, %s or %s", j.Direction, spec.DirectionIncrease, spec.DirectionDecrease, spec.DirectionEither)
-	}
-	switch j.OnLimit {
-	case "", spec.OnLimitPass, spec.OnLimitInconclusive:
-	default:
-		return c, fmt.Errorf("unknown onLimit policy %q", j.OnLimit)
-	}
-	if j.Alpha != nil {
-		if a := *j.Alpha; !(a > 0 && a < 1) {
-			return c, fmt.Errorf("alpha must be between 0 and 1 (exclusive), not %v", a)
-		}
-		c.alpha = *j.Alpha
-	}
-	if j.MaxRelativeIncrease != nil {
-		if d := *j.MaxRelativeIncrease; !(d >= 0) || math.IsInf(d, 0) {
-			return c, fmt.Errorf("maxRelativeIncrease must be finite and at least 0, not %v", d)
-		}
-		c.tol = *j.MaxRelativeIncrease
-	}
-	if j.Quantile != nil {
-		if j.Compare != spec.JudgeCompareLatency {
-			return c, fmt.Errorf("quantile applies only to compare: latency")
-		}
-		if q := *j.Quantile; !(q > 0 && q < 1) {
-			return c, fmt.Errorf("quantile must be between 0 and 1 (exclusive), not %v", q)
-		}
-		c.quantile = *j.Quantile
-	}
-	if j.MaxSamples != nil {
-		if *j.MaxSamples < 1 {
-			return c, fmt.Errorf("maxSamples must be at least 1, not %d", *j.MaxSamples)
-		}
-		c.maxSamples = *j.MaxSamples
+	if c.maxSamples > 0 {
 		c.minSamples = min(c.minSamples, c.maxSamples)
 	}
-	if j.MinSamples != nil {
-		if *j.MinSamples < 0 {
-			return c, fmt.Errorf("minSamples must be at least 0, not %d", *j.MinSamples)
+	if cm.minSamples != nil {
+		if c.maxSamples > 0 && *cm.minSamples > c.maxSamples {
+			return c, fmt.Errorf("maxSamples %d is below minSamples %d", c.maxSamples, *cm.minSamples)
 		}
-		if c.maxSamples > 0 && *j.MinSamples > c.maxSamples {
-			return c, fmt.Errorf("maxSamples %d is below minSamples %d", c.maxSamples, *j.MinSamples)
-		}
-		c.minSamples = *j.MinSamples
-	}
-	if j.MaxDuration != nil {
-		if *j.MaxDuration <= 0 {
-			return c, fmt.Errorf("maxDuration must be positive, not %v", *j.MaxDuration)
-		}
-		c.maxDuration = j.MaxDuration.D()
+		c.minSamples = *cm.minSamples
 	}
 	return c, nil
 }

@@ -131,74 +131,25 @@ type seqConfig struct {
 }
 
 func newSeqConfig(j spec.Judge) (seqConfig, error) {
-	c := seqConfig{compare: j.Compare, alpha: seqDefaultAlpha, onLimitPass: true}
 	switch j.Method {
 	case "", spec.JudgeMethodSequential:
 	default:
-		return c, fmt.Errorf("sequential judge built for method %q", j.Method)
+		return seqConfig{}, fmt.Errorf("sequential judge built for method %q", j.Method)
 	}
-	switch j.Compare {
-	case spec.JudgeCompareErrorRate, spec.JudgeCompareLatency:
-	default:
-		return c, fmt.Errorf("unknown judge comparison %q: use %s or %s", j.Compare, spec.JudgeCompareErrorRate, spec.JudgeCompareLatency)
+	cm, err := parseCommon(j, seqDefaultAlpha)
+	if err != nil {
+		return seqConfig{}, err
 	}
-	switch j.Direction {
-	case "", spec.DirectionIncrease:
-		c.up = true
-	case spec.DirectionDecrease:
-		c.down = true
-	case spec.DirectionEither:
-		c.up, c.down = true, true
-	default:
-		return c, fmt.Errorf("unknown direction %q", j.Direction)
-	}
-	switch j.OnLimit {
-	case "", spec.OnLimitPass:
-	case spec.OnLimitInconclusive:
-		c.onLimitPass = false
-	default:
-		return c, fmt.Errorf("unknown onLimit policy %q", j.OnLimit)
-	}
-	if j.Alpha != nil {
-		if a := *j.Alpha; !(a > 0 && a < 1) {
-			return c, fmt.Errorf("alpha must be between 0 and 1 (exclusive), not %v", a)
-		}
-		c.alpha = *j.Alpha
-	}
-	if j.MaxRelativeIncrease != nil {
-		if d := *j.MaxRelativeIncrease; !(d >= 0) || math.IsInf(d, 0) {
-			return c, fmt.Errorf("maxRelativeIncrease must be finite and at least 0, not %v", d)
-		}
-		c.tol = *j.MaxRelativeIncrease
-	}
-	if j.Quantile != nil {
-		if j.Compare != spec.JudgeCompareLatency {
-			return c, fmt.Errorf("quantile applies only to compare: latency")
-		}
-		if q := *j.Quantile; !(q > 0 && q < 1) {
-			return c, fmt.Errorf("quantile must be between 0 and 1 (exclusive), not %v", q)
-		}
-		c.quantiles = []float64{*j.Quantile}
-	} else if j.Compare == spec.JudgeCompareLatency {
+	c := seqConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, up: cm.up, down: cm.down,
+		maxSamples: cm.maxSamples, maxDuration: cm.maxDuration, onLimitPass: cm.onLimitPass}
+	switch {
+	case cm.quantile != nil:
+		c.quantiles = []float64{*cm.quantile}
+	case c.compare == spec.JudgeCompareLatency:
 		c.quantiles = seqDefaultQuantiles
 	}
-	if j.MinSamples != nil {
-		if *j.MinSamples < 0 {
-			return c, fmt.Errorf("minSamples must be at least 0, not %d", *j.MinSamples)
-		}
-		c.minSamples = *j.MinSamples
-	}
-	if j.MaxSamples != nil {
-		if *j.MaxSamples < 1 {
-			return c, fmt.Errorf("maxSamples must be at least 1, not %d", *j.MaxSamples)
-		}
-		c.maxSamples = *j.MaxSamples
-	}
-	if j.MaxDuration != nil {
-		if *j.MaxDuration <= 0 {
-			return c, fmt.Errorf("maxDuration must be positive, not %v", *j.MaxDuration)
-		}
-		c.maxDuration = j.MaxDuration.D()
+	if cm.minSamples != nil {
+		c.minSamples = *cm.minSamples
 	}
 	return c, nil
 }

@@ -1,0 +1,94 @@
+package judge
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// common is the part of a judge spec both methods read the same way,
+// checked. Optional settings stay pointers so that each method applies its
+// own defaults.
+type common struct {
+	compare     string
+	alpha       float64
+	tol         float64 // δ, maxRelativeIncrease
+	up, down    bool    // which directions count as worse
+	quantile    *float64
+	minSamples  *int64
+	maxSamples  int64 // 0: none
+	maxDuration time.Duration
+	onLimitPass bool
+}
+
+// parseCommon checks the settings every judge shares; defaultAlpha applies
+// when the spec sets none.
+func parseCommon(j spec.Judge, defaultAlpha float64) (common, error) {
+	c := common{compare: j.Compare, alpha: defaultAlpha, onLimitPass: true}
+	switch j.Compare {
+	case spec.JudgeCompareErrorRate, spec.JudgeCompareLatency:
+	default:
+		return c, fmt.Errorf("unknown judge comparison %q: use %s or %s", j.Compare, spec.JudgeCompareErrorRate, spec.JudgeCompareLatency)
+	}
+	switch j.Direction {
+	case "", spec.DirectionIncrease:
+		c.up = true
+	case spec.DirectionDecrease:
+		c.down = true
+	case spec.DirectionEither:
+		c.up, c.down = true, true
+	default:
+		return c, fmt.Errorf("unknown direction %q: use %s, %s or %s", j.Direction, spec.DirectionIncrease, spec.DirectionDecrease, spec.DirectionEither)
+	}
+	switch j.OnLimit {
+	case "", spec.OnLimitPass:
+	case spec.OnLimitInconclusive:
+		c.onLimitPass = false
+	default:
+		return c, fmt.Errorf("unknown onLimit policy %q", j.OnLimit)
+	}
+	if j.Alpha != nil {
+		if a := *j.Alpha; !(a > 0 && a < 1) {
+			return c, fmt.Errorf("alpha must be between 0 and 1 (exclusive), not %v", a)
+		}
+		c.alpha = *j.Alpha
+	}
+	if j.MaxRelativeIncrease != nil {
+		if d := *j.MaxRelativeIncrease; !(d >= 0) || math.IsInf(d, 0) {
+			return c, fmt.Errorf("maxRelativeIncrease must be finite and at least 0, not %v", d)
+		}
+		c.tol = *j.MaxRelativeIncrease
+	}
+	if j.Quantile != nil {
+		if j.Compare != spec.JudgeCompareLatency {
+			return c, fmt.Errorf("quantile applies only to compare: latency")
+		}
+		if q := *j.Quantile; !(q > 0 && q < 1) {
+			return c, fmt.Errorf("quantile must be between 0 and 1 (exclusive), not %v", q)
+		}
+		q := *j.Quantile
+		c.quantile = &q
+	}
+	if j.MaxSamples != nil {
+		if *j.MaxSamples < 1 {
+			return c, fmt.Errorf("maxSamples must be at least 1, not %d", *j.MaxSamples)
+		}
+		c.maxSamples = *j.MaxSamples
+	}
+	if j.MinSamples != nil {
+		if *j.MinSamples < 0 {
+			return c, fmt.Errorf("minSamples must be at least 0, not %d", *j.MinSamples)
+		}
+		n := *j.MinSamples
+		c.minSamples = &n
+	}
+	if j.MaxDuration != nil {
+		if *j.MaxDuration <= 0 {
+			return c, fmt.Errorf("maxDuration must be positive, not %v", *j.MaxDuration)
+		}
+		c.maxDuration = j.MaxDuration.D()
+	}
+	return c, nil
+}
