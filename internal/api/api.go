@@ -9,6 +9,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -47,6 +48,17 @@ type Config struct {
 	// while nothing happens, so that proxies and clients do not close an
 	// idle connection. Zero means DefaultKeepAlive (15s).
 	KeepAlive time.Duration
+	// Series serves GET /api/v1/rollouts/{name}/series: a rollout's traffic
+	// per version in steps of step from since (zero: as far back as
+	// known), with the canary weight over time. Its errors map like the
+	// commands' (model.ErrNotFound → 404). When nil, the route answers 404.
+	Series func(ctx context.Context, name string, since time.Time, step time.Duration) (model.Series, error)
+	// UI serves the dashboard's static files at GET / and GET /ui/...
+	// (internal/web). They are public: the page holds no data, and every
+	// data call it makes is an /api/ request under the usual rules (the
+	// token, read-only anonymous access, the Host and cross-origin checks).
+	// When nil, those paths answer 404.
+	UI http.Handler
 }
 
 // server holds the validated configuration; it is immutable after New, so
@@ -58,6 +70,7 @@ type server struct {
 	maxBody   int64
 	keepAlive time.Duration
 	mux       *http.ServeMux
+	series    func(ctx context.Context, name string, since time.Time, step time.Duration) (model.Series, error)
 	auth      authPolicy
 	crossOrg  *http.CrossOriginProtection
 }
@@ -84,10 +97,12 @@ type server struct {
 //	GET    /api/v1/rollouts/{name}/analysisruns   {"items": [AnalysisRunStatus...]}
 //	GET    /api/v1/rollouts/{name}/events         ?after=SEQ&limit=N → {"items": [Event...]}
 //	GET    /api/v1/rollouts/{name}/watch          Server-Sent Events (see watch)
+//	GET    /api/v1/rollouts/{name}/series         ?since=RFC3339&step=1s → model.Series (cfg.Series)
 //	GET    /api/v1/analysistemplates              {"items": [AnalysisTemplate...]}
 //	GET    /api/v1/analysistemplates/{name}       AnalysisTemplate
 //	PUT    /api/v1/analysistemplates/{name}       AnalysisTemplate document → AnalysisTemplate
 //	DELETE /api/v1/analysistemplates/{name}       204; 409 while a rollout uses it
+//	GET    /  and  /ui/...                        the dashboard's static files (cfg.UI)
 //
 // A PUT document may leave out apiVersion, kind and metadata.name, which
 // the path implies; given, they must agree with it. A command that does not
@@ -106,7 +121,8 @@ func New(cfg Config) http.Handler {
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,
 		mux:       http.NewServeMux(),
-		auth:      authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous},
+		series:    cfg.Series,
+		auth:      authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous, publicUI: cfg.UI != nil},
 		crossOrg:  http.NewCrossOriginProtection(),
 	}
 	if s.log == nil {
@@ -138,10 +154,17 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/analysisruns", s.analysisRuns)
 	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/events", s.events)
 	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/watch", s.watch)
+	if cfg.Series != nil {
+		s.mux.HandleFunc("GET /api/v1/rollouts/{name}/series", s.seriesHandler)
+	}
 	s.mux.HandleFunc("GET /api/v1/analysistemplates", s.listTemplates)
 	s.mux.HandleFunc("GET /api/v1/analysistemplates/{name}", s.getTemplate)
 	s.mux.HandleFunc("PUT /api/v1/analysistemplates/{name}", s.applyTemplate)
 	s.mux.HandleFunc("DELETE /api/v1/analysistemplates/{name}", s.deleteTemplate)
+	if cfg.UI != nil {
+		s.mux.Handle("GET /{$}", cfg.UI)
+		s.mux.Handle("GET /ui/", cfg.UI)
+	}
 	return s
 }
 

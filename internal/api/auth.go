@@ -19,17 +19,29 @@ import (
 // read, so ReadOnlyAnonymous opens it together with the read API, and a
 // Prometheus server scraping a token-protected coalmine sets
 // `authorization: {credentials_file: ...}` in its scrape config.
+//
+// The dashboard's static files (GET / and /ui/..., when served) are public
+// too: they are the same for everyone and hold no data; the page asks for
+// the token and sends it with every /api/ call it makes. They still get the
+// Host check below, like everything but the probes.
 type authPolicy struct {
 	token             string
 	readOnlyAnonymous bool
+	publicUI          bool
 }
 
 // openPath reports the paths served without a token: probes must work from
 // orchestrators that cannot hold secrets, and they reveal nothing.
 func openPath(p string) bool { return p == "/healthz" || p == "/readyz" }
 
+// uiPath reports the dashboard's static paths.
+func uiPath(p string) bool { return p == "/" || strings.HasPrefix(p, "/ui/") }
+
 func (p authPolicy) check(r *http.Request) error {
 	if p.token == "" || openPath(r.URL.Path) {
+		return nil
+	}
+	if p.publicUI && uiPath(r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return nil
 	}
 	header := r.Header.Get("Authorization")
