@@ -93,7 +93,7 @@ func TestSeriesSinceAndStep(t *testing.T) {
 	_, rs := seriesFixture(t, 8, Options{})
 	// Polling with the last End seen gives the following points only.
 	s := rs.Series(at(5*time.Second), time.Second)
-	if !s.From.Equal(at(5*time.Second)) {
+	if !s.From.Equal(at(5 * time.Second)) {
 		t.Errorf("from %s, want t0+5s", s.From)
 	}
 	if got, want := requestsOf(s.Versions[0].Points), []int64{5, 6, 7}; !equalInts(got, want) {
