@@ -32,6 +32,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/store/bolt"
 	"github.com/coalmine-dev/coalmine/internal/telemetry"
+	dashboard "github.com/coalmine-dev/coalmine/internal/web"
 )
 
 // Config says what to run.
@@ -150,6 +151,8 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		Token:             cfg.Token,
 		ReadOnlyAnonymous: cfg.ReadOnlyAnonymous,
 		Logger:            cfg.Logger,
+		Series:            dashboard.SeriesSource{Commands: a.Controller, Telemetry: a.Telemetry}.Series,
+		UI:                dashboard.Handler(),
 	})
 	a.adminLn, err = net.Listen("tcp", cfg.Admin)
 	if err != nil {
