@@ -185,6 +185,7 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	fmt.Fprintf(out, "coalmine demo (scenario %s)\n", o.Scenario)
 	fmt.Fprintf(out, "  stable v1 at %s, canary v2 at %s (%s)\n", stableURL, canaryURL, describe(o.Scenario))
 	fmt.Fprintf(out, "  proxy at http://%s, %d requests/s from 5,000 users\n", listen, o.RPS)
+	fmt.Fprintf(out, "  dashboard at http://%s/ (open it in a browser to watch the release)\n", a.AdminAddr())
 	fmt.Fprintf(out, "  admin API at http://%s: in another terminal, try\n", a.AdminAddr())
 	fmt.Fprintf(out, "      coalmine get rollout demo --server http://%s\n", a.AdminAddr())
 	fmt.Fprintf(out, "      curl -s http://%s/metrics | grep coalmine_requests_total\n\n", a.AdminAddr())
