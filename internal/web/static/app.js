@@ -51,6 +51,14 @@
 
   const $ = (sel, root = document) => root.querySelector(sel);
 
+  // fill replaces el's children, skipping null and false (replaceChildren
+  // itself would print them).
+  function fill(el, ...children) {
+    el.replaceChildren();
+    append(el, children);
+    return el;
+  }
+
   // ------------------------------------------------------------- format
 
   function pct(x, digits = 2) {
@@ -305,7 +313,7 @@
       }
       this.cursor = svg('line', { class: 'cursor hidden', x1: 0, x2: 0, y1: m.t, y2: m.t + ih });
       kids.push(this.cursor);
-      this.svg.replaceChildren(...kids);
+      fill(this.svg, ...kids);
       this.renderLegend(null);
     }
 
@@ -325,7 +333,7 @@
     }
 
     renderLegend(t) {
-      this.legend.replaceChildren(...this.lines.map((l) => {
+      fill(this.legend, ...this.lines.map((l) => {
         let v;
         if (t === null) {
           for (let i = l.pts.length - 1; i >= 0; i--) if (l.pts[i][1] !== null) { v = l.pts[i][1]; break; }
@@ -366,7 +374,7 @@
   }
 
   function crumbs(...parts) {
-    $('#crumbs').replaceChildren(...parts.flatMap((p, i) => (i ? [' / ', p] : [p])));
+    fill($('#crumbs'), ...parts.flatMap((p, i) => (i ? [' / ', p] : [p])));
   }
 
   // The list of rollouts, polled.
@@ -385,7 +393,7 @@
           h('th', { text: 'Updated' }))),
         this.body);
       this.err = h('p', { class: 'error-text hidden' });
-      $('#main').replaceChildren(h('section', { class: 'panel' }, h('h2', { text: 'Rollouts' }), this.err, this.table));
+      fill($('#main'), h('section', { class: 'panel' }, h('h2', { text: 'Rollouts' }), this.err, this.table));
       this.load();
     }
 
@@ -404,10 +412,10 @@
 
     render(items) {
       if (!items.length) {
-        this.body.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'empty-state', text: 'No rollouts yet. Apply one with `coalmine apply -f rollout.yaml`.' })));
+        fill(this.body, h('tr', {}, h('td', { colspan: 7, class: 'empty-state', text: 'No rollouts yet. Apply one with `coalmine apply -f rollout.yaml`.' })));
         return;
       }
-      this.body.replaceChildren(...items.map((v) => {
+      fill(this.body, ...items.map((v) => {
         const st = v.status;
         const name = v.metadata.name;
         return h('tr', { data: { rollout: name } },
@@ -476,7 +484,7 @@
       this.charts = charts;
       this.seriesNote = h('p', { class: 'small muted', id: 'series-note' });
       const e = this.el;
-      $('#main').replaceChildren(
+      fill($('#main'),
         e.loadErr,
         h('section', { class: 'panel rollout-head' },
           h('div', { class: 'title' },
@@ -680,8 +688,11 @@
     }
 
     mergeSeries(s) {
+      // A new revision starts the charts afresh. Within a revision the
+      // proxy's counters restart when the routed versions change (at the
+      // completion): the lines of the versions no longer answered stay.
       const cur = this.series;
-      if (!cur || cur.revision !== s.revision || cur.telemetryStart !== s.telemetryStart) {
+      if (!cur || cur.revision !== s.revision) {
         this.series = s;
         return;
       }
@@ -692,22 +703,23 @@
         for (const p of vs.points) if (Date.parse(p.t) > last) mine.points.push(p);
         if (mine.points.length > MAX_POINTS) mine.points.splice(0, mine.points.length - MAX_POINTS);
       }
-      cur.versions = cur.versions.filter((x) => s.versions.some((y) => y.role === x.role && y.version === x.version));
       for (const w of s.weight) {
         const last = cur.weight[cur.weight.length - 1];
         if (!last || (Date.parse(w.t) > Date.parse(last.t) && w.weight !== last.weight)) cur.weight.push(w);
       }
       cur.to = s.to;
+      cur.telemetryStart = s.telemetryStart;
       cur.truncated = cur.truncated || s.truncated;
     }
 
     renderCharts() {
       const s = this.series;
       if (!s) return;
-      const x1 = Date.parse(s.to);
+      // From the first point (or the series start) to now; at least a
+      // minute, so that a young revision's lines grow from the left.
       let x0 = Date.parse(s.from);
       for (const vs of s.versions) if (vs.points.length) x0 = Math.min(x0, Date.parse(vs.points[0].t) - 1000);
-      if (x1 - x0 < 60000) x0 = x1 - 60000;
+      const x1 = Math.max(Date.parse(s.to), x0 + 60000);
       const lines = (f, extra) => s.versions.map((vs) => Object.assign({
         label: `${vs.role} ${vs.version}`, cls: vs.role,
         pts: vs.points.map((p) => [Date.parse(p.t), f(p)]),
@@ -729,6 +741,11 @@
 
     // ---- status
     setView(v) {
+      // A command's answer can arrive after the watch stream has shown a
+      // later state: never go back.
+      const cur = this.view && this.view.status;
+      if (cur && (v.status.lastEventSeq < cur.lastEventSeq ||
+          (v.status.lastEventSeq === cur.lastEventSeq && Date.parse(v.status.updatedAt) < Date.parse(cur.updatedAt)))) return;
       this.view = v;
       const st = v.status;
       const e = this.el;
@@ -738,24 +755,26 @@
       e.phase = badge;
       e.reason.textContent = st.pauseReason ? `· ${st.pauseReason}` : (st.aborted ? '· aborted' : '');
       e.message.textContent = st.message || '';
-      e.facts.replaceChildren(
+      fill(e.facts,
         h('dt', { text: 'Revision' }), h('dd', { id: 'ro-revision', text: String(st.revision) }),
         h('dt', { text: 'Step' }), h('dd', { id: 'ro-step', text: stepLabel(st) }),
         h('dt', { text: 'Listen' }), h('dd', { class: 'mono', text: v.spec.listen || '–' }),
         h('dt', { text: 'Updated' }), h('dd', {}, relTime(st.updatedAt)));
 
-      e.weight.replaceChildren(
+      fill(e.weight,
         h('div', { class: 'bigweight', id: 'ro-weight', data: { weight: String(st.weight) } }, pct(st.weight),
           h('span', { class: 'sub', text: ' applied' })),
         h('progress', { class: 'wide', max: 100, value: st.weight }),
-        h('p', { class: 'small' }, 'Observed by the data plane: ',
-          h('b', { id: 'ro-observed', text: pct(st.observedWeight) }),
-          st.observedWeight !== st.weight ? h('span', { class: 'muted', text: ' (catching up)' }) : null));
+        st.canaryVersion
+          ? h('p', { class: 'small' }, 'Observed by the data plane: ',
+            h('b', { id: 'ro-observed', text: pct(st.observedWeight) }),
+            st.observedWeight !== st.weight ? h('span', { class: 'muted', text: ' (catching up)' }) : null)
+          : h('p', { class: 'small muted', text: `No canary: stable ${st.stableVersion} serves every request.` }));
 
       const eps = st.endpoints || [];
       const versionLine = (role, version) => h('div', { class: 'row' },
         h('span', { class: 'muted', text: role }), h('span', { class: `version ${role}`, text: version || '–' }));
-      e.versions.replaceChildren(
+      fill(e.versions,
         versionLine('stable', st.stableVersion),
         versionLine('canary', st.canaryVersion),
         eps.length ? h('table', { class: 'small' },
@@ -780,7 +799,7 @@
       const st = v.status;
       const steps = (v.spec.strategy && v.spec.strategy.canary && v.spec.strategy.canary.steps) || [];
       const active = !!st.canaryVersion;
-      this.el.steps.replaceChildren(...steps.map((step, i) => {
+      fill(this.el.steps, ...steps.map((step, i) => {
         let state = 'pending';
         if (i < st.stepIndex) state = 'done';
         else if (active && i === st.stepIndex) state = 'current';
@@ -850,11 +869,11 @@
       const all = this.pastRuns.map((r) => byId.get(r.id) || r);
       for (const r of live) if (!this.pastRuns.some((p) => p.id === r.id)) all.unshift(r);
       if (!all.length) {
-        this.el.runs.replaceChildren(h('p', { class: 'muted', text: 'No analysis has run in this rollout yet.' }));
+        fill(this.el.runs, h('p', { class: 'muted', text: 'No analysis has run in this rollout yet.' }));
         return;
       }
       const open = new Set([...this.el.runs.querySelectorAll('details[open]')].map((d) => d.dataset.run));
-      this.el.runs.replaceChildren(...all.map((r, i) => this.renderRun(r, byId.has(r.id) || open.has(r.id) || (i === 0 && open.size === 0))));
+      fill(this.el.runs, ...all.map((r, i) => this.renderRun(r, byId.has(r.id) || open.has(r.id) || (i === 0 && open.size === 0))));
     }
 
     renderRun(r, open) {
@@ -928,10 +947,10 @@
 
     renderEvents() {
       if (!this.events.length) {
-        this.el.events.replaceChildren(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No events yet.' })));
+        fill(this.el.events, h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No events yet.' })));
         return;
       }
-      this.el.events.replaceChildren(...this.events.slice().reverse().map((ev) => {
+      fill(this.el.events, ...this.events.slice().reverse().map((ev) => {
         const details = Object.entries(ev.details || {}).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
         const tr = h('tr', { class: ev._fresh ? 'new' : null, data: { seq: String(ev.seq), type: ev.type } },
           h('td', { class: 'num', text: String(ev.seq) }),
