@@ -261,7 +261,7 @@ completion script.
 | code | meaning |
 |---|---|
 | %d | success |
-| %d | the command did not succeed for any other reason: a failed or aborted outcome (` + "`status`" + ` on a Degraded rollout, a ` + "`demo`" + ` that did not end as its scenario expects), or a command the server refused with 409 because it does not apply to the rollout now |
+| %d | the command did not succeed for any other reason: a failed or aborted outcome (` + "`status`" + ` on a Degraded rollout, a ` + "`demo`" + ` that did not end as its scenario expects), a command the server refused with 409 because it does not apply to the rollout now, or a rollout that does not exist (404) |
 | %d | a usage mistake (unknown command or flag, missing argument) or invalid configuration (` + "`lint`, `serve`, `apply`" + ` with a bad file, or a 400 from the server); also ` + "`status`" + ` when ` + "`--timeout`" + ` ran out |
 | %d | the server cannot be reached |
 | %d | the token is missing or wrong (401) |
