@@ -111,6 +111,21 @@
     return h('time', { datetime: t || '', title: t ? stamp(t) : '', data: { rel: t || '' }, text: ago(t) });
   }
 
+  // detailsView shows an object's scalar fields inline (long ones cut, in
+  // full on hover) and each nested object folded as pretty JSON.
+  function detailsView(obj) {
+    const inline = [], nested = [];
+    for (const [k, v] of Object.entries(obj || {})) {
+      if (v !== null && typeof v === 'object') {
+        nested.push(h('details', { class: 'json' }, h('summary', { text: k }), h('pre', { text: JSON.stringify(v, null, 2) })));
+      } else {
+        const text = String(v);
+        inline.push(h('span', { title: text.length > 80 ? text : null, text: `${k}=${text.length > 80 ? `${text.slice(0, 77)}…` : text} ` }));
+      }
+    }
+    return [inline, nested];
+  }
+
   function stepText(st) {
     if (st.setWeight !== undefined) return `Set weight ${pct(st.setWeight)}`;
     if (st.pause) return st.pause.duration ? `Pause ${st.pause.duration}` : 'Pause until promoted';
@@ -451,7 +466,8 @@
       this.pastRuns = [];
       this.runsKey = '';
       this.series = null;
-      this.timers = [];
+      this.step = '1s';
+      this.timers = new Set();
       crumbs(h('a', { href: '#/', text: 'Rollouts' }), h('span', { text: name }));
       document.title = `${name} · coalmine`;
       this.build();
@@ -483,6 +499,12 @@
       };
       this.charts = charts;
       this.seriesNote = h('p', { class: 'small muted', id: 'series-note' });
+      this.stepSelect = h('select', { id: 'series-step', 'aria-label': 'chart step' },
+        ['1s', '5s', '15s', '1m'].map((v) => h('option', { value: v, text: `${v} steps` })));
+      this.stepSelect.addEventListener('change', () => {
+        this.step = this.stepSelect.value;
+        this.series = null; // the next poll starts over with the new step
+      });
       const e = this.el;
       fill($('#main'),
         e.loadErr,
@@ -497,7 +519,7 @@
           h('section', { class: 'panel' }, h('h2', { text: 'Versions' }), e.versions),
           h('section', { class: 'panel' }, h('h2', { text: 'Steps' }), e.steps, e.stepsNote)),
         h('section', { class: 'section' },
-          h('div', { class: 'row' }, h('h2', { text: 'Traffic over the revision' }), h('span', { class: 'spacer' }), this.seriesNote),
+          h('div', { class: 'row' }, h('h2', { text: 'Traffic over the revision' }), h('span', { class: 'spacer' }), this.seriesNote, this.stepSelect),
           h('div', { class: 'grid two' }, charts.rps.el, charts.errors.el, charts.latency.el, charts.weight.el)),
         h('section', { class: 'panel' }, h('h2', { text: 'Analysis runs' }), e.runs),
         h('section', { class: 'panel' }, h('h2', { text: 'Events' }),
@@ -591,12 +613,19 @@
       }
       this.watch();
       this.pollSeries();
-      this.timers.push(setInterval(() => this.tick(), 1000));
+      this.ticker = setInterval(() => this.tick(), 1000);
+    }
+
+    // later runs fn after ms unless the page is left first.
+    later(fn, ms) {
+      const id = setTimeout(() => { this.timers.delete(id); fn(); }, ms);
+      this.timers.add(id);
     }
 
     destroy() {
       this.ctl.abort();
-      this.timers.forEach((t) => { clearInterval(t); clearTimeout(t); });
+      clearInterval(this.ticker);
+      this.timers.forEach((id) => clearTimeout(id));
       setConn('', '');
     }
 
@@ -627,7 +656,7 @@
         }
         if (signal.aborted) return;
         setConn('down', `reconnecting in ${Math.round(backoff / 1000)}s`);
-        await new Promise((resolve) => { const t = setTimeout(resolve, backoff); this.timers.push(t); });
+        await new Promise((resolve) => this.later(resolve, backoff));
         backoff = Math.min(backoff * 2, 15000);
       }
     }
@@ -676,15 +705,18 @@
       const signal = this.ctl.signal;
       if (signal.aborted) return;
       try {
-        const q = this.series && this.series.to ? `?since=${encodeURIComponent(this.series.to)}` : '';
-        const s = await api('GET', `${this.path}/series${q}`, undefined, signal);
-        this.mergeSeries(s);
-        this.renderCharts();
+        const step = this.step;
+        const since = this.series && this.series.to ? `&since=${encodeURIComponent(this.series.to)}` : '';
+        const s = await api('GET', `${this.path}/series?step=${step}${since}`, undefined, signal);
+        if (step === this.step) { // else the step changed meanwhile: drop it
+          this.mergeSeries(s);
+          this.renderCharts();
+        }
       } catch (e) {
         if (e.name === 'AbortError') return;
         this.seriesNote.textContent = `Charts not updated: ${errorText(e)}`;
       }
-      this.timers.push(setTimeout(() => this.pollSeries(), SERIES_POLL_MS));
+      this.later(() => this.pollSeries(), SERIES_POLL_MS);
     }
 
     mergeSeries(s) {
@@ -736,7 +768,7 @@
       const wpts = s.weight.map((w) => [Math.max(Date.parse(w.t), x0), w.weight]);
       this.charts.weight.draw([{ label: 'canary weight', cls: 'canary', step: true, area: true, pts: wpts }], x0, x1);
       const started = s.telemetryStart ? `since ${clock(s.telemetryStart)}` : '';
-      this.seriesNote.textContent = `${s.step} steps ${started}; the proxy keeps ${s.retention} of history${s.truncated ? ' (older points are gone)' : ''}.`;
+      this.seriesNote.textContent = `${started}; the proxy keeps ${s.retention} of history${s.truncated ? ' (older points are gone)' : ''}.`;
     }
 
     // ---- status
@@ -908,7 +940,9 @@
           h('div', { class: 'row' },
             h('span', { class: `badge ${x.phase}`, text: x.phase }),
             h('span', { class: 'small muted', text: x.finishedAt && !x.finishedAt.startsWith('0001') ? clock(x.finishedAt) : clock(x.startedAt) }),
-            x.value !== undefined && x.value !== null ? h('span', { class: 'mono small', text: `value ${typeof x.value === 'number' ? num(x.value, 4) : JSON.stringify(x.value)}` }) : null),
+            x.value !== undefined && x.value !== null && typeof x.value !== 'object'
+              ? h('span', { class: 'mono small', text: `value ${typeof x.value === 'number' ? num(x.value, 4) : String(x.value)}` }) : null),
+          x.value !== null && typeof x.value === 'object' ? h('div', { class: 'small' }, detailsView({ value: x.value })) : null,
           x.message ? h('div', { text: x.message }) : null,
           x.evidence ? this.renderEvidence(x.evidence) : null))) : h('p', { class: 'small muted', text: 'No measurement yet.' }));
     }
@@ -951,14 +985,13 @@
         return;
       }
       fill(this.el.events, ...this.events.slice().reverse().map((ev) => {
-        const details = Object.entries(ev.details || {}).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
         const tr = h('tr', { class: ev._fresh ? 'new' : null, data: { seq: String(ev.seq), type: ev.type } },
           h('td', { class: 'num', text: String(ev.seq) }),
           h('td', { class: 'time', title: ev.time, text: stamp(ev.time) }),
           h('td', {}, h('span', { class: `badge ${severity(ev.type)}`, text: ev.type })),
           h('td', { class: 'num', text: String(ev.revision) }),
           h('td', { text: ev.message }),
-          h('td', { class: 'details', text: details }));
+          h('td', { class: 'details' }, detailsView(ev.details)));
         ev._fresh = false;
         return tr;
       }));
