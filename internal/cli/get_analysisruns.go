@@ -14,7 +14,9 @@ func (g *getCmd) analysisRunsCmd() *cobra.Command {
 		Long: `List the analysis runs of a rollout, newest first: the background analysis
 of spec.strategy.canary.analysis and the runs of analysis steps, with the
 template they execute and their phase (Running, Successful, Failed, Error,
-Inconclusive, or Terminated when a promote or abort ended them).
+Inconclusive, or NoData when the rollout moved on while a metric was still
+waiting for data), then each metric with its counters and the explanation
+of its latest measurement.
 
 -o json prints the API's object {"items": [...]} unchanged, -o yaml the same
 as YAML.`,

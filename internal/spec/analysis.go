@@ -47,7 +47,9 @@ type Provider struct {
 
 // BuiltinProvider reads the proxy's own per-version telemetry.
 type BuiltinProvider struct {
-	// Window omitted = since the revision (or step) started.
+	// Window is a sliding window over the last Window of traffic; omitted,
+	// the data since the analysis run started (within the telemetry's 10
+	// minutes, then since the revision started).
 	Window *Duration `yaml:"window,omitempty" json:"window,omitempty"`
 }
 

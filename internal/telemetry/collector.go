@@ -74,7 +74,7 @@ func (r *Registry) Collector() prometheus.Collector {
 			"Requests answered, by status code; source is live or mirror (mirrored copies).",
 			[]string{"rollout", "role", "version", "code", "source"}, nil),
 		duration: prometheus.NewDesc("coalmine_request_duration_seconds",
-			"Latency of live requests, from request start to response written (bounds accurate within 1%).",
+			"Latency of live requests, from request start to the upstream's response headers (bounds accurate within 1%).",
 			[]string{"rollout", "role", "version"}, nil),
 		errors: prometheus.NewDesc("coalmine_proxy_errors_total",
 			"Requests coalmine failed itself (connect, timeout, overflow, no-healthy-endpoint, upstream-protocol).",

@@ -14,7 +14,7 @@ const (
 	requestsHeader = `# HELP coalmine_requests_total Requests answered, by status code; source is live or mirror (mirrored copies).
 # TYPE coalmine_requests_total counter
 `
-	durationHeader = `# HELP coalmine_request_duration_seconds Latency of live requests, from request start to response written (bounds accurate within 1%).
+	durationHeader = `# HELP coalmine_request_duration_seconds Latency of live requests, from request start to the upstream's response headers (bounds accurate within 1%).
 # TYPE coalmine_request_duration_seconds histogram
 `
 	errorsHeader = `# HELP coalmine_proxy_errors_total Requests coalmine failed itself (connect, timeout, overflow, no-healthy-endpoint, upstream-protocol).

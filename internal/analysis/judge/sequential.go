@@ -53,9 +53,10 @@ const (
 //  2. NoData when either version has no data at all (no requests for
 //     error-rate, no latency observations for latency): nothing can be
 //     compared yet, and low traffic is never a reason to fail.
-//  3. Below minSamples (either version, if set) the verdict is Continue:
-//     the statistics keep accumulating, no decision is taken yet. If a
-//     limit is reached while still below minSamples the verdict is NoData.
+//  3. Below minSamples (either version, if set) the verdict is NoData
+//     (SPEC §5.4): no decision is taken, the statistics keep accumulating
+//     in the state, and the analysis engine treats it like any lack of data
+//     (onNoData; by default wait, and pause after progressDeadline).
 //  4. Failed once the e-value for "the canary is worse than
 //     (1+maxRelativeIncrease) × stable" has reached 1/alpha at any call so
 //     far (Ville's inequality; the running maximum is kept in the state, so
@@ -201,7 +202,7 @@ func (c seqConfig) decide(o seqOutcome, elapsed time.Duration) (Verdict, string)
 		if atLimit {
 			return NoData, fmt.Sprintf("%s reached with %d samples per version, below minSamples %d: %s", lim, o.samples, c.minSamples, o.summary)
 		}
-		return Continue, fmt.Sprintf("%s: %s; waiting for minSamples %d per version", o.summary, o.statusReason, c.minSamples)
+		return NoData, fmt.Sprintf("%s: %d samples per version, below minSamples %d: no verdict yet", o.summary, o.samples, c.minSamples)
 	}
 	switch {
 	case o.failed:

@@ -251,8 +251,8 @@ func TestSequentialErrorRateLimitsAndMinSamples(t *testing.T) {
 			30, Successful, "maxDuration 30s reached without a regression shown, onLimit pass"},
 		{"max_samples_inconclusive", spec.Judge{Compare: spec.JudgeCompareErrorRate, MaxSamples: seqPtr(int64(500)), OnLimit: spec.OnLimitInconclusive},
 			60, Inconclusive, "maxSamples 500 reached without a decision"},
-		{"below_min_samples_continues", spec.Judge{Compare: spec.JudgeCompareErrorRate, MinSamples: seqPtr(int64(1_000_000))},
-			20, Continue, "waiting for minSamples 1000000"},
+		{"below_min_samples_is_no_data", spec.Judge{Compare: spec.JudgeCompareErrorRate, MinSamples: seqPtr(int64(1_000_000))},
+			20, NoData, "below minSamples 1000000: no verdict yet"},
 		{"limit_below_min_samples_is_no_data", spec.Judge{Compare: spec.JudgeCompareErrorRate, MinSamples: seqPtr(int64(1_000_000)), MaxDuration: seqPtr(spec.Duration(10 * time.Second))},
 			10, NoData, "below minSamples 1000000"},
 	}
