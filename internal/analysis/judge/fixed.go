@@ -309,12 +309,32 @@ func (j fixedLatencyJudge) Assess(_ []byte, in Input) (Decision, []byte, error) 
 		ratio = math.Max(qc, fixedLatencyFloor) / math.Max(qs, fixedLatencyFloor)
 		ratioName = names[0] + " ratio"
 	} else {
-		cc, sc := grid.counts()
-		mw, err := stats.MannWhitneyFromHistogram(cc, sc)
-		if err != nil {
-			return Decision{}, nil, fmt.Errorf("fixed latency judge: %w", err)
+		// One-sided tests against the stable moved by the tolerance: "up"
+		// compares with the stable (1+δ)× slower, "down" with it (1+δ)×
+		// faster.
+		k := toleranceShift(c.tol, grid.gridGamma())
+		pUp, pDown := 1.0, 1.0
+		var mw stats.MannWhitney
+		if c.up {
+			cc, sc := grid.shiftedCounts(k)
+			mwUp, err := stats.MannWhitneyFromHistogram(cc, sc)
+			if err != nil {
+				return Decision{}, nil, fmt.Errorf("fixed latency judge: %w", err)
+			}
+			pUp, mw = mwUp.PValue(stats.TailGreater, true), mwUp
 		}
-		p = c.combine(mw.PValue(stats.TailGreater, true), mw.PValue(stats.TailLess, true))
+		if c.down {
+			cc, sc := grid.shiftedCounts(-k)
+			mwDown, err := stats.MannWhitneyFromHistogram(cc, sc)
+			if err != nil {
+				return Decision{}, nil, fmt.Errorf("fixed latency judge: %w", err)
+			}
+			pDown = mwDown.PValue(stats.TailLess, true)
+			if !c.up {
+				mw = mwDown
+			}
+		}
+		p = c.combine(pUp, pDown)
 		z := mw.Z(stats.TailGreater, true)
 		if c.down && !c.up {
 			z = mw.Z(stats.TailLess, true)
@@ -660,4 +680,59 @@ func fixedFinite(x float64) *float64 {
 		return nil
 	}
 	return &x
+}
+
+// gridGamma is the ratio between consecutive bucket bounds of the grid
+// (about 1.02 for the 1% grid), read from the first bucket with a positive
+// lower bound; 0 when the grid does not say.
+func (g fixedGrid) gridGamma() float64 {
+	for _, c := range g {
+		if c.b.Lower > 0 && c.b.Upper > c.b.Lower {
+			return c.b.Upper / c.b.Lower
+		}
+	}
+	return 0
+}
+
+// shiftedCounts lines up the canary's buckets against the stable's moved
+// up by shift buckets (down when negative): on a log grid that is the
+// stable's latencies multiplied by γ^shift. Testing the canary against
+// that puts the tolerance into the null hypothesis ("the canary is at most
+// (1+δ)× slower"), so a canary exactly at the tolerance fails no more than
+// α of the time — a point-estimate gate next to a test of "no difference"
+// does not hold that.
+func (g fixedGrid) shiftedCounts(shift int) (canary, stable []float64) {
+	type pair struct{ c, s float64 }
+	cells := map[int64]*pair{}
+	at := func(k int64) *pair {
+		p, ok := cells[k]
+		if !ok {
+			p = &pair{}
+			cells[k] = p
+		}
+		return p
+	}
+	for _, c := range g {
+		at(int64(c.b.Key)).c += float64(c.canary)
+		at(int64(c.b.Key) + int64(shift)).s += float64(c.stable)
+	}
+	keys := make([]int64, 0, len(cells))
+	for k := range cells {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
+	canary, stable = make([]float64, len(keys)), make([]float64, len(keys))
+	for i, k := range keys {
+		canary[i], stable[i] = cells[k].c, cells[k].s
+	}
+	return canary, stable
+}
+
+// toleranceShift is how many buckets (1+tol) spans on a grid of ratio
+// gamma, rounded up so the test stays on the safe side.
+func toleranceShift(tol, gamma float64) int {
+	if tol <= 0 || gamma <= 1 {
+		return 0
+	}
+	return int(math.Ceil(math.Log1p(tol)/math.Log(gamma) - 1e-9))
 }
