@@ -273,7 +273,7 @@ func deciders(m metric, maxDur time.Duration, fixedEverySecond, seqP99 bool) []d
 }
 
 // The fixed-horizon judges spend most of their time on evidence (the exact
-// rate-ratio interval; the Hodges-Lehmann ratio), ten times what their
+// rate-ratio interval; the latency ratio's interval), ten times what their
 // significance test costs. Re-run every second that would dominate the
 // benchmark, so the 1-s variants first run the judge's own significance
 // test from internal/analysis/stats, on the same counts in the same order,
@@ -301,11 +301,21 @@ func screenErrorRate(w *world) bool {
 }
 
 // screenLatency is the fixed latency judge's test: the one-sided
-// Mann-Whitney U on the histograms, continuity-corrected.
+// Mann-Whitney U on the histograms, continuity-corrected, of the canary
+// against the stable moved up by the tolerance (ceil(log(1+δ)/log γ)
+// buckets of the log grid), so the tolerance is in the null.
 func screenLatency(w *world) bool {
-	c, s := make([]float64, len(w.canary.hist)), make([]float64, len(w.stable.hist))
-	for i := range c {
-		c[i], s[i] = float64(w.canary.hist[i]), float64(w.stable.hist[i])
+	k := 0
+	for _, b := range w.grid.buckets {
+		if b.Lower > 0 && b.Upper > b.Lower {
+			k = int(math.Ceil(math.Log1p(latTolerance)/math.Log(b.Upper/b.Lower) - 1e-9))
+			break
+		}
+	}
+	n := len(w.canary.hist)
+	c, s := make([]float64, n+k), make([]float64, n+k)
+	for i := range n {
+		c[i], s[i+k] = float64(w.canary.hist[i]), float64(w.stable.hist[i])
 	}
 	m, err := stats.MannWhitneyFromHistogram(c, s)
 	return err != nil || m.PValue(stats.TailGreater, true) <= alpha

@@ -331,7 +331,7 @@ func (rep *report) markdown(w io.Writer) {
 	p("- **Argo-style threshold, every 60 s**: on the last minute's data, canary error rate > %g%% fails; canary p99 > %g × stable p99 fails "+
 		"(interval 1m, failureLimit 0).\n", argoErrThreshold*100, argoP99Factor)
 	p("- **fixed-horizon, re-run every 60 s / 1 s**: `judge.NewFixed` (error-rate: exact conditional binomial test with the tolerance in the null, " +
-		"minSamples 1000 requests; latency: Mann-Whitney U on the histograms with the Hodges-Lehmann ratio > 1.05 gate, minSamples 200) " +
+		"minSamples 1000 requests; latency: one-sided Mann-Whitney U of the canary against the stable moved up ×1.05 (3 buckets of the log grid), so the tolerance is in the null, and, as before, the Hodges-Lehmann ratio > 1.05; minSamples 200) " +
 		"on all data since the start; a pass does not end the watch, the first Failed rolls back.\n\n")
 
 	// Null scenarios.
