@@ -54,11 +54,14 @@ const (
 //
 // Latency, whole distribution (no quantile): the one-sided Mann-Whitney U
 // test on the two histograms (statistics.md §5.4, continuity-corrected,
-// ties within buckets) and, as Kayenta does, an effect beyond the
-// tolerance: Failed when p ≤ alpha and the Hodges–Lehmann ratio exceeds
-// 1+δ. That ratio is the median over all canary×stable pairs of the latency
-// ratio, the scale-free typical slowdown, read from the buckets'
-// representative values (exact to the grid's resolution).
+// ties within buckets) of the canary against the stable moved up by
+// 1+δ on the log grid (rounded up to whole buckets), so the tolerance is
+// in the null and a canary exactly at it fails at most α of the time; and,
+// as Kayenta does, an effect beyond the tolerance: Failed when p ≤ alpha
+// and the Hodges–Lehmann ratio exceeds 1+δ. That ratio is the median over
+// all canary×stable pairs of the latency ratio, the scale-free typical
+// slowdown, read from the buckets' representative values (exact to the
+// grid's resolution).
 //
 // Latency with quantile q: a rank test of the whole distribution hardly
 // notices a regression of the slowest 1 %, so significance comes from
