@@ -235,8 +235,10 @@ func TestLintAndServeRejectBadConfig(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "setWeight") {
 		t.Fatalf("serve: exit %d:\n%s", code, out)
 	}
-	if out, code := run(t, "lint", "-f", "../../examples"); code != 0 {
-		t.Fatalf("examples do not lint: exit %d:\n%s", code, out)
+	// Every example is linted (with its secrets provided) by test/examples;
+	// here the binary checks one that needs no secret.
+	if out, code := run(t, "lint", "-f", "../../examples/percentage-steps.yaml"); code != 0 {
+		t.Fatalf("the percentage-steps example does not lint: exit %d:\n%s", code, out)
 	}
 }
 
