@@ -20,12 +20,12 @@ import (
 
 	"github.com/coalmine-dev/coalmine/internal/analysis/judge"
 	"github.com/coalmine-dev/coalmine/internal/api"
-	"github.com/coalmine-dev/coalmine/internal/provider/builtin"
-	promprovider "github.com/coalmine-dev/coalmine/internal/provider/prometheus"
-	"github.com/coalmine-dev/coalmine/internal/provider/web"
 	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/notify"
+	"github.com/coalmine-dev/coalmine/internal/provider/builtin"
+	promprovider "github.com/coalmine-dev/coalmine/internal/provider/prometheus"
+	"github.com/coalmine-dev/coalmine/internal/provider/web"
 	"github.com/coalmine-dev/coalmine/internal/proxy"
 	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/route"
@@ -173,7 +173,12 @@ func (a *App) AdminDone() <-chan error { return a.adminDone }
 // Reload applies the rollouts and templates of re-read configuration
 // files (SIGHUP); file rollouts no longer in them are removed.
 func (a *App) Reload(ctx context.Context, rollouts []spec.Rollout, templates []spec.AnalysisTemplate) error {
-	return a.Controller.Load(ctx, rollouts, templates, false)
+	if err := a.Controller.Load(ctx, rollouts, templates, false); err != nil {
+		return err
+	}
+	// Certificates are files outside the spec: a renewed pair at the same
+	// paths is picked up here (SPEC §2: "reloaded on SIGHUP").
+	return a.Proxy.ReloadCertificates()
 }
 
 // Shutdown drains the proxy (in-flight requests finish until ctx ends),

@@ -149,3 +149,19 @@ func staleConnection(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
+
+var (
+	schemeHTTP  = []byte("http")
+	schemeHTTPS = []byte("https")
+)
+
+// setScheme gives req the endpoint's scheme. A request that arrived on a
+// TLS listener says https, and fasthttp's HostClient refuses to send a
+// request whose scheme differs from its own (it takes it for a redirect).
+func (ep *endpoint) setScheme(req *fasthttp.Request) {
+	if ep.tls {
+		req.URI().SetSchemeBytes(schemeHTTPS)
+	} else {
+		req.URI().SetSchemeBytes(schemeHTTP)
+	}
+}

@@ -127,6 +127,9 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		ep.inflight.Add(1)
 		resp := fasthttp.AcquireResponse()
 		streamed := ctx.Request.IsBodyStream()
+		// The request's scheme is the listener's (https behind TLS); the
+		// client refuses a scheme other than its endpoint's.
+		ep.setScheme(&ctx.Request)
 		err := ep.hc.Do(&ctx.Request, resp)
 		if err == nil {
 			if resp.StatusCode() >= 500 {

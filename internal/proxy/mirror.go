@@ -123,6 +123,7 @@ func (mp *mirrorPool) send(j mirrorJob, resp *fasthttp.Response) {
 	// by the client's default limits.
 	resp.StreamBody = false
 	ep.inflight.Add(1)
+	ep.setScheme(j.req)
 	err := ep.hc.DoTimeout(j.req, resp, mp.timeout)
 	ep.inflight.Add(-1)
 	if err != nil {

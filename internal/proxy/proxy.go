@@ -85,6 +85,9 @@ type rolloutProxy struct {
 	table     atomic.Pointer[route.Table]
 	upstreams atomic.Pointer[upstreamSet]
 	onHealth  func(pl *pool, ep *endpoint, healthy bool, reason string)
+	// cert is the TLS listener's certificate, swapped by
+	// ReloadCertificates without restarting the listener.
+	cert atomic.Pointer[tls.Certificate]
 
 	// Guarded by Proxy.mu.
 	spec    spec.RolloutSpec
@@ -158,6 +161,28 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 	rp.spec = r.Spec
 	p.rollouts[name] = rp
 	return nil
+}
+
+// ReloadCertificates reads every TLS listener's certificate and key files
+// again (SIGHUP; SPEC §2) and serves the new pair from the next handshake
+// on. A pair that cannot be loaded is reported and the old one stays.
+func (p *Proxy) ReloadCertificates() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for name, rp := range p.rollouts {
+		t := rp.spec.TLS
+		if t == nil || rp.server == nil {
+			continue
+		}
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reload TLS certificate of rollout %q (the previous one stays): %w", name, err))
+			continue
+		}
+		rp.cert.Store(&cert)
+	}
+	return errors.Join(errs...)
 }
 
 // SetTable swaps a served rollout's routing table. It is the path a weight
@@ -309,7 +334,13 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 			rp.server = nil
 			return fmt.Errorf("load TLS certificate for rollout %q: %w", rp.name, err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		rp.cert.Store(&cert)
+		ln = tls.NewListener(ln, &tls.Config{
+			// Each handshake reads the current certificate, so a renewed
+			// one is served from the next connection on (SIGHUP).
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return rp.cert.Load(), nil },
+			MinVersion:     tls.VersionTLS12,
+		})
 	}
 	srv := newServer(rp, s)
 	rp.server, rp.ln, rp.served = srv, ln, make(chan struct{})
