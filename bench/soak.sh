@@ -16,7 +16,8 @@ go build -o "$work/coalmine" "$root/cmd/coalmine"
 "$work/backend" -addr 127.0.0.1:9002 -version v2 &
 "$work/coalmine" serve -f "$root/bench/bench.yaml" --data-dir "$work/data" --admin 127.0.0.1:7079 --log-level warn &
 pid=$!
-for _ in $(seq 50); do "$work/coalmine" set weight bench 5 --server http://127.0.0.1:7079 >/dev/null 2>&1 && break; sleep 0.1; done
+# The config's steps hold the canary at 5%; wait until the API answers.
+for _ in $(seq 50); do curl -sf http://127.0.0.1:7079/readyz >/dev/null && break; sleep 0.1; done
 wrk -t1 -c64 -d"${DURATION}s" http://127.0.0.1:8080/ > "$work/wrk.txt" &
 wrkpid=$!
 printf '%8s %8s %8s %10s\n' seconds rss_mib heap_mib goroutines
