@@ -80,6 +80,12 @@ func (w *worker) retryLater(ctx context.Context, e model.Event, err error, failu
 	}
 	next := cfg.Now().Add(wait)
 	w.update(func(s *model.ChannelStatus) { s.Failures, s.LastError, s.NextRetry = failures, err.Error(), &next })
+	// Events keep coming while this one is retried: count them, so the
+	// pending figure (status and metric) shows the channel falling behind.
+	if last, lerr := cfg.Store.LastSeq(ctx, w.stream); lerr == nil && last >= e.Seq {
+		pending := int(last - e.Seq + 1)
+		w.update(func(s *model.ChannelStatus) { s.Pending = pending })
+	}
 	w.d.metrics.attemptFailed(w)
 	w.log.Warn("notification failed; retrying", "seq", e.Seq, "type", e.Type, "attempt", failures, "retry_in", wait, "error", err)
 	return w.sleep(ctx, wait)
