@@ -92,6 +92,11 @@ coalmine_notifications_pending{channel="0",kind="webhook",rollout="web"} 2
 	if n := testutil.CollectAndCount(d.Collector(), "coalmine_notification_consecutive_failures"); n != 1 {
 		t.Errorf("%d consecutive-failures series, want 1", n)
 	}
+
+	// Events that arrive while the first one is retried count as pending
+	// too: the channel is seen falling behind.
+	commit(t, st, "web", "rollout-resumed", "rollout-weight-changed", "rollout-paused")
+	sw.until(t, d, "web", "5 pending", func(s []model.ChannelStatus) bool { return len(s) == 1 && s[0].Pending == 5 })
 }
 
 // TestRetryAfterHeader: a 429 with Retry-After waits exactly that long
