@@ -134,8 +134,8 @@ type Evidence struct {
 	EValue        *float64 `json:"eValue,omitempty"`
 	// Interval is a confidence interval (or sequence) for IntervalOf, e.g.
 	// the canary/stable error-rate ratio or the latency shift in ms.
-	IntervalOf string     `json:"intervalOf,omitempty"`
-	Interval   []float64  `json:"interval,omitempty"`
+	IntervalOf string    `json:"intervalOf,omitempty"`
+	Interval   []float64 `json:"interval,omitempty"`
 	// Threshold is the decision boundary (e.g. 1/alpha for an e-value, the
 	// tolerated ratio 1+maxRelativeIncrease), named by ThresholdOf.
 	ThresholdOf string  `json:"thresholdOf,omitempty"`
