@@ -46,6 +46,9 @@ type collector struct {
 	duration *prometheus.Desc
 	errors   *prometheus.Desc
 	dropped  *prometheus.Desc
+	rejected *prometheus.Desc
+	conns    *prometheus.Desc
+	acceptEr *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -62,7 +65,12 @@ var _ prometheus.Collector = (*collector)(nil)
 //   - coalmine_proxy_errors_total{rollout,role,kind}: requests coalmine
 //     failed itself, every known kind of every role present (removed
 //     versions included, so the counter never goes down);
-//   - coalmine_mirror_dropped_total{rollout,reason}: every known reason.
+//   - coalmine_mirror_dropped_total{rollout,reason}: every known reason;
+//   - coalmine_client_rejected_total{rollout,reason}: requests and
+//     connections coalmine answered itself because of the client (never a
+//     version's error), every known reason;
+//   - coalmine_client_connections{rollout}: open client connections;
+//   - coalmine_listener_accept_errors_total{rollout}: failed accepts.
 //
 // Unknown kinds and reasons appear as "unknown" once counted. All values are
 // cumulative since the version was created and never reset, including by
@@ -82,6 +90,15 @@ func (r *Registry) Collector() prometheus.Collector {
 		dropped: prometheus.NewDesc("coalmine_mirror_dropped_total",
 			"Mirrored requests not sent, by reason.",
 			[]string{"rollout", "reason"}, nil),
+		rejected: prometheus.NewDesc("coalmine_client_rejected_total",
+			"Requests and connections coalmine answered itself because of the client (400, 408, 414, 431, 499) or a full listener (503); never counted against a version.",
+			[]string{"rollout", "reason"}, nil),
+		conns: prometheus.NewDesc("coalmine_client_connections",
+			"Open client connections of the rollout's listener.",
+			[]string{"rollout"}, nil),
+		acceptEr: prometheus.NewDesc("coalmine_listener_accept_errors_total",
+			"Failed accepts on the rollout's listener (for example descriptors exhausted); the listener backs off and retries.",
+			[]string{"rollout"}, nil),
 	}
 }
 
@@ -91,6 +108,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.duration
 	ch <- c.errors
 	ch <- c.dropped
+	ch <- c.rejected
+	ch <- c.conns
+	ch <- c.acceptEr
 }
 
 // Collect implements prometheus.Collector.
@@ -122,6 +142,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if n := rs.mirrorDropped[numDropReasons-1].Load(); n != 0 {
 			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), rs.name, unknownLabel)
 		}
+		for _, reason := range RejectReasons() {
+			ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(rs.rejected[reason.index()].Load()), rs.name, string(reason))
+		}
+		ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(rs.connections.Load()), rs.name)
+		ch <- prometheus.MustNewConstMetric(c.acceptEr, prometheus.CounterValue, float64(rs.acceptErrors.Load()), rs.name)
 	}
 }
 
@@ -132,6 +157,9 @@ func (c *collector) collectVersion(ch chan<- prometheus.Metric, rollout string, 
 		codes *[numCodeSlots]atomic.Uint64
 	}{{"live", &v.codes}, {"mirror", &v.mirrorCodes}} {
 		for i := range src.codes {
+			if i == slotFailedAttempt {
+				continue // in coalmine_proxy_errors_total: nothing answered
+			}
 			if n := src.codes[i].Load(); n != 0 {
 				ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), rollout, role, v.version, codeLabels[i], src.label)
 			}

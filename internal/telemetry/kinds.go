@@ -90,3 +90,43 @@ func (r DropReason) index() int {
 	}
 	return numDropReasons - 1
 }
+
+// RejectReason says why coalmine answered a client itself without asking
+// any version: the client's request was at fault, or the listener was full.
+// It is the reason label of coalmine_client_rejected_total. Rejections never
+// count against a version.
+type RejectReason string
+
+// Reject reasons.
+const (
+	// RejectBadRequest: malformed request line, headers or body framing (400).
+	RejectBadRequest RejectReason = "bad-request"
+	// RejectHeaderTimeout: the request's headers did not arrive in time (408).
+	RejectHeaderTimeout RejectReason = "header-timeout"
+	// RejectURITooLong: the request line exceeded maxHeaderBytes (414).
+	RejectURITooLong RejectReason = "uri-too-long"
+	// RejectHeaderTooLarge: the header fields exceeded maxHeaderBytes (431).
+	RejectHeaderTooLarge RejectReason = "header-too-large"
+	// RejectBodyAborted: the client stopped sending its body mid-way, or
+	// was silent longer than the idle timeout while sending it (499).
+	RejectBodyAborted RejectReason = "body-aborted"
+	// RejectTooManyConnections: the listener was at maxConnections (503).
+	RejectTooManyConnections RejectReason = "too-many-connections"
+)
+
+// RejectReasons lists the known reasons in exposition order.
+func RejectReasons() []RejectReason {
+	return []RejectReason{RejectBadRequest, RejectHeaderTimeout, RejectURITooLong, RejectHeaderTooLarge, RejectBodyAborted, RejectTooManyConnections}
+}
+
+// numRejectReasons is the known reasons plus one slot for unknown reasons.
+const numRejectReasons = 7
+
+func (r RejectReason) index() int {
+	for i, k := range RejectReasons() {
+		if k == r {
+			return i
+		}
+	}
+	return numRejectReasons - 1
+}

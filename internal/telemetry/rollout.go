@@ -16,6 +16,12 @@ type RolloutStats struct {
 	name string
 
 	mirrorDropped [numDropReasons]atomic.Uint64
+	rejected      [numRejectReasons]atomic.Uint64
+	// connections is the listener's open client connections (a gauge the
+	// proxy keeps); acceptErrors counts failed accepts (descriptors
+	// exhausted and the like), after which the listener backs off.
+	connections  atomic.Int64
+	acceptErrors atomic.Uint64
 
 	versions atomic.Pointer[versionSet]
 
@@ -150,6 +156,30 @@ func (rs *RolloutStats) StartRevision(revision int64) {
 func (rs *RolloutStats) MirrorDropped(reason DropReason) {
 	rs.mirrorDropped[reason.index()].Add(1)
 }
+
+// ClientRejected counts a request (or connection) coalmine answered itself
+// because of the client, never charged to a version. Lock-free.
+func (rs *RolloutStats) ClientRejected(reason RejectReason) {
+	rs.rejected[reason.index()].Add(1)
+}
+
+// Rejected returns how many requests were rejected for reason.
+func (rs *RolloutStats) Rejected(reason RejectReason) uint64 {
+	return rs.rejected[reason.index()].Load()
+}
+
+// ConnectionOpened and ConnectionClosed keep the open client connection
+// gauge. Lock-free.
+func (rs *RolloutStats) ConnectionOpened() { rs.connections.Add(1) }
+
+// ConnectionClosed: see ConnectionOpened.
+func (rs *RolloutStats) ConnectionClosed() { rs.connections.Add(-1) }
+
+// Connections returns the open client connections.
+func (rs *RolloutStats) Connections() int64 { return rs.connections.Load() }
+
+// AcceptError counts a failed accept on the rollout's listener.
+func (rs *RolloutStats) AcceptError() { rs.acceptErrors.Add(1) }
 
 // proxyErrorTotals returns the proxy errors per role, including those of
 // removed versions.

@@ -9,11 +9,14 @@ import (
 )
 
 // Status codes are counted in a dense array: slot 0 holds codes outside
-// 100..599 (a caller bug, exposed as code "0"), slot c−99 holds code c.
+// 100..599 (a caller bug, exposed as code "0"), slot c−99 holds code c, and
+// the last slot counts failed attempts (see FailedAttempt). Keeping the
+// attempts among the codes makes them windowed exactly like the answers.
 const (
-	numCodeSlots = 501
-	minCode      = 100
-	maxCode      = 599
+	numCodeSlots      = 502
+	minCode           = 100
+	maxCode           = 599
+	slotFailedAttempt = numCodeSlots - 1
 )
 
 func codeSlot(code int) int {
@@ -114,6 +117,18 @@ func (v *VersionStats) ProxyError(kind ErrorKind) {
 	v.proxyErrors[kind.index()].Add(1)
 }
 
+// FailedAttempt counts an attempt to reach this version that failed before
+// any answer (a refused connection, kind connect) and was then retried on
+// another endpoint or version, which answered the client. The answer is
+// observed where it came from; this version keeps the failure, in
+// coalmine_proxy_errors_total and in Summary.FailedAttempts, so a canary
+// that refuses connections is seen failing even though users were saved by
+// the retry. Lock-free, no allocation.
+func (v *VersionStats) FailedAttempt(kind ErrorKind) {
+	v.codes[slotFailedAttempt].Add(1)
+	v.proxyErrors[kind.index()].Add(1)
+}
+
 // CodeCount is the number of responses with one status code.
 type CodeCount struct {
 	Code  int   `json:"code"`
@@ -127,6 +142,10 @@ type Summary struct {
 	Requests int64 `json:"requests"`
 	// Errors is the number of 5xx answers, upstream or coalmine-generated.
 	Errors int64 `json:"errors"`
+	// FailedAttempts counts attempts that never got an answer from this
+	// version (refused connections) and were answered by a retry
+	// elsewhere; they are in neither Requests nor Errors.
+	FailedAttempts int64 `json:"failedAttempts,omitempty"`
 	// ErrorRate is Errors/Requests; SuccessRate is 1 − ErrorRate.
 	ErrorRate   float64 `json:"errorRate"`
 	SuccessRate float64 `json:"successRate"`
@@ -168,12 +187,17 @@ func (v *VersionStats) Summary(window time.Duration) Summary {
 
 func summarize(d *sample, span time.Duration) Summary {
 	s := Summary{Span: span, Histogram: d.hist}
-	s.Requests = int64(d.requests)
+	codes := d.codes
+	if n := len(codes); n > 0 && codes[n-1] == slotFailedAttempt {
+		s.FailedAttempts = int64(d.codeN[n-1])
+		codes = codes[:n-1]
+	}
+	s.Requests = int64(d.requests) - s.FailedAttempts
 	if s.Requests == 0 {
 		return s
 	}
-	s.Codes = make([]CodeCount, len(d.codes))
-	for i, slot := range d.codes {
+	s.Codes = make([]CodeCount, len(codes))
+	for i, slot := range codes {
 		c := slotCode(int(slot))
 		s.Codes[i] = CodeCount{Code: c, Count: int64(d.codeN[i])}
 		if c >= 500 {
