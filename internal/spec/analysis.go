@@ -51,6 +51,25 @@ type BuiltinProvider struct {
 	// the data since the analysis run started (within the telemetry's 10
 	// minutes, then since the revision started).
 	Window *Duration `yaml:"window,omitempty" json:"window,omitempty"`
+	// ConnectFailures says what a refused connection to a version counts as
+	// when the proxy retried the request elsewhere and the user got an
+	// answer: count (the default) adds it to that version's requests and
+	// errors, so a canary that refuses connections is rolled back like one
+	// answering 500; ignore leaves it out (it still shows in
+	// coalmine_proxy_errors_total and as connectFailures).
+	ConnectFailures string `yaml:"connectFailures,omitempty" json:"connectFailures,omitempty"`
+}
+
+// Values of builtin.connectFailures.
+const (
+	ConnectFailuresCount  = "count"
+	ConnectFailuresIgnore = "ignore"
+)
+
+// CountsConnectFailures reports whether retried connection failures count
+// as the version's errors.
+func (b BuiltinProvider) CountsConnectFailures() bool {
+	return b.ConnectFailures != ConnectFailuresIgnore
 }
 
 // PrometheusProvider runs an instant query.

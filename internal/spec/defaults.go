@@ -8,6 +8,8 @@ const (
 	DefaultHealthCheckPath       = "/health"
 	DefaultHealthCheckInterval   = Duration(10 * time.Second)
 	DefaultHealthCheckTimeout    = Duration(2 * time.Second)
+	MinHealthCheckInterval       = Duration(100 * time.Millisecond)
+	MinHealthCheckTimeout        = Duration(10 * time.Millisecond)
 	DefaultHealthyThreshold      = 2
 	DefaultUnhealthyThreshold    = 3
 	DefaultConsecutiveErrors     = 5
@@ -19,6 +21,11 @@ const (
 	DefaultConnectTimeout        = Duration(2 * time.Second)
 	DefaultResponseTimeout       = Duration(30 * time.Second)
 	DefaultIdleTimeout           = Duration(90 * time.Second)
+	DefaultRequestHeadersTimeout = Duration(10 * time.Second)
+	DefaultMaxClientConnections  = 10000
+	DefaultMaxHeaderBytes        = 8192
+	MinHeaderBytes               = 1024
+	MaxHeaderBytes               = 1 << 20
 	DefaultVersionHeader         = "X-Coalmine-Version"
 	DefaultBalancer              = BalancerLeastRequests
 	DefaultMirrorMaxBodyBytes    = int64(1 << 20)
@@ -80,12 +87,13 @@ const Unlimited = -1
 func (r *Rollout) SetDefaults() {
 	s := &r.Spec
 
-	hc := &s.HealthCheck
-	setString(&hc.Path, DefaultHealthCheckPath)
-	setDuration(&hc.Interval, DefaultHealthCheckInterval)
-	setDuration(&hc.Timeout, DefaultHealthCheckTimeout)
-	setInt(&hc.HealthyThreshold, DefaultHealthyThreshold)
-	setInt(&hc.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	if hc := s.HealthCheck; hc != nil {
+		setString(&hc.Path, DefaultHealthCheckPath)
+		setDuration(&hc.Interval, DefaultHealthCheckInterval)
+		setDuration(&hc.Timeout, DefaultHealthCheckTimeout)
+		setInt(&hc.HealthyThreshold, DefaultHealthyThreshold)
+		setInt(&hc.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	}
 
 	setInt(&s.OutlierDetection.ConsecutiveErrors, DefaultConsecutiveErrors)
 	setDuration(&s.OutlierDetection.EjectionTime, DefaultEjectionTime)
@@ -102,6 +110,9 @@ func (r *Rollout) SetDefaults() {
 	setDuration(&tr.Timeouts.Connect, DefaultConnectTimeout)
 	setDuration(&tr.Timeouts.Response, DefaultResponseTimeout)
 	setDuration(&tr.Timeouts.Idle, DefaultIdleTimeout)
+	setDuration(&tr.Timeouts.RequestHeaders, DefaultRequestHeadersTimeout)
+	setInt(&tr.ClientLimits.MaxConnections, DefaultMaxClientConnections)
+	setInt(&tr.ClientLimits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setString(&tr.VersionHeader, DefaultVersionHeader)
 	setString(&tr.Balancer, DefaultBalancer)
 	if tr.MirrorMaxBodyBytes == 0 {

@@ -43,8 +43,12 @@ type RolloutSpec struct {
 	Canary *VersionSpec `yaml:"canary,omitempty" json:"canary,omitempty"`
 	// UpstreamTLS verifies https:// endpoints.
 	UpstreamTLS *UpstreamTLS `yaml:"upstreamTLS,omitempty" json:"upstreamTLS,omitempty"`
-	// HealthCheck configures active health checks of every endpoint.
-	HealthCheck HealthCheck `yaml:"healthCheck" json:"healthCheck"`
+	// HealthCheck turns on active health checks of every endpoint. Omitted
+	// (the default), none run: an endpoint takes traffic once a connection
+	// to it has succeeded, and only outlier detection takes it out. Most
+	// services have no health path, and a check against one that does not
+	// exist would mark every endpoint down, so checks are opt-in.
+	HealthCheck *HealthCheck `yaml:"healthCheck,omitempty" json:"healthCheck,omitempty"`
 	// OutlierDetection ejects endpoints passively after consecutive errors.
 	OutlierDetection OutlierDetection `yaml:"outlierDetection" json:"outlierDetection"`
 	// ConnectionPool limits concurrency per version.
@@ -89,19 +93,21 @@ type VersionSpec struct {
 
 // HealthCheck configures active checks; an endpoint is healthy after
 // HealthyThreshold consecutive 2xx/3xx answers and unhealthy after
-// UnhealthyThreshold consecutive failures.
+// UnhealthyThreshold consecutive failures. When every endpoint of a
+// version is marked unhealthy the proxy still tries them (a panic
+// threshold): a health check never refuses all traffic on its own.
 type HealthCheck struct {
 	// Path is requested with GET. Default /health.
 	Path string `yaml:"path" json:"path"`
-	// Interval between checks of one endpoint. Default 10s.
+	// Interval between checks of one endpoint. Default 10s, at least 100ms.
 	Interval Duration `yaml:"interval" json:"interval"`
-	// Timeout of one check. Default 2s.
+	// Timeout of one check. Default 2s, at least 10ms.
 	Timeout Duration `yaml:"timeout" json:"timeout"`
 	// HealthyThreshold default 2.
 	HealthyThreshold int `yaml:"healthyThreshold" json:"healthyThreshold"`
 	// UnhealthyThreshold default 3.
 	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
-	// Disabled turns active checks off; endpoints are then healthy unless ejected.
+	// Disabled turns the checks off while keeping the block.
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 }
 
@@ -140,6 +146,25 @@ type TrafficRouting struct {
 	// MirrorMaxBodyBytes caps the request body buffered for mirroring.
 	// Default 1048576 (1 MiB); larger bodies are not mirrored.
 	MirrorMaxBodyBytes int64 `yaml:"mirrorMaxBodyBytes" json:"mirrorMaxBodyBytes"`
+	// ClientLimits bound what clients may hold on the listener.
+	ClientLimits ClientLimits `yaml:"clientLimits" json:"clientLimits"`
+}
+
+// ClientLimits bound the resources one listener gives its clients, so that
+// no client, hostile or broken, can starve the others.
+type ClientLimits struct {
+	// MaxConnections caps the open client connections of the listener;
+	// a connection over the cap is answered 503 and closed at once, so
+	// the process never runs out of file descriptors. Default 10000,
+	// lowered at start (with a warning) to what the process's
+	// file-descriptor limit (ulimit -n) can hold: two descriptors per
+	// connection, one to the client and one upstream.
+	MaxConnections int `yaml:"maxConnections" json:"maxConnections"`
+	// MaxHeaderBytes caps the request line and header fields together.
+	// A request line longer than this is answered 414, header fields
+	// beyond it 431. Default 8192, between 1024 and 1048576. Each
+	// connection holds a read buffer of this size.
+	MaxHeaderBytes int `yaml:"maxHeaderBytes" json:"maxHeaderBytes"`
 }
 
 // Assignment binds a request to a version.
@@ -163,14 +188,26 @@ type SubjectCookie struct {
 // Enabled reports whether the subject cookie is issued.
 func (c SubjectCookie) Enabled() bool { return c.Set == nil || *c.Set }
 
-// Timeouts for upstream requests.
+// Timeouts of the data plane, toward clients and toward upstreams.
 type Timeouts struct {
-	// Connect default 2s.
+	// Connect is the time to open a connection to an upstream. Default 2s,
+	// at least 1ms.
 	Connect Duration `yaml:"connect" json:"connect"`
-	// Response is the time to the upstream's response headers. Default 30s.
+	// Response is the time from sending a request to the upstream's
+	// response headers (its first byte). It ends there: a body that keeps
+	// flowing (server-sent events, long polls, large downloads) is limited
+	// only by Idle. Default 30s, at least 1ms.
 	Response Duration `yaml:"response" json:"response"`
-	// Idle closes idle connections, both client and upstream. Default 90s.
+	// Idle is the longest silence allowed on a connection: a keep-alive
+	// client connection between requests, an upstream connection in the
+	// pool, and any read or write of a body in progress, either way.
+	// Default 90s, at least 100ms.
 	Idle Duration `yaml:"idle" json:"idle"`
+	// RequestHeaders is the time a client has to send a request's line and
+	// headers, counted from the connection's start (first request) or
+	// from the request's first byte (later requests). A client too slow
+	// is answered 408 and closed. Default 10s, at least 100ms.
+	RequestHeaders Duration `yaml:"requestHeaders" json:"requestHeaders"`
 }
 
 // Role is the part a version plays in a rollout.

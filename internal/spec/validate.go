@@ -1,5 +1,7 @@
 package spec
 
+import "time"
+
 // EventTypes are the event types of SPEC §6.4, the values allowed in a
 // notification's `on` list besides NotifyAllEvents.
 var EventTypes = []string{
@@ -52,7 +54,9 @@ func (r *Rollout) Validate() FieldErrors {
 		// out; its endpoints must still be usable if given.
 		v.endpoints(p.Child("canary").Child("endpoints"), c.Endpoints)
 	}
-	v.healthCheck(p.Child("healthCheck"), s.HealthCheck)
+	if s.HealthCheck != nil {
+		v.healthCheck(p.Child("healthCheck"), *s.HealthCheck)
+	}
 
 	od := s.OutlierDetection
 	v.atLeast(p.Child("outlierDetection").Child("consecutiveErrors"), od.ConsecutiveErrors, 0)
@@ -99,8 +103,8 @@ func (v *validator) healthCheck(p FieldPath, hc HealthCheck) {
 	if hc.Path == "" || hc.Path[0] != '/' {
 		v.add(p.Child("path"), "health check path %q must start with /", hc.Path)
 	}
-	v.positive(p.Child("interval"), hc.Interval)
-	v.positive(p.Child("timeout"), hc.Timeout)
+	v.minDuration(p.Child("interval"), hc.Interval, MinHealthCheckInterval)
+	v.minDuration(p.Child("timeout"), hc.Timeout, MinHealthCheckTimeout)
 	v.atLeast(p.Child("healthyThreshold"), hc.HealthyThreshold, 1)
 	v.atLeast(p.Child("unhealthyThreshold"), hc.UnhealthyThreshold, 1)
 }
@@ -128,9 +132,15 @@ func (v *validator) trafficRouting(p FieldPath, tr TrafficRouting) {
 		v.unique(seen, hp.Child("name"), "header route name", hr.Name)
 	}
 	t := p.Child("timeouts")
-	v.positive(t.Child("connect"), tr.Timeouts.Connect)
-	v.positive(t.Child("response"), tr.Timeouts.Response)
-	v.positive(t.Child("idle"), tr.Timeouts.Idle)
+	v.minDuration(t.Child("connect"), tr.Timeouts.Connect, Duration(time.Millisecond))
+	v.minDuration(t.Child("response"), tr.Timeouts.Response, Duration(time.Millisecond))
+	v.minDuration(t.Child("idle"), tr.Timeouts.Idle, Duration(100*time.Millisecond))
+	v.minDuration(t.Child("requestHeaders"), tr.Timeouts.RequestHeaders, Duration(100*time.Millisecond))
+	cl := p.Child("clientLimits")
+	v.atLeast(cl.Child("maxConnections"), tr.ClientLimits.MaxConnections, 1)
+	if n := tr.ClientLimits.MaxHeaderBytes; n < MinHeaderBytes || n > MaxHeaderBytes {
+		v.add(cl.Child("maxHeaderBytes"), "%d is out of range: it must be between %d and %d", n, MinHeaderBytes, MaxHeaderBytes)
+	}
 	if tr.VersionHeader != VersionHeaderOff {
 		v.token(p.Child("versionHeader"), "header name", tr.VersionHeader)
 	}

@@ -103,6 +103,9 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 		if w := pr.Builtin.Window; w != nil {
 			v.positive(p.Child("builtin").Child("window"), *w)
 		}
+		if cf := pr.Builtin.ConnectFailures; cf != "" {
+			v.oneOf(p.Child("builtin").Child("connectFailures"), "connectFailures", cf, ConnectFailuresCount, ConnectFailuresIgnore)
+		}
 	case pr.Prometheus != nil:
 		pp := p.Child("prometheus")
 		q := pr.Prometheus

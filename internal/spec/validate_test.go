@@ -93,10 +93,25 @@ func TestRolloutValidate(t *testing.T) {
 			[]string{"spec.canary.endpoints: the canary version needs at least one endpoint"}},
 		{"empty canary is nothing to roll out", func(r *Rollout) { r.Spec.Canary = &VersionSpec{} }, nil},
 		{"canary equal to stable", func(r *Rollout) { r.Spec.Canary = &VersionSpec{Version: "v1"} }, nil},
-		{"health check path", func(r *Rollout) { r.Spec.HealthCheck.Path = "health" },
+		{"health check path", func(r *Rollout) { r.Spec.HealthCheck = &HealthCheck{Path: "health"}; r.SetDefaults() },
 			[]string{`spec.healthCheck.path: health check path "health" must start with /`}},
-		{"health thresholds", func(r *Rollout) { r.Spec.HealthCheck.HealthyThreshold = -1 },
+		{"health thresholds", func(r *Rollout) { r.Spec.HealthCheck = &HealthCheck{HealthyThreshold: -1}; r.SetDefaults() },
 			[]string{"spec.healthCheck.healthyThreshold: must be at least 1, not -1"}},
+		{"health check interval floor", func(r *Rollout) {
+			r.Spec.HealthCheck = &HealthCheck{Interval: Duration(time.Nanosecond), Timeout: Duration(time.Microsecond)}
+			r.SetDefaults()
+		}, []string{
+			"spec.healthCheck.interval: 1ns is too short: it must be at least 100ms",
+			"spec.healthCheck.timeout: 1µs is too short: it must be at least 10ms",
+		}},
+		{"client limits", func(r *Rollout) {
+			r.Spec.TrafficRouting.ClientLimits = ClientLimits{MaxConnections: -1, MaxHeaderBytes: 100}
+			r.Spec.TrafficRouting.Timeouts.RequestHeaders = Duration(time.Millisecond)
+		}, []string{
+			"spec.trafficRouting.timeouts.requestHeaders: 1ms is too short: it must be at least 100ms",
+			"spec.trafficRouting.clientLimits.maxConnections: must be at least 1, not -1",
+			"spec.trafficRouting.clientLimits.maxHeaderBytes: 100 is out of range: it must be between 1024 and 1048576",
+		}},
 		{"pool", func(r *Rollout) {
 			r.Spec.ConnectionPool.MaxConnections = -1
 			r.Spec.ConnectionPool.MaxPendingRequests = -2
@@ -275,15 +290,18 @@ func TestRolloutSetDefaults(t *testing.T) {
 	)
 	r.SetDefaults()
 	s := r.Spec
+	hc := &HealthCheck{}
+	(&Rollout{Spec: RolloutSpec{HealthCheck: hc}}).SetDefaults()
 	checks := []struct {
 		name      string
 		got, want any
 	}{
-		{"healthCheck.path", s.HealthCheck.Path, "/health"},
-		{"healthCheck.interval", s.HealthCheck.Interval, Duration(10 * time.Second)},
-		{"healthCheck.timeout", s.HealthCheck.Timeout, Duration(2 * time.Second)},
-		{"healthCheck.healthyThreshold", s.HealthCheck.HealthyThreshold, 2},
-		{"healthCheck.unhealthyThreshold", s.HealthCheck.UnhealthyThreshold, 3},
+		{"healthCheck is opt-in", s.HealthCheck == nil, true},
+		{"healthCheck.path", hc.Path, "/health"},
+		{"healthCheck.interval", hc.Interval, Duration(10 * time.Second)},
+		{"healthCheck.timeout", hc.Timeout, Duration(2 * time.Second)},
+		{"healthCheck.healthyThreshold", hc.HealthyThreshold, 2},
+		{"healthCheck.unhealthyThreshold", hc.UnhealthyThreshold, 3},
 		{"outlierDetection.consecutiveErrors", s.OutlierDetection.ConsecutiveErrors, 5},
 		{"outlierDetection.ejectionTime", s.OutlierDetection.EjectionTime, Duration(30 * time.Second)},
 		{"connectionPool.maxConnections", s.ConnectionPool.MaxConnections, 1024},
@@ -294,6 +312,9 @@ func TestRolloutSetDefaults(t *testing.T) {
 		{"timeouts.connect", s.TrafficRouting.Timeouts.Connect, Duration(2 * time.Second)},
 		{"timeouts.response", s.TrafficRouting.Timeouts.Response, Duration(30 * time.Second)},
 		{"timeouts.idle", s.TrafficRouting.Timeouts.Idle, Duration(90 * time.Second)},
+		{"timeouts.requestHeaders", s.TrafficRouting.Timeouts.RequestHeaders, Duration(10 * time.Second)},
+		{"clientLimits.maxConnections", s.TrafficRouting.ClientLimits.MaxConnections, 10000},
+		{"clientLimits.maxHeaderBytes", s.TrafficRouting.ClientLimits.MaxHeaderBytes, 8192},
 		{"versionHeader", s.TrafficRouting.VersionHeader, "X-Coalmine-Version"},
 		{"balancer", s.TrafficRouting.Balancer, "least-requests"},
 		{"mirrorMaxBodyBytes", s.TrafficRouting.MirrorMaxBodyBytes, int64(1048576)},
@@ -314,7 +335,7 @@ func TestRolloutSetDefaults(t *testing.T) {
 
 	// Explicit values survive, and a second call changes nothing.
 	r2 := validRollout()
-	r2.Spec.HealthCheck.Interval = Duration(time.Second)
+	r2.Spec.HealthCheck = &HealthCheck{Interval: Duration(time.Second)}
 	r2.Spec.RollbackWindow = ptr(0)
 	r2.Spec.TrafficRouting.Balancer = BalancerRoundRobin
 	r2.SetDefaults()

@@ -89,6 +89,19 @@ func (v *validator) positive(p FieldPath, d Duration) {
 	}
 }
 
+// minDuration checks a duration that drives a loop or a deadline against
+// its smallest sane value: a 1ns health-check interval is a flood, not a
+// setting.
+func (v *validator) minDuration(p FieldPath, d, min Duration) {
+	if d <= 0 {
+		v.add(p, "must be a positive duration, such as 30s")
+		return
+	}
+	if d < min {
+		v.add(p, "%s is too short: it must be at least %s", d, min)
+	}
+}
+
 func (v *validator) atLeast(p FieldPath, n, min int) {
 	if n < min {
 		v.add(p, "must be at least %d, not %d", min, n)

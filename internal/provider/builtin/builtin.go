@@ -115,7 +115,8 @@ func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result
 			}
 		}
 	}
-	c, s := aggregate(canary), aggregate(stable)
+	countFailures := b.CountsConnectFailures()
+	c, s := aggregate(canary, countFailures), aggregate(stable, countFailures)
 	res := provider.Result{
 		Value:    map[string]any{"canary": c.value(), "stable": s.value()},
 		Versions: &provider.Versions{Canary: c.sample(), Stable: s.sample()},
@@ -183,17 +184,26 @@ func chooseSpan(window *spec.Duration, since, now time.Time, retention time.Dura
 // controller removes versions no longer routed when a revision starts).
 type agg struct {
 	requests, errors int64
-	span             time.Duration
-	hist             telemetry.Snapshot
+	// connectFailures are attempts the version refused that a retry
+	// elsewhere answered; counted in requests and errors unless the metric
+	// says connectFailures: ignore.
+	connectFailures int64
+	span            time.Duration
+	hist            telemetry.Snapshot
 }
 
-func aggregate(sums []telemetry.Summary) agg {
+func aggregate(sums []telemetry.Summary, countFailures bool) agg {
 	var a agg
 	for _, s := range sums {
 		a.requests += s.Requests
 		a.errors += s.Errors
+		a.connectFailures += s.FailedAttempts
 		a.span = max(a.span, s.Span)
 		a.hist = a.hist.Merge(s.Histogram)
+	}
+	if countFailures {
+		a.requests += a.connectFailures
+		a.errors += a.connectFailures
 	}
 	return a
 }
@@ -202,7 +212,7 @@ func aggregate(sums []telemetry.Summary) agg {
 // milliseconds; all zero when there were no requests.
 func (a agg) value() map[string]any {
 	s := map[string]any{
-		"requests": a.requests, "errors": a.errors,
+		"requests": a.requests, "errors": a.errors, "connectFailures": a.connectFailures,
 		"errorRate": 0.0, "successRate": 0.0, "rps": 0.0,
 		"p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0,
 	}

@@ -178,16 +178,16 @@ func TestQueryValueFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := role(t, res, "canary")
-	wantKeys := []string{"requests", "errors", "errorRate", "successRate", "rps", "p50", "p90", "p95", "p99", "mean"}
+	wantKeys := []string{"requests", "errors", "connectFailures", "errorRate", "successRate", "rps", "p50", "p90", "p95", "p99", "mean"}
 	if len(c) != len(wantKeys) {
 		t.Errorf("S has %d fields, want %d: %v", len(c), len(wantKeys), c)
 	}
-	for _, k := range wantKeys[2:] {
+	for _, k := range wantKeys[3:] {
 		if _, ok := c[k].(float64); !ok {
 			t.Errorf("%s is %T, want float64", k, c[k])
 		}
 	}
-	for _, k := range wantKeys[:2] {
+	for _, k := range wantKeys[:3] {
 		if _, ok := c[k].(int64); !ok {
 			t.Errorf("%s is %T, want int64", k, c[k])
 		}
@@ -412,5 +412,37 @@ func TestChooseSpan(t *testing.T) {
 				t.Errorf("chooseSpan = %+v, want window %s clamped %v", got, tt.want, tt.clamped)
 			}
 		})
+	}
+}
+
+// TestConnectFailures: attempts the canary refused, answered by a retry on
+// stable, are the canary's errors unless the metric says to ignore them
+// (SPEC §3: a connect failure is that version's failure).
+func TestConnectFailures(t *testing.T) {
+	f := newFixture(t)
+	for range 5 {
+		f.canary.FailedAttempt(telemetry.ErrorConnect)
+	}
+	f.reg.Tick(f.clk.Advance(time.Second))
+	for _, tt := range []struct {
+		mode                 string
+		requests, errors, cf int64
+	}{
+		{"", 15 + 5, 3 + 5, 5},
+		{spec.ConnectFailuresCount, 15 + 5, 3 + 5, 5},
+		{spec.ConnectFailuresIgnore, 15, 3, 5},
+	} {
+		res, err := f.p.Query(context.Background(), provider.Query{Rollout: "shop", Metric: "errors",
+			Spec: spec.Provider{Builtin: &spec.BuiltinProvider{ConnectFailures: tt.mode}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := role(t, res, "canary")
+		if c["requests"] != tt.requests || c["errors"] != tt.errors || c["connectFailures"] != tt.cf {
+			t.Errorf("connectFailures %q: canary %v, want requests %d errors %d connectFailures %d", tt.mode, c, tt.requests, tt.errors, tt.cf)
+		}
+		if res.Versions.Canary.Requests != tt.requests || res.Versions.Canary.Errors != tt.errors {
+			t.Errorf("connectFailures %q: judge sample %+v, want %d/%d", tt.mode, res.Versions.Canary, tt.errors, tt.requests)
+		}
 	}
 }
