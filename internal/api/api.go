@@ -72,6 +72,9 @@ type server struct {
 	mux       *http.ServeMux
 	series    func(ctx context.Context, name string, since time.Time, step time.Duration) (model.Series, error)
 	auth      authPolicy
+	// rejectLog lets one "request rejected" line through per interval: a
+	// flood of unauthenticated requests must not flood the log.
+	rejectLog *logThrottle
 	crossOrg  *http.CrossOriginProtection
 }
 
@@ -123,6 +126,7 @@ func New(cfg Config) http.Handler {
 		mux:       http.NewServeMux(),
 		series:    cfg.Series,
 		auth:      authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous, publicUI: cfg.UI != nil},
+		rejectLog: &logThrottle{interval: 10 * time.Second},
 		crossOrg:  http.NewCrossOriginProtection(),
 	}
 	if s.log == nil {
@@ -183,7 +187,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.auth.check(r); err != nil {
-		s.log.Warn("admin API request rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
+		if ok, suppressed := s.rejectLog.allow(time.Now()); ok {
+			s.log.Warn("admin API request rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error(),
+				"suppressedSinceLast", suppressed)
+		}
 		s.writeError(w, r, err)
 		return
 	}

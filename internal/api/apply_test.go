@@ -30,8 +30,10 @@ func TestApplyRollout(t *testing.T) {
 	if v.APIVersion != spec.APIVersion || v.Kind != spec.KindRollout || v.Metadata.Name != "web" {
 		t.Errorf("document header = %q %q %q, want it filled in from the path", v.APIVersion, v.Kind, v.Metadata.Name)
 	}
-	if got := status(v); got != "Healthy step 0 weight 0 stable v1 canary " || v.Status.Revision != 1 || v.Spec.HealthCheck.Path != "/health" {
-		t.Errorf("created: %s revision %d healthCheck %+v", got, v.Status.Revision, v.Spec.HealthCheck)
+	if got := status(v); got != "Healthy step 0 weight 0 stable v1 canary " || v.Status.Revision != 1 || v.Spec.HealthCheck != nil ||
+		v.Spec.TrafficRouting.Timeouts.RequestHeaders != spec.DefaultRequestHeadersTimeout {
+		t.Errorf("created: %s revision %d healthCheck %+v timeouts %+v (want defaults, no health check: it is opt-in)",
+			got, v.Status.Revision, v.Spec.HealthCheck, v.Spec.TrafficRouting.Timeouts)
 	}
 
 	doc := `{"apiVersion": "coalmine.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},` +

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	handler := api.New(api.Config{
 		Commands:          a.Controller,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
-		Ready:             func() error { return nil },
+		Ready:             a.ready,
 		Token:             cfg.Token,
 		ReadOnlyAnonymous: cfg.ReadOnlyAnonymous,
 		Logger:            cfg.Logger,
@@ -162,6 +163,22 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.admin.RegisterOnShutdown(a.Controller.CloseWatches)
 	go func() { a.adminDone <- a.admin.Serve(a.adminLn) }()
 	return a, nil
+}
+
+// ready reports what keeps this process from serving: a listener that
+// cannot accept connections (descriptors exhausted, say).
+func (a *App) ready() error {
+	errs := a.Proxy.ListenerErrors()
+	names := make([]string, 0, len(errs))
+	for name := range errs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var out []error
+	for _, name := range names {
+		out = append(out, fmt.Errorf("rollout %q: %w", name, errs[name]))
+	}
+	return errors.Join(out...)
 }
 
 // AdminAddr is the address the admin API listens on.

@@ -170,7 +170,6 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	full := 100.0
 	r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, spec.Step{SetWeight: &full})
 	r.SetDefaults()
-	r.Spec.HealthCheck.Interval = spec.Duration(time.Second)
 	r.Spec.TrafficRouting.Assignment.UserHeader = "X-User-ID"
 	if errs := r.Validate(); len(errs) > 0 {
 		return Outcome{}, fmt.Errorf("demo rollout is invalid: %w", errs)

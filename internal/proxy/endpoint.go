@@ -24,12 +24,48 @@ type endpoint struct {
 	tls  bool
 	hc   *fasthttp.HostClient
 
-	// healthy is the active health check's verdict (true until proven bad).
+	// up is set once the endpoint has proven reachable: a connection probe
+	// or an active check passed, or it answered a request. Until then no
+	// traffic is weighted onto it (a stable with no endpoint proven yet is
+	// still tried: see pool.pickAny).
+	up atomic.Bool
+	// healthy is the active health check's verdict (true until proven bad,
+	// and always true without active checks).
 	healthy atomic.Bool
 	// ejectedUntil is a unix-nano deadline set by passive outlier detection.
 	ejectedUntil atomic.Int64
 	consecErrors atomic.Int32
 	inflight     atomic.Int64
+	// announced is the health last reported as an event (announced*), so
+	// that one transition makes one event however many observers see it.
+	announced atomic.Int32
+}
+
+// Health states an endpoint last announced.
+const (
+	announcedNone int32 = iota
+	announcedHealthy
+	announcedUnhealthy
+)
+
+// announce records healthy as the announced state and reports whether the
+// change deserves an event: any change to unhealthy does, a change to
+// healthy only when it recovers from an announced unhealthy state (an
+// endpoint's first success is not news).
+func (ep *endpoint) announce(healthy bool) bool {
+	want := announcedUnhealthy
+	if healthy {
+		want = announcedHealthy
+	}
+	for {
+		old := ep.announced.Load()
+		if old == want {
+			return false
+		}
+		if ep.announced.CompareAndSwap(old, want) {
+			return !healthy || old == announcedUnhealthy
+		}
+	}
 }
 
 // endpointConfig is what endpoints of one rollout share.
@@ -60,14 +96,18 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 		}
 	}
 	ep.addr = net.JoinHostPort(host, port)
-	connect := cfg.timeouts.Connect.D()
+	connect, idle := cfg.timeouts.Connect.D(), cfg.timeouts.Idle.D()
 	ep.hc = &fasthttp.HostClient{
 		Addr:  ep.addr,
 		IsTLS: ep.tls,
 		// TLSConfig nil means system roots with the endpoint's host name.
 		TLSConfig: cfg.upstreamTLS,
 		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, connect)
+			c, err := fasthttp.DialTimeout(addr, connect)
+			if err != nil {
+				return nil, err
+			}
+			return newUpstreamConn(c, idle), nil
 		},
 		MaxConns:            cfg.maxConns,
 		MaxIdleConnDuration: cfg.timeouts.Idle.D(),
@@ -97,7 +137,7 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 
 // available reports whether the endpoint may take traffic at now (unix nanos).
 func (ep *endpoint) available(now int64) bool {
-	return ep.healthy.Load() && ep.ejectedUntil.Load() <= now
+	return ep.up.Load() && ep.healthy.Load() && ep.ejectedUntil.Load() <= now
 }
 
 // outlier tracks consecutive failures for passive ejection.
@@ -106,7 +146,9 @@ type outlier struct {
 	ejection  time.Duration
 }
 
-// fail records an upstream failure and reports whether it ejected ep.
+// fail records an upstream failure and reports whether it ejected ep. An
+// endpoint already ejected is not ejected again by the requests that were
+// in flight when it failed: one ejection, one event.
 func (o outlier) fail(ep *endpoint, now int64) bool {
 	if o.threshold <= 0 {
 		return false
@@ -114,8 +156,11 @@ func (o outlier) fail(ep *endpoint, now int64) bool {
 	if ep.consecErrors.Add(1) < o.threshold {
 		return false
 	}
+	old := ep.ejectedUntil.Load()
+	if old > now || !ep.ejectedUntil.CompareAndSwap(old, now+int64(o.ejection)) {
+		return false
+	}
 	ep.consecErrors.Store(0)
-	ep.ejectedUntil.Store(now + int64(o.ejection))
 	return true
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +37,7 @@ var (
 	hdrXFHost        = "X-Forwarded-Host"
 	hdrSetCookie     = []byte("Set-Cookie")
 	hdrMirror        = "X-Coalmine-Mirror"
+	protoHTTP11      = []byte("HTTP/1.1")
 )
 
 // reqView adapts a fasthttp request to route.Request. It is a single
@@ -66,7 +66,8 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 	now := start.UnixNano()
 	req := &ctx.Request
 	if ambiguousFraming(req) {
-		rp.badRequest(ctx, "ambiguous message framing: both Content-Length and Transfer-Encoding are present")
+		rp.reject(ctx, fasthttp.StatusBadRequest, telemetry.RejectBadRequest,
+			"ambiguous message framing: both Content-Length and Transfer-Encoding are present")
 		return
 	}
 	tbl := rp.table.Load()
@@ -82,54 +83,78 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	var mirror *fasthttp.Request
-	if d.Mirror && pl == ups.stable && ups.canary != nil {
-		mirror = rp.captureMirror(req, ups)
-	}
-	rp.prepareRequest(ctx)
-	if req.IsBodyStream() && req.Header.ContentLength() == 0 {
+	body := wrapClientBody(ctx, ups.timeouts.Idle.D())
+	if body == nil && req.IsBodyStream() {
 		// fasthttp attaches an empty stream to body-less requests; dropping
 		// it lets the client retry a request on a stale upstream connection
 		// (the server still owns and drains the stream).
 		_ = req.CloseBodyStream()
 	}
-	pl = rp.forward(ctx, pl, ups, now)
+	var mirror *fasthttp.Request
+	if d.Mirror && pl == ups.stable && ups.canary != nil {
+		mirror = rp.captureMirror(req, ups)
+	}
+	if body != nil && body.err != nil {
+		// Buffering the body for the mirror met the client's fault first.
+		rp.rejectBody(ctx, body.err)
+		body.release(req)
+		if mirror != nil {
+			fasthttp.ReleaseRequest(mirror)
+		}
+		return
+	}
+	rp.prepareRequest(ctx)
+	pl, blamed := rp.forward(ctx, pl, ups, now, body)
+	if body != nil {
+		body.release(req)
+	}
+	if !blamed {
+		// The client was at fault: rp.forward answered and counted it, and
+		// no version is charged with it.
+		if mirror != nil {
+			fasthttp.ReleaseRequest(mirror)
+		}
+		return
+	}
 	pl.stats.Observe(ctx.Response.StatusCode(), time.Since(start))
-	rp.finishResponse(ctx, tbl, &d, pl)
+	rp.finishResponse(ctx, req, tbl, &d, pl)
 	if mirror != nil {
 		rp.mirror.submit(mirrorJob{req: mirror, pool: ups.canary, rollout: rp})
 	}
 }
 
 // forward sends the request to an endpoint of pl and returns the pool that
-// served it. A failed connection is retried once on another endpoint, or on
-// stable when every canary endpoint is down: nothing was sent, so the retry
-// is safe for any method, and users see stable instead of an error.
-func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstreamSet, now int64) *pool {
-	var tried *endpoint
-	staleRetried := false
-	for attempt := 0; attempt < 2; attempt++ {
-		ep := pl.pick(now, tried)
-		if ep == nil && pl != ups.stable {
-			pl = ups.stable
-			ep = pl.pick(now, nil)
-		}
-		if ep == nil {
-			rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindNoEndpoint,
-				"no healthy endpoint for version "+pl.version)
-			return pl
-		}
+// answered, and false when the client was at fault (its body failed) and
+// the answer is already written and counted. A failed connection is retried
+// once on another endpoint, or on stable when no canary endpoint is left:
+// nothing was sent, so the retry is safe for any method, and users see
+// stable instead of an error, while the version that refused keeps the
+// failure in its telemetry.
+func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstreamSet, now int64, body *clientBody) (*pool, bool) {
+	pl, ep := choose(pl, ups, now, nil)
+	if ep == nil {
+		rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindNoEndpoint,
+			"no healthy endpoint for version "+pl.version)
+		return pl, true
+	}
+	staleRetried, dialRetried := false, false
+	// An HTTP/1.0 request may come without Host; an upstream (and the
+	// client library) needs one, so it gets the endpoint's, as nginx does.
+	hostless := len(ctx.Request.Header.Host()) == 0
+	for {
 		if !pl.limit.acquire() {
 			rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindOverflow,
 				"too many concurrent requests for version "+pl.version+" (connectionPool limit)")
-			return pl
+			return pl, true
 		}
 		ep.inflight.Add(1)
 		resp := fasthttp.AcquireResponse()
-		streamed := ctx.Request.IsBodyStream()
 		// The request's scheme is the listener's (https behind TLS); the
 		// client refuses a scheme other than its endpoint's.
 		ep.setScheme(&ctx.Request)
+		if hostless {
+			ctx.Request.Header.SetHost(ep.addr)
+		}
 		err := ep.hc.Do(&ctx.Request, resp)
 		if err == nil {
 			if resp.StatusCode() >= 500 {
@@ -137,19 +162,18 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			} else {
 				pl.outlier.ok(ep)
 			}
+			rp.proven(pl, ep)
 			relay(ctx, resp, pl, ep)
-			return pl
+			return pl, true
 		}
 		fasthttp.ReleaseResponse(resp)
 		pl.release(ep)
-		if streamed && clientBodyFailed(ctx, err) {
-			// The client stopped sending its body: not the upstream's fault,
-			// so no ejection and no 5xx charged to the version. It is recorded
-			// as 499, nginx's "client closed request"; the client is gone.
-			ctx.Response.Reset()
-			ctx.SetStatusCode(statusClientClosedRequest)
-			ctx.SetConnectionClose()
-			return pl
+		if body != nil && body.err != nil {
+			// The client's body failed while it was being sent: not the
+			// upstream's fault, so no ejection and nothing charged to the
+			// version.
+			rp.rejectBody(ctx, body.err)
+			return pl, false
 		}
 		if !staleRetried && staleConnection(err) && replayable(&ctx.Request) {
 			// fasthttp's retries met only pooled connections the upstream
@@ -158,15 +182,20 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			// endpoint then fails to dial and the request moves on.
 			staleRetried = true
 			ep.hc.CloseIdleConnections()
-			attempt--
 			continue
 		}
 		rp.noteFailure(pl, ep, now)
 		switch {
 		case isDialError(err):
-			tried = ep
-			if attempt == 0 {
-				continue
+			if !dialRetried {
+				dialRetried = true
+				if npl, nep := choose(pl, ups, now, ep); nep != nil {
+					// The version that refused keeps the failure; the
+					// client gets the retry's answer.
+					pl.stats.FailedAttempt(errKindConnect)
+					pl, ep = npl, nep
+					continue
+				}
 			}
 			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindConnect,
 				"cannot connect to version "+pl.version+" at "+ep.url)
@@ -177,14 +206,41 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindProtocol,
 				"bad response from version "+pl.version+" at "+ep.url+": "+err.Error())
 		}
-		return pl
+		return pl, true
 	}
-	return pl
+}
+
+// choose picks the endpoint a request goes to, other than skip: an
+// available one of pl; else, for a canary, one of stable (SPEC §3: a
+// canary with no endpoint up takes no traffic); else any endpoint of
+// stable, available or not. That last is the panic threshold, as in Envoy:
+// a health verdict alone never refuses all traffic, only requests that
+// really fail get coalmine's errors. It returns nil only when skip was the
+// only endpoint left.
+func choose(pl *pool, ups *upstreamSet, now int64, skip *endpoint) (*pool, *endpoint) {
+	if ep := pl.pick(now, skip); ep != nil {
+		return pl, ep
+	}
+	if pl != ups.stable {
+		pl = ups.stable
+		if ep := pl.pick(now, skip); ep != nil {
+			return pl, ep
+		}
+	}
+	return pl, pl.pickAny(skip)
+}
+
+// proven marks an endpoint that answered as reachable, announcing it when
+// that is news.
+func (rp *rolloutProxy) proven(pl *pool, ep *endpoint) {
+	if !ep.up.Load() && ep.up.CompareAndSwap(false, true) {
+		go rp.announce(pl, ep, true, "answered a request")
+	}
 }
 
 func (rp *rolloutProxy) noteFailure(pl *pool, ep *endpoint, now int64) {
 	if pl.outlier.fail(ep, now) {
-		rp.onEjected(pl, ep)
+		rp.onEjected(pl, ep, pl.outlier.ejection)
 	}
 }
 
@@ -214,10 +270,16 @@ func (rp *rolloutProxy) prepareRequest(ctx *fasthttp.RequestCtx) {
 }
 
 // finishResponse removes hop-by-hop headers from the upstream response and
-// adds coalmine's own.
-func (rp *rolloutProxy) finishResponse(ctx *fasthttp.RequestCtx, tbl *route.Table, d *route.Decision, pl *pool) {
+// adds coalmine's own. The status line speaks HTTP/1.1 whatever the
+// upstream spoke: a client is answered in its own protocol (fasthttp keeps
+// an HTTP/1.0 client's framing itself), and an HTTP/1.0 upstream's status
+// line would cost an HTTP/1.1 client its keep-alive connection.
+func (rp *rolloutProxy) finishResponse(ctx *fasthttp.RequestCtx, req *fasthttp.Request, tbl *route.Table, d *route.Decision, pl *pool) {
 	h := &ctx.Response.Header
 	stripResponseHopByHop(h)
+	if !bytes.Equal(h.Protocol(), protoHTTP11) {
+		h.SetProtocol(protoHTTP11)
+	}
 	if pl.headerName != nil {
 		h.SetBytesKV(pl.headerName, pl.versionHeader)
 	}
@@ -237,13 +299,31 @@ func (rp *rolloutProxy) proxyError(ctx *fasthttp.RequestCtx, pl *pool, code int,
 	ctx.Response.SetBodyString("coalmine: " + msg + "\n")
 }
 
-func (rp *rolloutProxy) badRequest(ctx *fasthttp.RequestCtx, msg string) {
+// reject answers a request coalmine refuses because of the client, and
+// closes the connection (after a framing error, where the next request
+// would start is unknown). It never counts against a version. The message
+// never echoes the request: it may carry cookies and tokens.
+func (rp *rolloutProxy) reject(ctx *fasthttp.RequestCtx, code int, reason telemetry.RejectReason, msg string) {
+	rp.stats.ClientRejected(reason)
 	ctx.Response.Reset()
-	ctx.SetStatusCode(fasthttp.StatusBadRequest)
-	ctx.Response.Header.SetBytesKV(hdrCoalmineError, []byte("bad-request"))
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.SetBytesKV(hdrCoalmineError, []byte(reason))
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.SetBodyString("coalmine: " + msg + "\n")
 	ctx.SetConnectionClose()
+}
+
+// rejectBody answers a request whose body the client failed to deliver.
+func (rp *rolloutProxy) rejectBody(ctx *fasthttp.RequestCtx, err error) {
+	code, reason := clientFault(err)
+	msg := "the request body is malformed"
+	switch code {
+	case fasthttp.StatusRequestTimeout:
+		msg = "the request body stopped arriving for longer than the idle timeout"
+	case statusClientClosedRequest:
+		msg = "the client closed the connection before sending the whole request body"
+	}
+	rp.reject(ctx, code, reason, msg)
 }
 
 // ambiguousFraming reports a request carrying both Content-Length and
@@ -374,18 +454,6 @@ func isDialError(err error) bool {
 	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// clientBodyFailed reports an upstream request that failed because reading
-// the client's streamed body failed: fasthttp reports a short body as a
-// plain "copied N bytes from body stream instead of M" error, and a broken
-// client connection as a read error on the client's address.
-func clientBodyFailed(ctx *fasthttp.RequestCtx, err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return op.Op == "read" && op.Addr != nil && op.Addr.String() == ctx.RemoteAddr().String()
-	}
-	return strings.Contains(err.Error(), "from body stream instead of")
-}
-
 // replayable reports a request that may be sent again after its connection
 // failed: an idempotent method (RFC 9110 §9.2.2) without a streamed body.
 func replayable(req *fasthttp.Request) bool {
@@ -394,6 +462,10 @@ func replayable(req *fasthttp.Request) bool {
 		return !req.IsBodyStream()
 	}
 	return false
+}
+
+func isConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func isTimeout(err error) bool {

@@ -3,7 +3,10 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,28 +15,41 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
-// healthChecker actively probes every endpoint of an upstream set. It owns
-// one goroutine per endpoint, stopped by stop().
+// probeInterval is how often an endpoint that has not yet proven reachable
+// is tried again when no active health check is configured.
+const probeInterval = time.Second
+
+// healthChecker proves endpoints reachable and, when the rollout asks for
+// it, checks them actively. It owns one goroutine per endpoint (active
+// checks) or one for the whole set (connection probes), stopped by stop().
 type healthChecker struct {
-	cfg    spec.HealthCheck
-	client *http.Client
-	notify func(pl *pool, ep *endpoint, healthy bool)
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg      *spec.HealthCheck // nil: connection probes only
+	connect  time.Duration
+	client   *http.Client
+	announce func(pl *pool, ep *endpoint, healthy bool, reason string)
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
-func startHealthChecks(cfg spec.HealthCheck, tlsCfg *tls.Config, ups *upstreamSet, notify func(*pool, *endpoint, bool)) *healthChecker {
+// startHealthChecks starts checking the endpoints of ups. With cfg nil (or
+// disabled) there are no health checks: each endpoint is probed with a TCP
+// connection until one succeeds, which proves it; from then on only
+// outlier detection takes it out. With cfg, the active check proves it
+// (its first pass) and marks it healthy or unhealthy by the thresholds.
+func startHealthChecks(cfg *spec.HealthCheck, connect time.Duration, tlsCfg *tls.Config, ups *upstreamSet,
+	announce func(pl *pool, ep *endpoint, healthy bool, reason string)) *healthChecker {
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D()}
-	hc := &healthChecker{
-		cfg:    cfg,
-		client: &http.Client{Transport: tr, Timeout: cfg.Timeout.D(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		notify: notify,
-		cancel: cancel,
-	}
-	if cfg.Disabled {
+	hc := &healthChecker{connect: connect, announce: announce, cancel: cancel}
+	if cfg == nil || cfg.Disabled {
+		hc.wg.Add(1)
+		go hc.probeUntilUp(ctx, ups)
 		return hc
 	}
+	hc.cfg = cfg
+	tr := &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D(),
+		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
+	hc.client = &http.Client{Transport: tr, Timeout: cfg.Timeout.D(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, pl := range ups.pools() {
 		for _, ep := range pl.endpoints {
 			hc.wg.Add(1)
@@ -43,8 +59,47 @@ func startHealthChecks(cfg spec.HealthCheck, tlsCfg *tls.Config, ups *upstreamSe
 	return hc
 }
 
+// probeUntilUp dials every endpoint not yet proven, at once and then every
+// probeInterval, and marks each up on its first successful connection. A
+// failure is announced (once: the announce state deduplicates), so a
+// canary that nothing listens on shows why its step waits.
+func (hc *healthChecker) probeUntilUp(ctx context.Context, ups *upstreamSet) {
+	defer hc.wg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	d := net.Dialer{Timeout: hc.connect}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, pl := range ups.pools() {
+			for _, ep := range pl.endpoints {
+				if ep.up.Load() {
+					continue
+				}
+				c, err := d.DialContext(ctx, "tcp", ep.addr)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					hc.announce(pl, ep, false, "cannot connect: "+describeDialError(err))
+					continue
+				}
+				c.Close()
+				if ep.up.CompareAndSwap(false, true) {
+					hc.announce(pl, ep, true, "accepts connections")
+				}
+			}
+		}
+		t.Reset(probeInterval)
+	}
+}
+
 // run checks one endpoint at every interval, starting at once, and flips its
-// health after the configured number of consecutive results.
+// health after the configured number of consecutive results. The first
+// passing check proves the endpoint reachable.
 func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 	defer hc.wg.Done()
 	url := strings.TrimSuffix(ep.url, "/") + hc.cfg.Path
@@ -57,41 +112,66 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 			return
 		case <-t.C:
 		}
-		if hc.probe(ctx, url) {
+		ok, detail := hc.probe(ctx, url)
+		switch {
+		case ok:
 			okStreak, failStreak = okStreak+1, 0
-			if !ep.healthy.Load() && okStreak >= hc.cfg.HealthyThreshold {
+			if ep.up.CompareAndSwap(false, true) {
 				ep.healthy.Store(true)
-				hc.notify(pl, ep, true)
+				hc.announce(pl, ep, true, "active health check passed: "+detail)
+			} else if !ep.healthy.Load() && okStreak >= hc.cfg.HealthyThreshold {
+				ep.healthy.Store(true)
+				hc.announce(pl, ep, true, "active health check passed: "+detail)
 			}
-		} else if ctx.Err() == nil {
+		case ctx.Err() == nil:
 			okStreak, failStreak = 0, failStreak+1
-			if ep.healthy.Load() && failStreak >= hc.cfg.UnhealthyThreshold {
-				ep.healthy.Store(false)
-				hc.notify(pl, ep, false)
+			if !ep.up.Load() || (ep.healthy.Load() && failStreak >= hc.cfg.UnhealthyThreshold) {
+				if ep.up.Load() {
+					ep.healthy.Store(false)
+				}
+				hc.announce(pl, ep, false, "active health check failed: "+detail)
 			}
 		}
 		t.Reset(hc.cfg.Interval.D())
 	}
 }
 
-// probe reports a 2xx or 3xx answer within the timeout.
-func (hc *healthChecker) probe(ctx context.Context, url string) bool {
+// probe reports whether a GET of url answered 2xx or 3xx within the
+// timeout, and what happened, naming the URL: "GET http://…/health
+// answered 404 Not Found".
+func (hc *healthChecker) probe(ctx context.Context, url string) (bool, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return false, fmt.Sprintf("GET %s: %v", url, err)
 	}
 	req.Header.Set("User-Agent", "coalmine-health-check")
 	resp, err := hc.client.Do(req)
 	if err != nil {
-		return false
+		var ue interface{ Timeout() bool }
+		if errors.As(err, &ue) && ue.Timeout() {
+			return false, fmt.Sprintf("GET %s did not answer within %s", url, hc.cfg.Timeout)
+		}
+		return false, fmt.Sprintf("GET %s: %s", url, describeDialError(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 400
+	return resp.StatusCode >= 200 && resp.StatusCode < 400, fmt.Sprintf("GET %s answered %s", url, resp.Status)
+}
+
+// describeDialError shortens a connection error to what an operator needs:
+// "connection refused", "i/o timeout", "no such host".
+func describeDialError(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
 }
 
 func (hc *healthChecker) stop() {
 	hc.cancel()
 	hc.wg.Wait()
-	hc.client.CloseIdleConnections()
+	if hc.client != nil {
+		hc.client.CloseIdleConnections()
+	}
 }

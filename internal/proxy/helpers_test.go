@@ -132,7 +132,7 @@ func rolloutSpec(t testing.TB, stable, canary []string, mod func(s *spec.Rollout
 		Spec: spec.RolloutSpec{
 			Listen: "127.0.0.1:0",
 			Stable: spec.VersionSpec{Version: stableVersion, Endpoints: stable},
-			HealthCheck: spec.HealthCheck{
+			HealthCheck: &spec.HealthCheck{
 				Path:     healthPath,
 				Interval: spec.Duration(100 * time.Millisecond),
 				Timeout:  spec.Duration(time.Second),
@@ -218,7 +218,33 @@ func startProxyWith(t testing.TB, r *spec.Rollout, cfg route.Config, opts proxy.
 	if err != nil {
 		t.Fatalf("addr: %v", err)
 	}
-	return &rig{p: p, reg: reg, name: r.Metadata.Name, addr: a.String(), url: "http://" + a.String(), table: tbl}
+	g := &rig{p: p, reg: reg, name: r.Metadata.Name, addr: a.String(), url: "http://" + a.String(), table: tbl}
+	g.waitProven(t)
+	return g
+}
+
+// waitProven waits until every endpoint that accepts connections has
+// proven itself, as a controller's setWeight step would, so a test starts
+// from the steady state rather than racing the first probe.
+func (g *rig) waitProven(t testing.TB) {
+	t.Helper()
+	eventually(t, 5*time.Second, "every reachable endpoint proves itself", func() bool {
+		for _, e := range g.endpoints(t) {
+			if !e.Healthy && reachable(e.URL) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func reachable(url string) bool {
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://"), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // setWeight swaps in the rig's table with another weight, the way a

@@ -66,6 +66,19 @@ func (p *pool) pick(now int64, skip *endpoint) *endpoint {
 	return first
 }
 
+// pickAny chooses any endpoint other than skip, available or not: the panic
+// mode for a version whose every endpoint is marked down, because a health
+// verdict alone never refuses all traffic. It prefers the least busy.
+func (p *pool) pickAny(skip *endpoint) *endpoint {
+	var best *endpoint
+	for _, ep := range p.endpoints {
+		if ep != skip && (best == nil || ep.inflight.Load() < best.inflight.Load()) {
+			best = ep
+		}
+	}
+	return best
+}
+
 // limiter bounds concurrent upstream requests of a version, with a bounded
 // queue of waiters. The fast path is one atomic add; only requests over the
 // limit touch the wake channel.

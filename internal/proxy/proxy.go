@@ -93,6 +93,7 @@ type rolloutProxy struct {
 	spec    spec.RolloutSpec
 	server  *fasthttp.Server
 	ln      net.Listener
+	guard   *guardedListener
 	served  chan struct{}
 	checker *healthChecker
 }
@@ -112,6 +113,28 @@ func (u *upstreamSet) pools() []*pool {
 		return []*pool{u.stable}
 	}
 	return []*pool{u.stable, u.canary}
+}
+
+// inherit carries what the data plane learned about an endpoint over to
+// the same endpoint (same role and URL) in a rebuilt set: that it proved
+// reachable, and the health last announced, so a new canary revision does
+// not re-prove its stable or repeat an event. Call it before publishing u.
+func (u *upstreamSet) inherit(old *upstreamSet) {
+	for _, pl := range u.pools() {
+		for _, opl := range old.pools() {
+			if opl.target != pl.target {
+				continue
+			}
+			for _, ep := range pl.endpoints {
+				for _, oep := range opl.endpoints {
+					if oep.url == ep.url {
+						ep.up.Store(oep.up.Load())
+						ep.announced.Store(oep.announced.Load())
+					}
+				}
+			}
+		}
+	}
 }
 
 // Apply starts serving r with table t, or updates a served rollout: a new
@@ -136,15 +159,12 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 		if err != nil {
 			return err
 		}
+		if old := rp.upstreams.Load(); old != nil {
+			ups.inherit(old)
+		}
 		old := rp.checker
 		rp.upstreams.Store(ups)
-		rp.checker = startHealthChecks(r.Spec.HealthCheck, ups.tlsConfig, ups, func(pl *pool, ep *endpoint, healthy bool) {
-			reason := "active health check failed"
-			if healthy {
-				reason = "active health check passed"
-			}
-			rp.onHealth(pl, ep, healthy, reason)
-		})
+		rp.checker = startHealthChecks(r.Spec.HealthCheck, r.Spec.TrafficRouting.Timeouts.Connect.D(), ups.tlsConfig, ups, rp.announce)
 		if old != nil {
 			old.stop()
 		}
@@ -215,9 +235,11 @@ func (p *Proxy) Observed(name string) (generation uint64, weight spec.Weight, ca
 
 // EndpointState is one endpoint's health as seen by the data plane.
 type EndpointState struct {
-	Role     spec.Role
-	Version  string
-	URL      string
+	Role    spec.Role
+	Version string
+	URL     string
+	// Healthy: the endpoint proved reachable and its active check (if
+	// any) passes.
 	Healthy  bool
 	Ejected  bool
 	InFlight int64
@@ -237,7 +259,7 @@ func (p *Proxy) Endpoints(name string) ([]EndpointState, error) {
 		for _, ep := range pl.endpoints {
 			out = append(out, EndpointState{
 				Role: pl.target.Role(), Version: pl.version, URL: ep.url,
-				Healthy: ep.healthy.Load(), Ejected: ep.ejectedUntil.Load() > now, InFlight: ep.inflight.Load(),
+				Healthy: ep.up.Load() && ep.healthy.Load(), Ejected: ep.ejectedUntil.Load() > now, InFlight: ep.inflight.Load(),
 			})
 		}
 	}
@@ -322,11 +344,14 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 		cancel()
 		<-oldServed
 	}
-	ln, err := net.Listen("tcp", s.Listen)
+	tcp, err := net.Listen("tcp", s.Listen)
 	if err != nil {
 		rp.server = nil
 		return fmt.Errorf("listen on %s for rollout %q: %w", s.Listen, rp.name, err)
 	}
+	maxConns := p.connectionBudget(rp.name, s.TrafficRouting.ClientLimits.MaxConnections)
+	guard := newGuardedListener(tcp, rp.stats, s.TrafficRouting.Timeouts.Idle.D(), maxConns, s.TLS != nil, rp.log)
+	var ln net.Listener = guard
 	if s.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
 		if err != nil {
@@ -342,8 +367,8 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 			MinVersion:     tls.VersionTLS12,
 		})
 	}
-	srv := newServer(rp, s)
-	rp.server, rp.ln, rp.served = srv, ln, make(chan struct{})
+	srv := newServer(rp, s, maxConns)
+	rp.server, rp.ln, rp.guard, rp.served = srv, ln, guard, make(chan struct{})
 	served := rp.served
 	go func() {
 		defer close(served)
@@ -354,7 +379,8 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 	return nil
 }
 
-func newServer(rp *rolloutProxy, s spec.RolloutSpec) *fasthttp.Server {
+func newServer(rp *rolloutProxy, s spec.RolloutSpec, maxConns int) *fasthttp.Server {
+	tr := s.TrafficRouting
 	return &fasthttp.Server{
 		Handler:                      rp.handle,
 		NoDefaultServerHeader:        true,
@@ -365,14 +391,23 @@ func newServer(rp *rolloutProxy, s spec.RolloutSpec) *fasthttp.Server {
 		// Bodies up to the mirror cap are buffered (so they can be mirrored);
 		// larger ones stream through without being held in memory.
 		StreamRequestBody:  true,
-		MaxRequestBodySize: int(max(s.TrafficRouting.MirrorMaxBodyBytes, 4096)),
-		IdleTimeout:        s.TrafficRouting.Timeouts.Idle.D(),
-		ReadBufferSize:     8192,
-		CloseOnShutdown:    true,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			rp.badRequest(ctx, "malformed request: "+err.Error())
-		},
-		Logger: log.New(io.Discard, "", 0),
+		MaxRequestBodySize: int(max(tr.MirrorMaxBodyBytes, 4096)),
+		// ReadTimeout bounds a request's line and headers: from the
+		// connection's start for the first request (so a silent or
+		// byte-a-second connection is dropped), from the first byte for
+		// later ones. The body is bounded by the idle time between reads
+		// (clientBody), the wait between requests by IdleTimeout.
+		ReadTimeout: tr.Timeouts.RequestHeaders.D(),
+		IdleTimeout: tr.Timeouts.Idle.D(),
+		// The header buffer is the header size limit.
+		ReadBufferSize: tr.ClientLimits.MaxHeaderBytes,
+		// The listener enforces the connection cap (and counts what it
+		// refuses); fasthttp's own cap stays above it, out of the way.
+		Concurrency:           maxConns + 64,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
+		ErrorHandler:          rp.serverError(tr.ClientLimits.MaxHeaderBytes),
+		Logger:                log.New(io.Discard, "", 0),
 	}
 }
 
@@ -456,7 +491,74 @@ func listenerChanged(a, b spec.RolloutSpec) bool {
 		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
 }
 
-// onEjected reports a passive ejection.
-func (rp *rolloutProxy) onEjected(pl *pool, ep *endpoint) {
-	go rp.onHealth(pl, ep, false, "ejected after consecutive errors")
+// onEjected reports a passive ejection, and the endpoint's return to
+// rotation when the ejection time is over.
+func (rp *rolloutProxy) onEjected(pl *pool, ep *endpoint, ejection time.Duration) {
+	go rp.announce(pl, ep, false, fmt.Sprintf("ejected for %s after %d consecutive errors", ejection, pl.outlier.threshold))
+	time.AfterFunc(ejection, func() {
+		if ep.ejectedUntil.Load() <= time.Now().UnixNano() {
+			rp.announce(pl, ep, true, "back in rotation after its ejection")
+		}
+	})
+}
+
+// announce reports an endpoint's health when it changes from what was last
+// announced: one transition, one event, however many requests or checks
+// observed it. An endpoint's first good news is not announced (every
+// endpoint of every start would be), only a recovery from bad news.
+func (rp *rolloutProxy) announce(pl *pool, ep *endpoint, healthy bool, reason string) {
+	if !ep.announce(healthy) {
+		return
+	}
+	rp.onHealth(pl, ep, healthy, reason)
+}
+
+// fdReserve is the descriptors kept aside from client connections: the
+// admin API, the store, logs, health checks and mirrors.
+const fdReserve = 64
+
+// connectionBudget returns the connection cap a listener gets: its
+// configured maxConnections, lowered (with a warning) when the process's
+// descriptor limit cannot hold it. Each client connection may need two
+// descriptors, its own and one upstream, and the listeners share the
+// limit. Caller holds p.mu.
+func (p *Proxy) connectionBudget(name string, want int) int {
+	limit := fdLimit()
+	if limit <= 0 {
+		return want
+	}
+	listeners := 1
+	for n, rp := range p.rollouts {
+		if n != name && rp.server != nil {
+			listeners++
+		}
+	}
+	budget := (limit - fdReserve*int64(listeners)) / int64(2*listeners)
+	budget = max(budget, 8)
+	if int64(want) <= budget {
+		return want
+	}
+	p.log.Warn("clientLimits.maxConnections lowered to fit the process's file-descriptor limit; raise the limit (ulimit -n) to allow more",
+		"rollout", name, "maxConnections", want, "effective", budget, "fdLimit", limit, "listeners", listeners)
+	return int(budget)
+}
+
+// ListenerErrors returns, for each rollout whose listener cannot accept
+// connections right now, why. /readyz reports them.
+func (p *Proxy) ListenerErrors() map[string]error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out map[string]error
+	for name, rp := range p.rollouts {
+		if rp.guard == nil {
+			continue
+		}
+		if err := rp.guard.acceptError(); err != nil {
+			if out == nil {
+				out = map[string]error{}
+			}
+			out[name] = fmt.Errorf("listener %s cannot accept connections: %w", rp.spec.Listen, err)
+		}
+	}
+	return out
 }

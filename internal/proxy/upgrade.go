@@ -15,11 +15,7 @@ import (
 // answer, and on 101 splices the two connections until either side closes.
 func (rp *rolloutProxy) upgrade(ctx *fasthttp.RequestCtx, pl *pool, ups *upstreamSet, start time.Time) {
 	now := start.UnixNano()
-	ep := pl.pick(now, nil)
-	if ep == nil && pl != ups.stable {
-		pl = ups.stable
-		ep = pl.pick(now, nil)
-	}
+	pl, ep := choose(pl, ups, now, nil)
 	if ep == nil {
 		rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindNoEndpoint, "no healthy endpoint for version "+pl.version)
 		pl.stats.Observe(fasthttp.StatusServiceUnavailable, time.Since(start))
@@ -57,6 +53,7 @@ func (rp *rolloutProxy) upgrade(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		return
 	}
 	pl.stats.Observe(resp.StatusCode(), time.Since(start))
+	rp.proven(pl, ep)
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		// The upstream refused the upgrade: relay its answer as a normal
 		// response and drop the dedicated connection.

@@ -198,7 +198,6 @@ func startCoalmine(t *testing.T) (*app.App, string) {
 			}}},
 		}}
 	r.SetDefaults()
-	r.Spec.HealthCheck.Interval = spec.Duration(time.Second)
 	if errs := r.Validate(); len(errs) > 0 {
 		t.Fatalf("test rollout is invalid: %v", errs)
 	}

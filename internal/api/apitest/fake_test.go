@@ -249,7 +249,7 @@ func TestApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status.Phase != model.PhaseHealthy || v.Status.Revision != 1 || v.Spec.HealthCheck.Path != "/health" || v.Status.AnalysisRuns == nil {
+	if v.Status.Phase != model.PhaseHealthy || v.Status.Revision != 1 || v.Spec.HealthCheck != nil || v.Spec.TrafficRouting.Timeouts.RequestHeaders == 0 || v.Status.AnalysisRuns == nil {
 		t.Errorf("created: %+v", v.Status)
 	}
 	doc.Spec.Canary = &spec.VersionSpec{Version: "v2", Endpoints: []string{"http://127.0.0.1:9302"}}
@@ -262,7 +262,7 @@ func TestApply(t *testing.T) {
 		len(v.Status.AnalysisRuns) != 1 || v.Status.StepCount != 2 {
 		t.Errorf("canary applied: %+v", v.Status)
 	}
-	doc.Spec.HealthCheck.Path = "/ready"
+	doc.Spec.HealthCheck = &spec.HealthCheck{Path: "/ready"}
 	if v, err = f.Apply(ctx, doc); err != nil || v.Status.Revision != 2 || v.Status.Weight != 10 || v.Spec.HealthCheck.Path != "/ready" {
 		t.Errorf("same versions keep the revision: %v %+v", err, v.Status)
 	}

@@ -154,24 +154,19 @@ func Search() model.View {
 // service returns it.
 func baseSpec(listen, stable string, endpoints []string) spec.RolloutSpec {
 	return spec.RolloutSpec{
-		Listen: listen,
-		Stable: spec.VersionSpec{Version: stable, Endpoints: endpoints},
-		HealthCheck: spec.HealthCheck{
-			Path:               "/health",
-			Interval:           spec.Duration(10 * time.Second),
-			Timeout:            spec.Duration(2 * time.Second),
-			HealthyThreshold:   2,
-			UnhealthyThreshold: 3,
-		},
+		Listen:           listen,
+		Stable:           spec.VersionSpec{Version: stable, Endpoints: endpoints},
 		OutlierDetection: spec.OutlierDetection{ConsecutiveErrors: 5, EjectionTime: spec.Duration(30 * time.Second)},
 		ConnectionPool:   spec.ConnectionPool{MaxConnections: 1024, MaxPendingRequests: 1024},
 		TrafficRouting: spec.TrafficRouting{
 			Assignment: spec.Assignment{Cookie: spec.SubjectCookie{Name: "coalmine_subject", TTL: spec.Duration(24 * time.Hour)}},
 			Timeouts: spec.Timeouts{
-				Connect:  spec.Duration(2 * time.Second),
-				Response: spec.Duration(30 * time.Second),
-				Idle:     spec.Duration(90 * time.Second),
+				Connect:        spec.Duration(2 * time.Second),
+				Response:       spec.Duration(30 * time.Second),
+				Idle:           spec.Duration(90 * time.Second),
+				RequestHeaders: spec.Duration(10 * time.Second),
 			},
+			ClientLimits:       spec.ClientLimits{MaxConnections: 10000, MaxHeaderBytes: 8192},
 			VersionHeader:      "X-Coalmine-Version",
 			Balancer:           "least-requests",
 			MirrorMaxBodyBytes: 1 << 20,

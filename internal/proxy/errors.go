@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/coalmine-dev/coalmine/internal/telemetry"
+)
+
+// serverError answers a request the server could not read: fasthttp calls
+// it with the read or parse error, before any handler. The answer names the
+// problem and the limit involved, never the request's bytes (they may hold
+// cookies and tokens), and the rejection is counted for the rollout, never
+// for a version.
+func (rp *rolloutProxy) serverError(maxHeaderBytes int) func(*fasthttp.RequestCtx, error) {
+	limit := strconv.Itoa(maxHeaderBytes)
+	return func(ctx *fasthttp.RequestCtx, err error) {
+		var small *fasthttp.ErrSmallBuffer
+		var ne net.Error
+		switch {
+		case errors.As(err, &small):
+			if cc := asClientConn(ctx.Conn()); cc != nil && cc.requestLineTooLong(maxHeaderBytes) {
+				rp.reject(ctx, fasthttp.StatusRequestURITooLong, telemetry.RejectURITooLong,
+					"the request line is longer than "+limit+" bytes (trafficRouting.clientLimits.maxHeaderBytes)")
+				return
+			}
+			rp.reject(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, telemetry.RejectHeaderTooLarge,
+				"the request line and header fields are larger than "+limit+" bytes (trafficRouting.clientLimits.maxHeaderBytes)")
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()):
+			rp.reject(ctx, fasthttp.StatusRequestTimeout, telemetry.RejectHeaderTimeout,
+				"the request headers did not arrive within trafficRouting.timeouts.requestHeaders")
+		default:
+			rp.reject(ctx, fasthttp.StatusBadRequest, telemetry.RejectBadRequest, "malformed request: "+err.Error())
+		}
+	}
+}
