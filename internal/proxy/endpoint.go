@@ -23,14 +23,17 @@ type endpoint struct {
 	addr string // host:port
 	tls  bool
 	hc   *fasthttp.HostClient
+	// checked: an active health check owns up and healthy; answers to
+	// requests prove nothing then (the check's verdict stands).
+	checked bool
 
 	// up is set once the endpoint has proven reachable: a connection probe
 	// or an active check passed, or it answered a request. Until then no
 	// traffic is weighted onto it (a stable with no endpoint proven yet is
 	// still tried: see pool.pickAny).
 	up atomic.Bool
-	// healthy is the active health check's verdict (true until proven bad,
-	// and always true without active checks).
+	// healthy is the active health check's verdict: false until the first
+	// check passes, and always true without active checks.
 	healthy atomic.Bool
 	// ejectedUntil is a unix-nano deadline set by passive outlier detection.
 	ejectedUntil atomic.Int64
@@ -73,6 +76,7 @@ type endpointConfig struct {
 	timeouts    spec.Timeouts
 	maxConns    int
 	upstreamTLS *tls.Config
+	checked     bool
 }
 
 func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
@@ -80,7 +84,7 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse endpoint %q: %w", raw, err)
 	}
-	ep := &endpoint{url: raw}
+	ep := &endpoint{url: raw, checked: cfg.checked}
 	switch u.Scheme {
 	case "http":
 	case "https":
@@ -131,7 +135,7 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 		ConnPoolStrategy: fasthttp.LIFO,
 		RetryIfErr:       retryStaleConnection,
 	}
-	ep.healthy.Store(true)
+	ep.healthy.Store(!cfg.checked)
 	return ep, nil
 }
 

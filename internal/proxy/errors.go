@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -33,8 +34,16 @@ func (rp *rolloutProxy) serverError(maxHeaderBytes int) func(*fasthttp.RequestCt
 		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()):
 			rp.reject(ctx, fasthttp.StatusRequestTimeout, telemetry.RejectHeaderTimeout,
 				"the request headers did not arrive within trafficRouting.timeouts.requestHeaders")
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			// The body's first bytes are read with the headers; the client
+			// closed before sending them.
+			rp.reject(ctx, statusClientClosedRequest, telemetry.RejectBodyAborted,
+				"the client closed the connection before sending the whole request")
 		default:
-			rp.reject(ctx, fasthttp.StatusBadRequest, telemetry.RejectBadRequest, "malformed request: "+err.Error())
+			// fasthttp's parse errors quote the request (even with
+			// SecureErrorLogMessage), so they are never passed on.
+			rp.reject(ctx, fasthttp.StatusBadRequest, telemetry.RejectBadRequest,
+				"malformed request: the request line or a header field is not valid HTTP/1.1")
 		}
 	}
 }

@@ -38,6 +38,7 @@ var (
 	hdrSetCookie     = []byte("Set-Cookie")
 	hdrMirror        = "X-Coalmine-Mirror"
 	protoHTTP11      = []byte("HTTP/1.1")
+	protoHTTP10      = []byte("HTTP/1.0")
 )
 
 // reqView adapts a fasthttp request to route.Request. It is a single
@@ -68,6 +69,12 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 	if ambiguousFraming(req) {
 		rp.reject(ctx, fasthttp.StatusBadRequest, telemetry.RejectBadRequest,
 			"ambiguous message framing: both Content-Length and Transfer-Encoding are present")
+		return
+	}
+	if p := req.Header.Protocol(); !bytes.Equal(p, protoHTTP11) && !bytes.Equal(p, protoHTTP10) {
+		// An upstream would answer it 505 and the version would be blamed.
+		rp.reject(ctx, fasthttp.StatusHTTPVersionNotSupported, telemetry.RejectBadRequest,
+			"this listener speaks HTTP/1.0 and HTTP/1.1 only")
 		return
 	}
 	tbl := rp.table.Load()
@@ -157,12 +164,15 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		}
 		err := ep.hc.Do(&ctx.Request, resp)
 		if err == nil {
-			if resp.StatusCode() >= 500 {
-				rp.noteFailure(pl, ep, now)
-			} else {
+			good := resp.StatusCode() < 500
+			if good {
 				pl.outlier.ok(ep)
+			} else {
+				rp.noteFailure(pl, ep, now)
 			}
-			rp.proven(pl, ep)
+			if !ep.checked && (!ep.up.Load() || ep.announced.Load() == announcedUnhealthy) {
+				rp.answered(pl, ep, good)
+			}
 			relay(ctx, resp, pl, ep)
 			return pl, true
 		}
@@ -230,11 +240,16 @@ func choose(pl *pool, ups *upstreamSet, now int64, skip *endpoint) (*pool, *endp
 	return pl, pl.pickAny(skip)
 }
 
-// proven marks an endpoint that answered as reachable, announcing it when
-// that is news.
-func (rp *rolloutProxy) proven(pl *pool, ep *endpoint) {
-	if !ep.up.Load() && ep.up.CompareAndSwap(false, true) {
-		go rp.announce(pl, ep, true, "answered a request")
+// answered notes that an endpoint without active checks answered a request
+// (good: below 500): any answer proves it reachable, and a good one after
+// it was announced unhealthy is its recovery, announced once. With an
+// active health check the check decides instead, and an answer in panic
+// mode does not overrule it. The caller filters on two atomic loads, so the
+// steady state never gets here.
+func (rp *rolloutProxy) answered(pl *pool, ep *endpoint, good bool) {
+	ep.up.CompareAndSwap(false, true)
+	if good {
+		go rp.announce(pl, ep, true, "answers requests again")
 	}
 }
 

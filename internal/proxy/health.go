@@ -116,19 +116,24 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 		switch {
 		case ok:
 			okStreak, failStreak = okStreak+1, 0
-			if ep.up.CompareAndSwap(false, true) {
+			// The first pass proves the endpoint; after that, recovering
+			// takes healthyThreshold passes in a row.
+			if !ep.up.Load() || (!ep.healthy.Load() && okStreak >= hc.cfg.HealthyThreshold) {
+				ep.up.Store(true)
 				ep.healthy.Store(true)
 				hc.announce(pl, ep, true, "active health check passed: "+detail)
-			} else if !ep.healthy.Load() && okStreak >= hc.cfg.HealthyThreshold {
-				ep.healthy.Store(true)
-				hc.announce(pl, ep, true, "active health check passed: "+detail)
+			} else if ep.healthy.Load() && ep.announced.Load() == announcedUnhealthy && ep.ejectedUntil.Load() <= time.Now().UnixNano() {
+				// Back from a passive ejection.
+				hc.announce(pl, ep, true, "back in rotation after its ejection; active health check passed: "+detail)
 			}
 		case ctx.Err() == nil:
 			okStreak, failStreak = 0, failStreak+1
-			if !ep.up.Load() || (ep.healthy.Load() && failStreak >= hc.cfg.UnhealthyThreshold) {
-				if ep.up.Load() {
-					ep.healthy.Store(false)
-				}
+			switch {
+			case !ep.up.Load():
+				// Never passed: not routed to already; say why, once.
+				hc.announce(pl, ep, false, "active health check failed: "+detail)
+			case ep.healthy.Load() && failStreak >= hc.cfg.UnhealthyThreshold:
+				ep.healthy.Store(false)
 				hc.announce(pl, ep, false, "active health check failed: "+detail)
 			}
 		}

@@ -130,6 +130,9 @@ func (u *upstreamSet) inherit(old *upstreamSet) {
 					if oep.url == ep.url {
 						ep.up.Store(oep.up.Load())
 						ep.announced.Store(oep.announced.Load())
+						if ep.checked == oep.checked {
+							ep.healthy.Store(oep.healthy.Load())
+						}
 					}
 				}
 			}
@@ -419,7 +422,8 @@ func buildUpstreams(r *spec.Rollout, stats *telemetry.RolloutStats) (*upstreamSe
 		return nil, fmt.Errorf("rollout %q: %w", r.Metadata.Name, err)
 	}
 	ups := &upstreamSet{timeouts: s.TrafficRouting.Timeouts, mirrorMaxBody: s.TrafficRouting.MirrorMaxBodyBytes, tlsConfig: tlsCfg}
-	epCfg := endpointConfig{timeouts: s.TrafficRouting.Timeouts, maxConns: s.ConnectionPool.MaxConnections, upstreamTLS: tlsCfg}
+	epCfg := endpointConfig{timeouts: s.TrafficRouting.Timeouts, maxConns: s.ConnectionPool.MaxConnections, upstreamTLS: tlsCfg,
+		checked: s.HealthCheck != nil && !s.HealthCheck.Disabled}
 	mk := func(target route.Target, v spec.VersionSpec) (*pool, error) {
 		pl := &pool{
 			target:     target,
@@ -491,15 +495,12 @@ func listenerChanged(a, b spec.RolloutSpec) bool {
 		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
 }
 
-// onEjected reports a passive ejection, and the endpoint's return to
-// rotation when the ejection time is over.
+// onEjected reports a passive ejection. The endpoint is tried again when
+// the ejection time is over; it is announced healthy again only when it
+// then answers well (see answered), so a dead endpoint ejected again and
+// again makes one event, not two every ejection time.
 func (rp *rolloutProxy) onEjected(pl *pool, ep *endpoint, ejection time.Duration) {
 	go rp.announce(pl, ep, false, fmt.Sprintf("ejected for %s after %d consecutive errors", ejection, pl.outlier.threshold))
-	time.AfterFunc(ejection, func() {
-		if ep.ejectedUntil.Load() <= time.Now().UnixNano() {
-			rp.announce(pl, ep, true, "back in rotation after its ejection")
-		}
-	})
 }
 
 // announce reports an endpoint's health when it changes from what was last
@@ -538,7 +539,13 @@ func (p *Proxy) connectionBudget(name string, want int) int {
 	if int64(want) <= budget {
 		return want
 	}
-	p.log.Warn("clientLimits.maxConnections lowered to fit the process's file-descriptor limit; raise the limit (ulimit -n) to allow more",
+	// A cap still in the thousands is a footnote; a low one is a problem the
+	// operator should see.
+	level := slog.LevelInfo
+	if budget < 1000 {
+		level = slog.LevelWarn
+	}
+	p.log.Log(context.Background(), level, "clientLimits.maxConnections lowered to fit the process's file-descriptor limit; raise the limit (ulimit -n) to allow more",
 		"rollout", name, "maxConnections", want, "effective", budget, "fdLimit", limit, "listeners", listeners)
 	return int(budget)
 }

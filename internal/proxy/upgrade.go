@@ -53,7 +53,9 @@ func (rp *rolloutProxy) upgrade(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		return
 	}
 	pl.stats.Observe(resp.StatusCode(), time.Since(start))
-	rp.proven(pl, ep)
+	if !ep.checked && (!ep.up.Load() || ep.announced.Load() == announcedUnhealthy) {
+		rp.answered(pl, ep, resp.StatusCode() < 500)
+	}
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		// The upstream refused the upgrade: relay its answer as a normal
 		// response and drop the dedicated connection.

@@ -97,6 +97,13 @@ func (b *backend) setDelay(d time.Duration) {
 	b.mu.Unlock()
 }
 
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -119,6 +126,9 @@ type server struct {
 	exited  chan struct{}
 	extra   []string
 	env     []string
+	// wrap runs the binary through another command, such as
+	// sh -c 'ulimit -n 256 && exec "$0" "$@"'.
+	wrap []string
 }
 
 type syncBuffer struct {
@@ -189,7 +199,11 @@ func (s *server) start() {
 	t.Helper()
 	args := append([]string{"serve", "-f", s.Config, "--admin", strings.TrimPrefix(s.Admin, "http://"), "--data-dir", s.DataDir, "--log-format", "text"}, s.extra...)
 	s.logs = &syncBuffer{}
-	s.cmd = exec.Command(binary, args...)
+	if len(s.wrap) > 0 {
+		s.cmd = exec.Command(s.wrap[0], append(append(s.wrap[1:len(s.wrap):len(s.wrap)], binary), args...)...)
+	} else {
+		s.cmd = exec.Command(binary, args...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	s.cmd.Env = append(os.Environ(), s.env...)
 	if err := s.cmd.Start(); err != nil {
