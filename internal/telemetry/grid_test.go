@@ -2,8 +2,6 @@ package telemetry
 
 import (
 	"encoding/json"
-	"errors"
-	"io/fs"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -14,8 +12,9 @@ import (
 	"time"
 )
 
-// vectorsPath is the shared reference vectors, beside the repository.
-const vectorsPath = "../../../shared/testdata/stats-vectors.json"
+// vectorsPath is the reference vectors (testdata/README.md), relative to
+// this package.
+const vectorsPath = "../../testdata/stats-vectors.json"
 
 type vector struct {
 	Method  string          `json:"method"`
@@ -25,17 +24,11 @@ type vector struct {
 	Outputs json.RawMessage `json:"outputs"`
 }
 
-// loadVectors returns the vectors of one method. A missing file skips the
-// test, unless COALMINE_REQUIRE_INTEGRATION=1 makes it a failure.
+// loadVectors returns the vectors of one method; a missing file is a
+// failure (it is part of the repository).
 func loadVectors(t *testing.T, method string) []vector {
 	t.Helper()
 	data, err := os.ReadFile(vectorsPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		if os.Getenv("COALMINE_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("reference vectors %s missing and COALMINE_REQUIRE_INTEGRATION=1", vectorsPath)
-		}
-		t.Skipf("reference vectors %s not found (shared/ must sit beside the repository); set COALMINE_REQUIRE_INTEGRATION=1 to fail instead", vectorsPath)
-	}
 	if err != nil {
 		t.Fatalf("read %s: %v", vectorsPath, err)
 	}

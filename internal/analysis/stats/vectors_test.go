@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// vectorsPath is the shared reference file (statistics.md §8), relative to
-// this package; the repository sits next to ../shared.
-var vectorsPath = filepath.Join("..", "..", "..", "..", "shared", "testdata", "stats-vectors.json")
+// vectorsPath is the reference file (testdata/README.md says where it comes
+// from), relative to this package.
+var vectorsPath = filepath.Join("..", "..", "..", "testdata", "stats-vectors.json")
 
 // vector is one reference case.
 type vector struct {
@@ -24,7 +24,7 @@ type vector struct {
 }
 
 // loadVectors returns the vectors of one method; it fails the test when the
-// file is missing (it is part of the shared workspace) or has none.
+// file is missing (it is part of the repository) or has none.
 func loadVectors(t *testing.T, method string) []vector {
 	t.Helper()
 	data, err := os.ReadFile(vectorsPath)
