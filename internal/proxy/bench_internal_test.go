@@ -94,7 +94,17 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	for _, pl := range ups.pools() {
 		for _, ep := range pl.endpoints {
-			ep.hc.Dial = func(string) (net.Conn, error) { return ln.Dial() }
+			// The steady state: endpoints proven, connections through the
+			// same upstream wrapper the real dialer uses.
+			ep.up.Store(true)
+			idle := r.Spec.TrafficRouting.Timeouts.Idle.D()
+			ep.hc.Dial = func(string) (net.Conn, error) {
+				c, err := ln.Dial()
+				if err != nil {
+					return nil, err
+				}
+				return newUpstreamConn(c, idle), nil
+			}
 			ep.hc.StreamResponseBody = os.Getenv("BENCH_STREAM") != "0"
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,27 +21,31 @@ import (
 // upload may last as long as it keeps moving, and one that stalls for the
 // idle time is cut (the header deadline would otherwise still be armed).
 type clientBody struct {
-	r        io.Reader
-	conn     net.Conn
-	idle     int64 // ns
-	deadline int64 // unix ns, last set
+	r io.Reader
 	// remaining is what a Content-Length body still owes, -1 for chunked.
 	remaining int64
-	err       error
+	// done: the body was read to its end.
+	done bool
+	err  error
 }
 
 var clientBodies = sync.Pool{New: func() any { return new(clientBody) }}
 
 // wrapClientBody puts a clientBody around req's streamed body, or returns
 // nil when the request has no body to stream.
-func wrapClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
+func wrapClientBody(ctx *fasthttp.RequestCtx) *clientBody {
 	req := &ctx.Request
 	if !req.IsBodyStream() || req.Header.ContentLength() == 0 {
 		return nil
 	}
 	b := clientBodies.Get().(*clientBody)
-	b.r, b.conn, b.idle = req.BodyStream(), ctx.Conn(), int64(idle)
+	b.r = req.BodyStream()
 	b.remaining = int64(req.Header.ContentLength())
+	// The header deadline is still armed on the connection; the body is
+	// read under the idle rule instead.
+	if cc := asClientConn(ctx.Conn()); cc != nil {
+		cc.enterBodyIdle()
+	}
 	// The server loop keeps its own reference to the original stream and
 	// drains it after the handler; replacing the request's reader is safe.
 	req.SetBodyStream(b, req.Header.ContentLength())
@@ -50,13 +53,6 @@ func wrapClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
-	if b.idle > 0 {
-		now := time.Now().UnixNano()
-		if b.deadline-now < b.idle/2 {
-			b.deadline = now + b.idle
-			_ = b.conn.SetReadDeadline(time.Unix(0, b.deadline))
-		}
-	}
 	n, err := b.r.Read(p)
 	if b.remaining > 0 {
 		b.remaining -= int64(n)
@@ -66,6 +62,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		// EOF without complaint; a body that ends early is truncated.
 		err = io.ErrUnexpectedEOF
 	}
+	if err == io.EOF {
+		b.done = true
+	}
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
 	}
@@ -73,11 +72,11 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 // release detaches b from the request and returns it to the pool; the
-// request must not read it any more.
+// request must not read it any more. Closing the request's stream only
+// detaches whatever reads through b (it has no Close, nor has the
+// mirror's MultiReader around it): the server drains the real stream.
 func (b *clientBody) release(req *fasthttp.Request) {
-	if req.BodyStream() == io.Reader(b) {
-		_ = req.CloseBodyStream() // clientBody has no Close: this only detaches it
-	}
+	_ = req.CloseBodyStream()
 	*b = clientBody{}
 	clientBodies.Put(b)
 }

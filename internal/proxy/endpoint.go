@@ -23,6 +23,9 @@ type endpoint struct {
 	addr string // host:port
 	tls  bool
 	hc   *fasthttp.HostClient
+	// mirror sends mirrored requests: whole responses, bounded in time as a
+	// whole (mirrorTimeout), on connections of its own.
+	mirror *fasthttp.HostClient
 	// checked: an active health check owns up and healthy; answers to
 	// requests prove nothing then (the check's verdict stands).
 	checked bool
@@ -101,21 +104,36 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 	}
 	ep.addr = net.JoinHostPort(host, port)
 	connect, idle := cfg.timeouts.Connect.D(), cfg.timeouts.Idle.D()
+	var tlsCfg *tls.Config
+	if ep.tls {
+		// nil upstreamTLS means the system roots with the endpoint's host name.
+		tlsCfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if cfg.upstreamTLS != nil {
+			tlsCfg = cfg.upstreamTLS.Clone()
+			if tlsCfg.ServerName == "" {
+				tlsCfg.ServerName = host
+			}
+		}
+	}
 	ep.hc = &fasthttp.HostClient{
 		Addr:  ep.addr,
 		IsTLS: ep.tls,
-		// TLSConfig nil means system roots with the endpoint's host name.
-		TLSConfig: cfg.upstreamTLS,
+		// The TLS handshake happens in Dial, under the connect timeout; the
+		// connection handed over says it is TLS already (Handshake).
+		TLSConfig: tlsCfg,
 		Dial: func(addr string) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(addr, connect)
+			c, err := dialUpstream(addr, connect, tlsCfg)
 			if err != nil {
 				return nil, err
 			}
 			return newUpstreamConn(c, idle), nil
 		},
-		MaxConns:            cfg.maxConns,
-		MaxIdleConnDuration: cfg.timeouts.Idle.D(),
-		ReadTimeout:         cfg.timeouts.Response.D(),
+		// Errors never quote the upstream's bytes: they could be another
+		// user's data left on a desynchronised connection.
+		SecureErrorLogMessage: true,
+		MaxConns:              cfg.maxConns,
+		MaxIdleConnDuration:   cfg.timeouts.Idle.D(),
+		ReadTimeout:           cfg.timeouts.Response.D(),
 		// Streaming keeps memory flat for large responses and lets the
 		// client see the first bytes as soon as the upstream sends them.
 		StreamResponseBody:            true,
@@ -135,8 +153,50 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 		ConnPoolStrategy: fasthttp.LIFO,
 		RetryIfErr:       retryStaleConnection,
 	}
+	ep.mirror = &fasthttp.HostClient{
+		Addr:      ep.addr,
+		IsTLS:     ep.tls,
+		TLSConfig: tlsCfg,
+		Dial: func(addr string) (net.Conn, error) {
+			return dialUpstream(addr, connect, tlsCfg)
+		},
+		MaxConns:                 cfg.maxConns,
+		MaxIdleConnDuration:      idle,
+		ReadTimeout:              mirrorTimeout,
+		WriteTimeout:             mirrorTimeout,
+		MaxResponseBodySize:      mirrorMaxResponse,
+		DisablePathNormalizing:   true,
+		NoDefaultUserAgentHeader: true,
+		SecureErrorLogMessage:    true,
+	}
 	ep.healthy.Store(!cfg.checked)
 	return ep, nil
+}
+
+// Mirrors: a response is read whole (its status is all coalmine keeps)
+// within mirrorTimeout, and one larger than mirrorMaxResponse is given up.
+const (
+	mirrorTimeout     = 30 * time.Second
+	mirrorMaxResponse = 4 << 20
+)
+
+// dialUpstream connects to an endpoint within the connect timeout,
+// including the TLS handshake for https endpoints, so that an endpoint that
+// accepts TCP but never speaks TLS fails as a connection failure (retried
+// elsewhere) and not after the idle time.
+func dialUpstream(addr string, connect time.Duration, tlsCfg *tls.Config) (net.Conn, error) {
+	c, err := fasthttp.DialTimeout(addr, connect)
+	if err != nil || tlsCfg == nil {
+		return c, err
+	}
+	tc := tls.Client(c, tlsCfg)
+	_ = tc.SetDeadline(time.Now().Add(connect))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("TLS handshake with %s: %w", addr, err)}
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // available reports whether the endpoint may take traffic at now (unix nanos).

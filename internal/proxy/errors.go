@@ -24,7 +24,7 @@ func (rp *rolloutProxy) serverError(maxHeaderBytes int) func(*fasthttp.RequestCt
 		var ne net.Error
 		switch {
 		case errors.As(err, &small):
-			if cc := asClientConn(ctx.Conn()); cc != nil && cc.requestLineTooLong(maxHeaderBytes) {
+			if lc, ok := ctx.Conn().(lineCounter); ok && lc.requestLineTooLong(maxHeaderBytes) {
 				rp.reject(ctx, fasthttp.StatusRequestURITooLong, telemetry.RejectURITooLong,
 					"the request line is longer than "+limit+" bytes (trafficRouting.clientLimits.maxHeaderBytes)")
 				return

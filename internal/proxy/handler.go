@@ -24,6 +24,8 @@ const (
 	errKindOverflow   = telemetry.ErrorKind("overflow")
 	errKindNoEndpoint = telemetry.ErrorKind("no-healthy-endpoint")
 	errKindProtocol   = telemetry.ErrorKind("upstream-protocol")
+	errKindBodyCut    = telemetry.ErrorKind("body-interrupted")
+	errKindLocal      = telemetry.ErrorKind("local-resources")
 )
 
 // statusClientClosedRequest records a request whose client went away
@@ -90,7 +92,7 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	body := wrapClientBody(ctx, ups.timeouts.Idle.D())
+	body := wrapClientBody(ctx)
 	if body == nil && req.IsBodyStream() {
 		// fasthttp attaches an empty stream to body-less requests; dropping
 		// it lets the client retry a request on a stale upstream connection
@@ -111,13 +113,14 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rp.prepareRequest(ctx)
-	pl, blamed := rp.forward(ctx, pl, ups, now, body)
+	pl, observe := rp.forward(ctx, pl, ups, now, body)
 	if body != nil {
 		body.release(req)
 	}
-	if !blamed {
-		// The client was at fault: rp.forward answered and counted it, and
-		// no version is charged with it.
+	if !observe {
+		// The failure was not the version's (the client's, or coalmine's
+		// own): rp.forward answered and counted it apart, and the version's
+		// telemetry does not see it.
 		if mirror != nil {
 			fasthttp.ReleaseRequest(mirror)
 		}
@@ -131,8 +134,10 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // forward sends the request to an endpoint of pl and returns the pool that
-// answered, and false when the client was at fault (its body failed) and
-// the answer is already written and counted. A failed connection is retried
+// answered, and whether the answer is the version's to observe: false when
+// the failure was not the version's (the client's body failed, the
+// upstream cut an upload short, coalmine ran out of descriptors), the
+// answer already written and counted apart. A failed connection is retried
 // once on another endpoint, or on stable when no canary endpoint is left:
 // nothing was sent, so the retry is safe for any method, and users see
 // stable instead of an error, while the version that refused keeps the
@@ -160,7 +165,9 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		// client refuses a scheme other than its endpoint's.
 		ep.setScheme(&ctx.Request)
 		if hostless {
-			ctx.Request.Header.SetHost(ep.addr)
+			// The URI's host, not the header's: Write sets the Host
+			// header from the URI, which was parsed without one.
+			ctx.Request.URI().SetHost(ep.addr)
 		}
 		err := ep.hc.Do(&ctx.Request, resp)
 		if err == nil {
@@ -185,6 +192,15 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			rp.rejectBody(ctx, body.err)
 			return pl, false
 		}
+		if body != nil && !body.done && isConnReset(err) {
+			// The upstream closed while the body was still being sent: it
+			// may have answered early (a 401 to an upload) or given up on a
+			// slow client. Ambiguous, so counted apart, not the version's
+			// error and no ejection.
+			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindBodyCut,
+				"version "+pl.version+" at "+ep.url+" closed the connection before the whole request body was sent")
+			return pl, false
+		}
 		if !staleRetried && staleConnection(err) && replayable(&ctx.Request) {
 			// fasthttp's retries met only pooled connections the upstream
 			// had closed, and there can be more of them than its retries.
@@ -193,6 +209,12 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			staleRetried = true
 			ep.hc.CloseIdleConnections()
 			continue
+		}
+		if isLocalResourceError(err) {
+			// Coalmine's own shortage, not the version's failure.
+			rp.proxyError(ctx, pl, fasthttp.StatusServiceUnavailable, errKindLocal,
+				"coalmine has no resources left to connect (file descriptors or buffers); try again")
+			return pl, false
 		}
 		rp.noteFailure(pl, ep, now)
 		switch {
@@ -213,8 +235,10 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			rp.proxyError(ctx, pl, fasthttp.StatusGatewayTimeout, errKindTimeout,
 				"version "+pl.version+" at "+ep.url+" did not answer in time")
 		default:
+			// A static message: the error could quote the upstream's bytes,
+			// another user's data on a desynchronised connection.
 			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindProtocol,
-				"bad response from version "+pl.version+" at "+ep.url+": "+err.Error())
+				"bad response from version "+pl.version+" at "+ep.url+": not a valid HTTP/1.1 response")
 		}
 		return pl, true
 	}
@@ -477,6 +501,13 @@ func replayable(req *fasthttp.Request) bool {
 		return !req.IsBodyStream()
 	}
 	return false
+}
+
+// isLocalResourceError reports a connection attempt that failed for lack of
+// resources on coalmine's side, whatever the upstream is doing.
+func isLocalResourceError(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 func isConnReset(err error) bool {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -70,7 +71,8 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 				continue
 			}
 			l.stats.ConnectionOpened()
-			return &clientConn{Conn: c, l: l, idle: int64(l.idle)}, nil
+			return &clientConn{Conn: c, l: l, countLines: !l.tls,
+				rd: idleTimer{idle: int64(l.idle)}, wr: idleTimer{idle: int64(l.idle)}}, nil
 		}
 		select {
 		case <-l.closed:
@@ -122,31 +124,43 @@ func (l *guardedListener) acceptError() error {
 	return nil
 }
 
-// clientConn is one client connection. It keeps two things the server
-// cannot: a write deadline that moves with progress (so a client that stops
-// reading its response is dropped after the idle timeout, while a slow but
-// moving download is not), and how many bytes have arrived since the last
-// line feed, which tells an over-long request line (414) from over-long
-// header fields (431) when the header buffer overflows.
+// clientConn is one client connection, under the TLS layer when there is
+// one. It keeps what the server cannot: writes that fail only after the
+// idle time without progress (so a client that stops reading its response
+// is dropped, while a slow but moving download is not), reads of a request
+// body under the same rule once the handler asks for it (enterBodyIdle),
+// and, on a plain-text listener, how many bytes have arrived since the
+// last line feed, which tells an over-long request line (414) from
+// over-long header fields (431) when the header buffer overflows.
 //
 // Reads happen on one goroutine and writes on one (the same one, except for
 // a hijacked upgrade, where each direction has its own), so the read-side
 // and write-side fields need no synchronisation.
 type clientConn struct {
 	net.Conn
-	l    *guardedListener
-	idle int64 // ns
+	l *guardedListener
 
-	// lineRun is the number of bytes read since the last '\n'. Read side.
-	lineRun int
-	// writeDeadline is the write deadline last set, unix ns. Write side.
-	writeDeadline int64
-	closed        atomic.Bool
+	// Read side. lineRun is the number of bytes read since the last '\n'
+	// (counted only when countLines: plain text). bodyIdle is set while
+	// the handler reads a request body.
+	countLines bool
+	lineRun    int
+	bodyIdle   bool
+	rd         idleTimer
+	// Write side.
+	wr     idleTimer
+	closed atomic.Bool
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
+	var n int
+	var err error
+	if c.bodyIdle {
+		n, err = idleRead(c.Conn, &c.rd, p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
+	if c.countLines && n > 0 {
 		if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
 			c.lineRun = n - 1 - i
 		} else {
@@ -156,29 +170,40 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write moves the write deadline forward when less than half the idle time
-// is left, so a progressing write never times out and a setting costs one
-// clock read per write in the common case.
-func (c *clientConn) Write(p []byte) (int, error) {
-	if c.idle > 0 {
-		now := time.Now().UnixNano()
-		if c.writeDeadline-now < c.idle/2 {
-			c.writeDeadline = now + c.idle
-			_ = c.Conn.SetWriteDeadline(time.Unix(0, c.writeDeadline))
-		}
+// enterBodyIdle puts reads under the idle rule until the server sets a
+// read deadline of its own (the next request's).
+func (c *clientConn) enterBodyIdle() {
+	if c.rd.idle <= 0 {
+		return
 	}
-	return c.Conn.Write(p)
+	c.bodyIdle = true
+	c.rd.set = 0
+	c.rd.start(nowNano())
 }
 
-// SetDeadline and SetWriteDeadline pass through and forget the cached write
-// deadline, so the next Write sets it again.
+func (c *clientConn) Write(p []byte) (int, error) {
+	if c.wr.idle <= 0 {
+		return c.Conn.Write(p)
+	}
+	return idleWrite(c.Conn, &c.wr, p)
+}
+
+// SetReadDeadline, SetDeadline and SetWriteDeadline pass through; the
+// server's own deadlines end body-idle reads, and the cached write
+// deadline is forgotten so the next Write sets it again.
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.bodyIdle = false
+	return c.Conn.SetReadDeadline(t)
+}
+
 func (c *clientConn) SetDeadline(t time.Time) error {
-	c.writeDeadline = 0
+	c.bodyIdle = false
+	c.wr.set = 0
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *clientConn) SetWriteDeadline(t time.Time) error {
-	c.writeDeadline = 0
+	c.wr.set = 0
 	return c.Conn.SetWriteDeadline(t)
 }
 
@@ -190,9 +215,51 @@ func (c *clientConn) Close() error {
 	return c.Conn.Close()
 }
 
+// lineCounter is a connection that knows whether the request line alone
+// overflowed a header buffer of n bytes.
+type lineCounter interface{ requestLineTooLong(n int) bool }
+
 // requestLineTooLong reports whether the bytes read since the last line
 // feed fill a header buffer of size n: the request line alone did not fit.
 func (c *clientConn) requestLineTooLong(n int) bool { return c.lineRun >= n }
+
+// tlsLineListener wraps each TLS connection to count request bytes above
+// the TLS layer (below it, the bytes are ciphertext, where any byte may
+// be a line feed).
+type tlsLineListener struct{ net.Listener }
+
+func (l tlsLineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsLineConn{Conn: tc}, nil
+	}
+	return c, nil
+}
+
+// tlsLineConn is a server TLS connection that counts bytes since the last
+// line feed of the plaintext. It keeps every method of *tls.Conn, so the
+// server still sees a TLS connection.
+type tlsLineConn struct {
+	*tls.Conn
+	lineRun int
+}
+
+func (c *tlsLineConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+			c.lineRun = n - 1 - i
+		} else {
+			c.lineRun += n
+		}
+	}
+	return n, err
+}
+
+func (c *tlsLineConn) requestLineTooLong(n int) bool { return c.lineRun >= n }
 
 // asClientConn finds the clientConn under a server connection, which is
 // the clientConn itself or a *tls.Conn around it.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -119,20 +120,15 @@ func (mp *mirrorPool) send(j mirrorJob, resp *fasthttp.Response) {
 	defer j.pool.limit.release()
 	j.req.Header.Set(hdrMirror, "true")
 	resp.Reset()
-	// The mirror response is read whole and discarded; buffering is bounded
-	// by the client's default limits.
-	resp.StreamBody = false
+	// The mirror response is read whole, within the mirror client's own
+	// timeouts and size cap, and discarded: only its status is kept.
 	ep.inflight.Add(1)
 	ep.setScheme(j.req)
-	err := ep.hc.DoTimeout(j.req, resp, mp.timeout)
+	err := ep.mirror.DoTimeout(j.req, resp, mp.timeout)
 	ep.inflight.Add(-1)
-	if err != nil {
+	if err != nil && !(errors.Is(err, fasthttp.ErrBodyTooLarge) && resp.StatusCode() != 0) {
 		j.rollout.stats.MirrorDropped(dropError)
 		return
-	}
-	if resp.IsBodyStream() {
-		_, _ = io.Copy(io.Discard, resp.BodyStream())
-		_ = resp.CloseBodyStream()
 	}
 	j.pool.stats.ObserveMirror(resp.StatusCode(), time.Since(start))
 }

@@ -70,8 +70,11 @@ func (p *pool) pick(now int64, skip *endpoint) *endpoint {
 // mode for a version whose every endpoint is marked down, because a health
 // verdict alone never refuses all traffic. It prefers the least busy.
 func (p *pool) pickAny(skip *endpoint) *endpoint {
+	n := len(p.endpoints)
+	start := int(p.next.Add(1) % uint64(n)) // ties rotate, as in pick
 	var best *endpoint
-	for _, ep := range p.endpoints {
+	for i := 0; i < n; i++ {
+		ep := p.endpoints[(start+i)%n]
 		if ep != skip && (best == nil || ep.inflight.Load() < best.inflight.Load()) {
 			best = ep
 		}

@@ -52,6 +52,10 @@ type Proxy struct {
 
 	mu       sync.Mutex
 	rollouts map[string]*rolloutProxy
+	// closing stops background rebinding; wg waits for it.
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // New creates a Proxy with no rollouts.
@@ -73,6 +77,7 @@ func New(opts Options) *Proxy {
 		log:      opts.Logger,
 		mirror:   newMirrorPool(opts.MirrorWorkers, opts.MirrorQueue, 30*time.Second, opts.Logger),
 		rollouts: map[string]*rolloutProxy{},
+		closing:  make(chan struct{}),
 	}
 }
 
@@ -89,13 +94,18 @@ type rolloutProxy struct {
 	// ReloadCertificates without restarting the listener.
 	cert atomic.Pointer[tls.Certificate]
 
-	// Guarded by Proxy.mu.
-	spec    spec.RolloutSpec
-	server  *fasthttp.Server
-	ln      net.Listener
-	guard   *guardedListener
-	served  chan struct{}
-	checker *healthChecker
+	// Guarded by Proxy.mu. spec is the latest applied, servedSpec the one
+	// the listener was started with; listenErr is why there is no
+	// listener (retried while rebinding).
+	spec       spec.RolloutSpec
+	servedSpec spec.RolloutSpec
+	listenErr  error
+	rebinding  bool
+	server     *fasthttp.Server
+	ln         net.Listener
+	guard      *guardedListener
+	served     chan struct{}
+	checker    *healthChecker
 }
 
 // upstreamSet is an immutable snapshot of a rollout's versions and the
@@ -173,17 +183,107 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 		}
 	}
 	rp.table.Store(t)
-	if rp.server == nil || listenerChanged(rp.spec, r.Spec) {
-		if err := p.listen(rp, r.Spec); err != nil {
-			if rp.server == nil {
-				rp.checker.stop()
-			}
-			return err
-		}
-	}
 	rp.spec = r.Spec
 	p.rollouts[name] = rp
+	if rp.server == nil || rp.listenErr != nil || listenerChanged(rp.servedSpec, r.Spec) {
+		if err := p.listen(rp, r.Spec); err != nil {
+			// One rollout that cannot bind must not keep the others from
+			// serving: it stays known (tables, telemetry), is reported in
+			// ListenerErrors and Observed, and binding is retried.
+			rp.listenErr = err
+			p.log.Error("cannot listen; retrying every "+rebindInterval.String(), "rollout", name, "err", err)
+			p.retryListen(rp)
+			return nil
+		}
+		rp.listenErr = nil
+	}
 	return nil
+}
+
+// rebindInterval is how often a listener that could not be bound is tried
+// again.
+const rebindInterval = 2 * time.Second
+
+// retryListen binds rp's listener in the background until it succeeds or
+// the rollout is removed. Caller holds p.mu.
+func (p *Proxy) retryListen(rp *rolloutProxy) {
+	if rp.rebinding {
+		return
+	}
+	rp.rebinding = true
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(rebindInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.closing:
+				return
+			case <-t.C:
+			}
+			p.mu.Lock()
+			if p.rollouts[rp.name] != rp || rp.listenErr == nil {
+				rp.rebinding = false
+				p.mu.Unlock()
+				return
+			}
+			err := p.listen(rp, rp.spec)
+			rp.listenErr = err
+			if err == nil {
+				rp.rebinding = false
+				rp.log.Info("listening again", "listen", rp.spec.Listen)
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// CheckListen reports whether rollout name could listen on addr: nil when
+// it already does, else the error binding addr gives now. An API apply
+// calls it before saving a spec, so a listen address this machine cannot
+// bind (busy, the admin port, not one of its addresses) is refused instead
+// of being saved and failing every later start.
+func (p *Proxy) CheckListen(name, addr string) error {
+	p.mu.Lock()
+	rp := p.rollouts[name]
+	if rp != nil && rp.server != nil && rp.servedSpec.Listen == addr {
+		p.mu.Unlock()
+		return nil
+	}
+	holder := p.holderOf(addr, name)
+	p.mu.Unlock()
+	if holder != "" {
+		return fmt.Errorf("listen address %s is already served by rollout %q", addr, holder)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", addr, listenCause(err))
+	}
+	return ln.Close()
+}
+
+// listenCause strips net.Listen's "listen tcp ADDR:" prefix, which the
+// messages above already say.
+func listenCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// holderOf names another served rollout whose listener takes addr's port
+// on an overlapping address, or "". Caller holds p.mu.
+func (p *Proxy) holderOf(addr, except string) string {
+	for name, rp := range p.rollouts {
+		if name != except && rp.server != nil && spec.ListenersClash(rp.servedSpec.Listen, addr) {
+			return name
+		}
+	}
+	return ""
 }
 
 // ReloadCertificates reads every TLS listener's certificate and key files
@@ -226,9 +326,17 @@ func (p *Proxy) SetTable(name string, t *route.Table) error {
 func (p *Proxy) Observed(name string) (generation uint64, weight spec.Weight, canaryAvailable bool, err error) {
 	p.mu.Lock()
 	rp := p.rollouts[name]
+	var listenErr error
+	if rp != nil {
+		listenErr = rp.listenErr
+	}
 	p.mu.Unlock()
 	if rp == nil {
 		return 0, 0, false, fmt.Errorf("observe %q: %w", name, ErrUnknownRollout)
+	}
+	if listenErr != nil {
+		// Nothing routes while nothing listens: a step must not complete.
+		return 0, 0, false, fmt.Errorf("observe %q: %w", name, listenErr)
 	}
 	t := rp.table.Load()
 	ups := rp.upstreams.Load()
@@ -275,6 +383,9 @@ func (p *Proxy) Addr(name string) (net.Addr, error) {
 	defer p.mu.Unlock()
 	rp := p.rollouts[name]
 	if rp == nil || rp.ln == nil {
+		if rp != nil && rp.listenErr != nil {
+			return nil, rp.listenErr
+		}
 		return nil, fmt.Errorf("address of %q: %w", name, ErrUnknownRollout)
 	}
 	return rp.ln.Addr(), nil
@@ -302,6 +413,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.rollouts = map[string]*rolloutProxy{}
 	p.mu.Unlock()
+	p.closeOnce.Do(func() { close(p.closing) })
+	p.wg.Wait()
 	var errs []error
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -325,6 +438,10 @@ func (rp *rolloutProxy) shutdown(ctx context.Context) error {
 	var err error
 	if rp.server != nil {
 		err = rp.server.ShutdownWithContext(ctx)
+		// Shutdown only closes listeners that Serve has registered; one
+		// started a moment ago may not be yet, and Serve would then run on
+		// forever. Closing ours makes Serve return in every case.
+		_ = rp.ln.Close()
 		<-rp.served
 	}
 	if rp.checker != nil {
@@ -339,18 +456,22 @@ func (rp *rolloutProxy) shutdown(ctx context.Context) error {
 // listen binds the rollout's address and serves it, replacing a previous
 // listener (which is drained in the background).
 func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
-	oldServer, oldServed := rp.server, rp.served
+	oldServer, oldServed, oldLn := rp.server, rp.served, rp.ln
 	if oldServer != nil {
 		// The address may be the same, so the old listener must close first.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = oldServer.ShutdownWithContext(ctx)
 		cancel()
+		_ = oldLn.Close()
 		<-oldServed
+		rp.server, rp.ln, rp.guard = nil, nil, nil
 	}
 	tcp, err := net.Listen("tcp", s.Listen)
 	if err != nil {
-		rp.server = nil
-		return fmt.Errorf("listen on %s for rollout %q: %w", s.Listen, rp.name, err)
+		if holder := p.holderOf(s.Listen, rp.name); holder != "" {
+			return fmt.Errorf("listen on %s for rollout %q: %w (rollout %q listens there)", s.Listen, rp.name, listenCause(err), holder)
+		}
+		return fmt.Errorf("listen on %s for rollout %q: %w", s.Listen, rp.name, listenCause(err))
 	}
 	maxConns := p.connectionBudget(rp.name, s.TrafficRouting.ClientLimits.MaxConnections)
 	guard := newGuardedListener(tcp, rp.stats, s.TrafficRouting.Timeouts.Idle.D(), maxConns, s.TLS != nil, rp.log)
@@ -363,15 +484,15 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 			return fmt.Errorf("load TLS certificate for rollout %q: %w", rp.name, err)
 		}
 		rp.cert.Store(&cert)
-		ln = tls.NewListener(ln, &tls.Config{
+		ln = tlsLineListener{tls.NewListener(ln, &tls.Config{
 			// Each handshake reads the current certificate, so a renewed
 			// one is served from the next connection on (SIGHUP).
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return rp.cert.Load(), nil },
 			MinVersion:     tls.VersionTLS12,
-		})
+		})}
 	}
 	srv := newServer(rp, s, maxConns)
-	rp.server, rp.ln, rp.guard, rp.served = srv, ln, guard, make(chan struct{})
+	rp.server, rp.ln, rp.guard, rp.served, rp.servedSpec = srv, ln, guard, make(chan struct{}), s
 	served := rp.served
 	go func() {
 		defer close(served)
@@ -489,9 +610,21 @@ func upstreamsChanged(a, b spec.RolloutSpec) bool {
 		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
 }
 
+// ListenError returns why a served rollout has no listener, or nil.
+func (p *Proxy) ListenError(name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rp := p.rollouts[name]; rp != nil {
+		return rp.listenErr
+	}
+	return nil
+}
+
 func listenerChanged(a, b spec.RolloutSpec) bool {
 	return a.Listen != b.Listen || !reflect.DeepEqual(a.TLS, b.TLS) ||
 		a.TrafficRouting.Timeouts.Idle != b.TrafficRouting.Timeouts.Idle ||
+		a.TrafficRouting.Timeouts.RequestHeaders != b.TrafficRouting.Timeouts.RequestHeaders ||
+		a.TrafficRouting.ClientLimits != b.TrafficRouting.ClientLimits ||
 		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
 }
 
@@ -557,6 +690,13 @@ func (p *Proxy) ListenerErrors() map[string]error {
 	defer p.mu.Unlock()
 	var out map[string]error
 	for name, rp := range p.rollouts {
+		if rp.listenErr != nil {
+			if out == nil {
+				out = map[string]error{}
+			}
+			out[name] = fmt.Errorf("%w (retrying every %s)", rp.listenErr, rebindInterval)
+			continue
+		}
 		if rp.guard == nil {
 			continue
 		}

@@ -91,12 +91,16 @@ coalmine_proxy_errors_total{kind="timeout",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="overflow",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="no-healthy-endpoint",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="upstream-protocol",role="canary",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="body-interrupted",role="canary",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="local-resources",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="unknown",role="canary",rollout="shop"} 1
 coalmine_proxy_errors_total{kind="connect",role="stable",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="timeout",role="stable",rollout="shop"} 1
 coalmine_proxy_errors_total{kind="overflow",role="stable",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="no-healthy-endpoint",role="stable",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="upstream-protocol",role="stable",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="body-interrupted",role="stable",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="local-resources",role="stable",rollout="shop"} 0
 ` + droppedHeader + `coalmine_mirror_dropped_total{reason="body-too-large",rollout="shop"} 0
 coalmine_mirror_dropped_total{reason="pool-full",rollout="shop"} 2
 coalmine_mirror_dropped_total{reason="method",rollout="shop"} 0
@@ -127,12 +131,16 @@ coalmine_proxy_errors_total{kind="timeout",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="overflow",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="no-healthy-endpoint",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="upstream-protocol",role="canary",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="body-interrupted",role="canary",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="local-resources",role="canary",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="unknown",role="canary",rollout="shop"} 1
 coalmine_proxy_errors_total{kind="connect",role="stable",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="timeout",role="stable",rollout="shop"} 1
 coalmine_proxy_errors_total{kind="overflow",role="stable",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="no-healthy-endpoint",role="stable",rollout="shop"} 0
 coalmine_proxy_errors_total{kind="upstream-protocol",role="stable",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="body-interrupted",role="stable",rollout="shop"} 0
+coalmine_proxy_errors_total{kind="local-resources",role="stable",rollout="shop"} 0
 `,
 		},
 		{

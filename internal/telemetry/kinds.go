@@ -16,15 +16,24 @@ const (
 	ErrorNoHealthyEndpoint ErrorKind = "no-healthy-endpoint"
 	// ErrorUpstreamProtocol: the upstream's answer was not valid HTTP (502).
 	ErrorUpstreamProtocol ErrorKind = "upstream-protocol"
+	// ErrorBodyInterrupted: the upstream closed the connection while the
+	// client's request body was still being sent (it answered early, or
+	// gave up on a slow upload); ambiguous, so never the version's error
+	// in the analysis (502).
+	ErrorBodyInterrupted ErrorKind = "body-interrupted"
+	// ErrorLocalResources: coalmine itself had no descriptor or buffer to
+	// connect with (EMFILE and the like): its own failure, never the
+	// version's (503).
+	ErrorLocalResources ErrorKind = "local-resources"
 )
 
 // ErrorKinds lists the known error kinds in exposition order.
 func ErrorKinds() []ErrorKind {
-	return []ErrorKind{ErrorConnect, ErrorTimeout, ErrorOverflow, ErrorNoHealthyEndpoint, ErrorUpstreamProtocol}
+	return []ErrorKind{ErrorConnect, ErrorTimeout, ErrorOverflow, ErrorNoHealthyEndpoint, ErrorUpstreamProtocol, ErrorBodyInterrupted, ErrorLocalResources}
 }
 
 // numErrorKinds is the known kinds plus one slot for unknown kinds.
-const numErrorKinds = 6
+const numErrorKinds = 8
 
 // unknownLabel is exposed for counts recorded under an unknown kind or
 // reason: a caller bug that must stay visible rather than vanish.
@@ -46,6 +55,10 @@ func (k ErrorKind) index() int {
 		return 3
 	case ErrorUpstreamProtocol:
 		return 4
+	case ErrorBodyInterrupted:
+		return 5
+	case ErrorLocalResources:
+		return 6
 	}
 	return numErrorKinds - 1
 }
