@@ -66,6 +66,8 @@ func errorResponse(err error) (int, ErrorBody) {
 		return http.StatusConflict, ErrorBody{Error: err.Error()}
 	case errors.Is(err, model.ErrInvalid):
 		return http.StatusBadRequest, ErrorBody{Error: err.Error()}
+	case errors.Is(err, model.ErrUnavailable):
+		return http.StatusServiceUnavailable, ErrorBody{Error: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, ErrorBody{Error: "the server timed out handling the request; try again"}
 	default:

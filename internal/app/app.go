@@ -77,11 +77,22 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err := api.CheckBind(cfg.Admin, cfg.Token); err != nil {
 		return nil, err
 	}
+	// The admin address is bound first: when it is taken, start-up fails at
+	// once, before any rollout's state is read, changed or served.
+	adminLn, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return nil, fmt.Errorf("listen on admin address %s: %w (is another coalmine serve running? choose another with --admin)", cfg.Admin, err)
+	}
 	st, err := bolt.Open(cfg.DataDir)
 	if err != nil {
+		adminLn.Close()
 		return nil, err
 	}
-	a = &App{log: cfg.Logger, store: st, adminDone: make(chan error, 1), teleDone: make(chan struct{})}
+	a = &App{log: cfg.Logger, store: st, adminLn: adminLn, adminDone: make(chan error, 1), teleDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.Shutdown(context.Background()) //nolint:errcheck
@@ -155,26 +166,26 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		Series:            dashboard.SeriesSource{Commands: a.Controller, Telemetry: a.Telemetry}.Series,
 		UI:                dashboard.Handler(),
 	})
-	a.adminLn, err = net.Listen("tcp", cfg.Admin)
-	if err != nil {
-		return a, fmt.Errorf("listen on admin address %s: %w", cfg.Admin, err)
-	}
 	a.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	a.admin.RegisterOnShutdown(a.Controller.CloseWatches)
 	go func() { a.adminDone <- a.admin.Serve(a.adminLn) }()
 	return a, nil
 }
 
-// ready reports what keeps this process from serving: a listener that
-// cannot accept connections (descriptors exhausted, say).
+// ready reports what keeps this process from serving: a store that cannot
+// write, a listener that is not bound or cannot accept connections
+// (descriptors exhausted, say).
 func (a *App) ready() error {
+	var out []error
+	if err := a.Controller.StoreError(); err != nil {
+		out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
+	}
 	errs := a.Proxy.ListenerErrors()
 	names := make([]string, 0, len(errs))
 	for name := range errs {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	var out []error
 	for _, name := range names {
 		out = append(out, fmt.Errorf("rollout %q: %w", name, errs[name]))
 	}
@@ -207,6 +218,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.admin != nil {
 		errs = append(errs, a.admin.Shutdown(ctx))
+	} else if a.adminLn != nil {
+		a.adminLn.Close() // bound, never served: start-up failed after it
 	}
 	if a.stopCtl != nil {
 		a.stopCtl()
@@ -237,6 +250,10 @@ func (r routerAdapter) Apply(ctx context.Context, ro *spec.Rollout, t *route.Tab
 func (r routerAdapter) Remove(ctx context.Context, name string) error { return r.p.Remove(ctx, name) }
 
 func (r routerAdapter) SetTable(name string, t *route.Table) error { return r.p.SetTable(name, t) }
+
+func (r routerAdapter) CheckListen(name, addr string) error { return r.p.CheckListen(name, addr) }
+
+func (r routerAdapter) ListenError(name string) error { return r.p.ListenError(name) }
 
 func (r routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) {
 	return r.p.Observed(name)

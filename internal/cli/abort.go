@@ -41,5 +41,8 @@ func abortSummary(v model.View) string {
 	if s.ObservedWeight != s.Weight {
 		msg += fmt.Sprintf("; the proxy still routes %s to the canary, it follows within moments", percent(s.ObservedWeight))
 	}
+	if s.Unsaved != "" {
+		msg += "\nwarning: the abort is " + s.Unsaved
+	}
 	return msg
 }

@@ -417,7 +417,7 @@ func decodeErrors(file string, root position, err error) Errors {
 func assemble(docs []*document) (*Bundle, Errors) {
 	b := &Bundle{docs: map[docKey]*document{}}
 	var errs Errors
-	listeners := map[string]*document{}
+	var listeners []*document
 	templates := map[string]*spec.AnalysisTemplate{}
 	for _, d := range docs {
 		if d.name != "" {
@@ -431,10 +431,22 @@ func assemble(docs []*document) (*Bundle, Errors) {
 		switch {
 		case d.rollout != nil:
 			if l := d.rollout.Spec.Listen; l != "" {
-				if first, ok := listeners[l]; ok {
-					errs = append(errs, d.errorAt("spec.listen", "listen address %s is already used by Rollout %q at %s; each rollout needs its own", l, first.name, first.where("spec.listen")))
-				} else {
-					listeners[l] = d
+				// Spellings differ but sockets clash: 0.0.0.0:8080 takes
+				// 127.0.0.1:8080 too, localhost is 127.0.0.1.
+				clash := false
+				for _, first := range listeners {
+					if fl := first.rollout.Spec.Listen; spec.ListenersClash(fl, l) {
+						if fl == l {
+							errs = append(errs, d.errorAt("spec.listen", "listen address %s is already used by Rollout %q at %s; each rollout needs its own", l, first.name, first.where("spec.listen")))
+						} else {
+							errs = append(errs, d.errorAt("spec.listen", "listen address %s takes the same socket as %s of Rollout %q at %s (same port, overlapping addresses); each rollout needs its own port or a distinct address", l, fl, first.name, first.where("spec.listen")))
+						}
+						clash = true
+						break
+					}
+				}
+				if !clash {
+					listeners = append(listeners, d)
 				}
 			}
 			b.Rollouts = append(b.Rollouts, *d.rollout)

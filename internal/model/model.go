@@ -67,7 +67,14 @@ type Status struct {
 	LastEventSeq uint64 `json:"lastEventSeq"`
 	// Notifications is the delivery state of each notification channel.
 	Notifications []ChannelStatus `json:"notifications,omitempty"`
-	UpdatedAt     time.Time       `json:"updatedAt"`
+	// ListenError says why the rollout's listener is not bound (busy
+	// address, say); the data plane retries. Empty while it listens.
+	ListenError string `json:"listenError,omitempty"`
+	// Unsaved says that the state shown is in effect in the data plane but
+	// could not be saved (the store cannot write), and that saving is being
+	// retried. A restart before it is saved would lose it.
+	Unsaved   string    `json:"unsaved,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // AnalysisRunStatus is one analysis run with every metric's measurements
@@ -176,6 +183,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrUnavailable: a dependency the command needs is failing (the store
+	// cannot write); the message says what, and trying later may work.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Commands is what the API, the CLI and the dashboard may ask of rollouts

@@ -34,6 +34,11 @@ type Router interface {
 	Endpoints(name string) ([]model.EndpointStatus, error)
 	// Remove stops serving a rollout.
 	Remove(ctx context.Context, name string) error
+	// CheckListen reports whether rollout name could listen on addr now
+	// (nil when it already does).
+	CheckListen(name, addr string) error
+	// ListenError says why a served rollout has no listener, or nil.
+	ListenError(name string) error
 }
 
 // Notifier delivers a rollout's events to its notification channels. It
@@ -137,7 +142,44 @@ type Controller struct {
 	pending   []pendingMeasurement
 
 	measurements *prometheus.CounterVec
+
+	// storeErr is the last error the store gave a write, nil once a write
+	// succeeds again; /readyz reports it.
+	storeErr atomic.Pointer[error]
 }
+
+// unavailableError is a store write that failed: its message is the real
+// reason (the API passes it on, with 503), and it is model.ErrUnavailable.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error {
+	return []error{e.err, model.ErrUnavailable}
+}
+
+// noteStore records the outcome of a store write.
+func (c *Controller) noteStore(err error) {
+	if err == nil {
+		if c.storeErr.Load() != nil {
+			c.storeErr.Store(nil)
+		}
+		return
+	}
+	c.storeErr.Store(&err)
+}
+
+// StoreError returns the error of the last store write when it failed, or
+// nil: a store that cannot write (disk full, read-only) makes the process
+// not ready, because no command can be kept.
+func (c *Controller) StoreError() error {
+	if p := c.storeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// saveRetry is how often a state in effect but unsaved is written again.
+const saveRetry = 5 * time.Second
 
 // entry is one rollout.
 type entry struct {
@@ -160,6 +202,13 @@ type entry struct {
 	inflight map[measureKey]bool
 	// runSaved is when a measurement was last saved (see lazyRunSave).
 	runSaved time.Time
+	// unsaved holds the events of a state that is in effect (st, routed)
+	// but could not be written because the store failed; saveErr is why.
+	// Only abort takes effect unsaved (it is the emergency button); the
+	// next commit writes these events first, and reconcile retries.
+	dirty   bool
+	unsaved []EventDraft
+	saveErr error
 }
 
 var _ model.Commands = (*Controller)(nil)
@@ -258,6 +307,18 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 	}
 	defer e.mu.Unlock()
 	now := c.cfg.Now()
+	if e.dirty {
+		// An abort is in effect but unsaved: save it before anything else
+		// moves, so that nothing is decided on a state the store lacks.
+		if err := c.commit(ctx, e, e.st, nil, nil); err != nil {
+			if e.saveErr == nil || e.saveErr.Error() != err.Error() {
+				c.log.Error("the state in effect is still not saved; retrying every "+saveRetry.String(), "rollout", name, "err", err)
+			}
+			e.saveErr = err
+			c.queue.Add(name, now.Add(saveRetry))
+			return nil
+		}
+	}
 	next, fx := Next(e.st, &e.rec.Rollout.Spec, c.observe(e), now)
 	if fx.Changed {
 		if err := c.commit(ctx, e, next, fx.Events, nil); err != nil {
@@ -296,6 +357,9 @@ func (c *Controller) observe(e *entry) Observation {
 // spec record) in one atomic batch, then publishes them. Nothing reaches
 // the data plane, the watchers or the notifier before this returns.
 func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []EventDraft, rec *specRecord) error {
+	if e.dirty {
+		drafts = append(slices.Clone(e.unsaved), drafts...)
+	}
 	name := e.rec.Rollout.Metadata.Name
 	if rec != nil {
 		name = rec.Rollout.Metadata.Name
@@ -335,7 +399,13 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 		return &conflictError{msg: fmt.Sprintf("rollout %q was changed by another writer meanwhile; try again", name)}
 	}
 	if err != nil {
-		return fmt.Errorf("save rollout %q: %w", name, err)
+		c.noteStore(err)
+		return &unavailableError{fmt.Errorf("save rollout %q: %w", name, err)}
+	}
+	c.noteStore(nil)
+	if e.dirty {
+		c.log.Info("the state in effect is saved again", "rollout", name)
+		e.dirty, e.unsaved, e.saveErr = false, nil, nil
 	}
 	e.st, e.stVer = next, done.Records[0].Version
 	if rec != nil {
@@ -452,7 +522,15 @@ func (c *Controller) sync(ctx context.Context, e *entry) error {
 			return fmt.Errorf("apply weight of rollout %q: %w", name, err)
 		}
 		e.table = table
+	default:
+		return nil
 	}
+	// The view published at commit time showed the data plane as it was
+	// before this change (its endpoints, what it observed); watchers get
+	// the view as it is now, or they would show stale endpoints and
+	// weights until the next event.
+	v := c.view(e)
+	c.hub.publish(name, model.WatchUpdate{View: &v})
 	return nil
 }
 

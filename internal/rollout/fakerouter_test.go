@@ -32,6 +32,7 @@ type fakeRouter struct {
 	removed    []string
 	violations []string
 	tableAt    time.Time // when the last table arrived
+	badListen  map[string]error
 }
 
 var _ Router = (*fakeRouter)(nil)
@@ -55,6 +56,18 @@ func (f *fakeRouter) Apply(_ context.Context, r *spec.Rollout, t *route.Table) e
 	f.tableAt = time.Now()
 	return nil
 }
+
+// CheckListen refuses the addresses listed in badListen.
+func (f *fakeRouter) CheckListen(_, addr string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.badListen[addr]; err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *fakeRouter) ListenError(string) error { return nil }
 
 func (f *fakeRouter) SetTable(name string, t *route.Table) error {
 	f.mu.Lock()

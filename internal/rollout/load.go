@@ -38,6 +38,11 @@ func (c *Controller) applyRollout(ctx context.Context, r spec.Rollout, then func
 			return model.View{}, err
 		}
 	}
+	// A listen address this machine cannot bind would be saved and then
+	// fail every start: refuse it now, saving nothing.
+	if err := c.cfg.Router.CheckListen(r.Metadata.Name, r.Spec.Listen); err != nil {
+		return model.View{}, spec.FieldErrors{{Path: "spec.listen", Msg: err.Error() + "; choose an address and port this machine can listen on"}}
+	}
 	v, err := c.upsert(ctx, specRecord{Rollout: r, Source: sourceAPI}, then)
 	if err != nil {
 		return model.View{}, err

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -58,11 +59,41 @@ func (c *Controller) Promote(ctx context.Context, name string, full bool) (model
 	})
 }
 
-// Abort implements model.Commands.
+// Abort implements model.Commands. Abort is the emergency button, so it
+// takes effect in the data plane even when the store cannot write: the
+// aborted state is routed at once, kept in memory as unsaved, reported in
+// the view (status.unsaved) and /readyz, and written as soon as the store
+// takes writes again (Reconcile retries). Every other command fails
+// instead when its state cannot be saved.
 func (c *Controller) Abort(ctx context.Context, name string) (model.View, error) {
-	return c.command(ctx, name, func(st State, _ *spec.RolloutSpec, now time.Time) (State, []EventDraft, error) {
-		return Abort(name, st, now)
-	})
+	e, err := c.lock(name)
+	if err != nil {
+		return model.View{}, err
+	}
+	defer e.mu.Unlock()
+	now := c.cfg.Now()
+	next, events, err := Abort(name, e.st, now)
+	if err != nil {
+		return model.View{}, err
+	}
+	if err := c.commit(ctx, e, next, events, nil); err != nil {
+		if errors.Is(err, model.ErrConflict) {
+			return model.View{}, err
+		}
+		e.unsaved = append(e.unsaved, events...)
+		e.st, e.dirty, e.saveErr = next, true, err
+		c.log.Error("abort is in effect but could not be saved; retrying every "+saveRetry.String(), "rollout", name, "err", err)
+		if serr := c.sync(ctx, e); serr != nil {
+			return model.View{}, fmt.Errorf("abort could not be saved (%v) nor applied to the data plane: %w", err, serr)
+		}
+		c.queue.Add(name, now.Add(saveRetry))
+		return c.view(e), nil
+	}
+	if err := c.sync(ctx, e); err != nil {
+		return model.View{}, err
+	}
+	c.queue.Add(name, now)
+	return c.view(e), nil
 }
 
 // Retry implements model.Commands.
@@ -143,7 +174,7 @@ func (c *Controller) Undo(ctx context.Context, name string, toRevision int64) (m
 		}
 		var e emitter
 		e.emit(EventPromoted, fmt.Sprintf("fast rollback to %s: it was stable within the last %d revision(s), so the steps are skipped", target.Version, window), map[string]any{"full": true, "undo": true})
-		complete(&s, now, "fast rollback", e.emit)
+		complete(&s, len(sp.Strategy.Canary.Steps), now, "fast rollback", e.emit)
 		return s, e.events, nil
 	})
 }
@@ -180,7 +211,15 @@ func (c *Controller) List(ctx context.Context) ([]model.View, error) {
 
 // view builds the API object. Callers hold e.mu.
 func (c *Controller) view(e *entry) model.View {
+	// The spec shown is the one in effect: its stable and canary are the
+	// state's. After a completion or an undo the stored spec still names
+	// the versions it was applied with (an unchanged file must not undo a
+	// promotion), and showing those beside the status's versions gave two
+	// answers to "what is stable?". Applying this spec back changes nothing.
 	r := e.rec.Rollout
+	if e.st.Revision > 0 {
+		r = routedSpec(e)
+	}
 	name := r.Metadata.Name
 	st := &e.st
 	status := model.Status{
@@ -214,7 +253,7 @@ func (c *Controller) view(e *entry) model.View {
 	}
 	if e.served {
 		if _, w, avail, err := c.cfg.Router.Observed(name); err == nil {
-			if avail {
+			if avail && st.Canary != nil {
 				status.ObservedWeight = w.Percent()
 			}
 		}
@@ -224,6 +263,12 @@ func (c *Controller) view(e *entry) model.View {
 	}
 	if c.cfg.Notifier != nil {
 		status.Notifications = c.cfg.Notifier.Status(name)
+	}
+	if err := c.cfg.Router.ListenError(name); err != nil {
+		status.ListenError = err.Error()
+	}
+	if e.dirty {
+		status.Unsaved = fmt.Sprintf("in effect in the data plane but not saved: %v; saving is retried every %s, and a restart before it succeeds would bring back the previous state", e.saveErr, saveRetry)
 	}
 	return model.View{APIVersion: r.APIVersion, Kind: r.Kind, Metadata: r.Metadata, Spec: r.Spec, Status: status}
 }

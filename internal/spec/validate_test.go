@@ -555,3 +555,31 @@ func TestFieldPath(t *testing.T) {
 		t.Errorf("parents:\n got %v\nwant %v", chain, want)
 	}
 }
+
+func TestListenersClash(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"0.0.0.0:8080", "127.0.0.1:8080", true},
+		{":8080", "10.0.0.7:8080", true},
+		{"[::]:8080", "127.0.0.1:8080", true},
+		{"localhost:8080", "127.0.0.1:8080", true},
+		{"localhost:8080", "[::1]:8080", true},
+		{"[::ffff:127.0.0.1]:8080", "127.0.0.1:8080", true},
+		{"LOCALHOST:8080", "localhost:8080", true},
+		{"127.0.0.1:8080", "127.0.0.2:8080", false},
+		{"127.0.0.1:8080", "127.0.0.1:8081", false},
+		{"localhost:8080", "10.0.0.7:8080", false},
+		{"api.internal:8080", "API.internal:8080", true},
+		{"bad", "127.0.0.1:8080", false},
+	} {
+		if got := ListenersClash(tt.a, tt.b); got != tt.want {
+			t.Errorf("ListenersClash(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+		if got := ListenersClash(tt.b, tt.a); got != tt.want {
+			t.Errorf("ListenersClash(%q, %q) = %v, want %v (not symmetric)", tt.b, tt.a, got, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
@@ -299,4 +300,58 @@ func (v *validator) unique(seen nameSet, p FieldPath, what, name string) {
 		return
 	}
 	seen[name] = p
+}
+
+// ListenersClash reports whether two listen addresses (host:port) cannot
+// both be bound on one machine: the same port, and hosts that overlap. A
+// wildcard host ("", 0.0.0.0, ::) overlaps every host; localhost overlaps
+// 127.0.0.1 and ::1; other hosts overlap when they are equal after
+// normalising IP spellings. Addresses that do not parse never clash
+// (validation reports them).
+func ListenersClash(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	na, errA := strconv.Atoi(pa)
+	nb, errB := strconv.Atoi(pb)
+	if errA != nil || errB != nil || na != nb || na == 0 {
+		return false
+	}
+	ka, kb := listenHostKind(ha), listenHostKind(hb)
+	switch {
+	case ka == "*" || kb == "*":
+		return true
+	case ka == "loopback-name" || kb == "loopback-name":
+		return isLoopbackSpelling(ha) && isLoopbackSpelling(hb)
+	}
+	return ka == kb
+}
+
+// listenHostKind normalises a listen host: "*" for a wildcard,
+// "loopback-name" for localhost, the canonical IP for an IP, else the
+// lower-cased name.
+func listenHostKind(h string) string {
+	if h == "" || strings.EqualFold(h, "localhost") {
+		if h == "" {
+			return "*"
+		}
+		return "loopback-name"
+	}
+	if ip, err := netip.ParseAddr(h); err == nil {
+		if ip.IsUnspecified() {
+			return "*"
+		}
+		return ip.Unmap().String()
+	}
+	return strings.ToLower(h)
+}
+
+func isLoopbackSpelling(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && (ip.Unmap() == netip.MustParseAddr("127.0.0.1") || ip == netip.IPv6Loopback())
 }

@@ -195,6 +195,14 @@ func (s *server) writeConfig(yaml string) {
 }
 
 func (s *server) start() {
+	s.t.Helper()
+	s.startWith(true)
+}
+
+// startWith starts the server and waits until it is ready (/readyz 200),
+// or only alive (/healthz 200) when ready is false, for a server that
+// starts but reports something in /readyz.
+func (s *server) startWith(ready bool) {
 	t := s.t
 	t.Helper()
 	args := append([]string{"serve", "-f", s.Config, "--admin", strings.TrimPrefix(s.Admin, "http://"), "--data-dir", s.DataDir, "--log-format", "text"}, s.extra...)
@@ -220,13 +228,17 @@ func (s *server) start() {
 			t.Logf("coalmine logs:\n%s", s.logs.String())
 		}
 	})
+	probe := "/readyz"
+	if !ready {
+		probe = "/healthz"
+	}
 	eventually(t, 20*time.Second, "coalmine serve to become ready", func() bool {
 		select {
 		case <-s.exited:
 			t.Fatalf("coalmine serve exited early:\n%s", s.logs.String())
 		default:
 		}
-		resp, err := http.Get(s.Admin + "/readyz")
+		resp, err := http.Get(s.Admin + probe)
 		if err != nil {
 			return false
 		}
