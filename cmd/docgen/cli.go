@@ -174,7 +174,7 @@ func parseFlags(lines []string) ([]cliFlag, error) {
 
 func renderCLI(cmds []*command) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, cliHeader, cli.ExitOK, cli.ExitFailure, cli.ExitUsage, cli.ExitUnreachable, cli.ExitUnauthorized,
+	fmt.Fprintf(&b, cliHeader, cli.ExitOK, cli.ExitFailure, cli.ExitUsage, cli.ExitUnreachable, cli.ExitUnauthorized, cli.ExitNotDone,
 		cli.EnvServer, client.DefaultServer, cli.EnvToken)
 	b.WriteString("\n## Commands\n\n| command | what it does |\n|---|---|\n")
 	shorts := map[string]string{}
@@ -262,9 +262,10 @@ completion script.
 |---|---|
 | %d | success |
 | %d | the command did not succeed for any other reason: a failed or aborted outcome (` + "`status`" + ` on a Degraded rollout, a ` + "`demo`" + ` that did not end as its scenario expects), a command the server refused with 409 because it does not apply to the rollout now, or a rollout that does not exist (404) |
-| %d | a usage mistake (unknown command or flag, missing argument) or invalid configuration (` + "`lint`, `serve`, `apply`" + ` with a bad file, or a 400 from the server); also ` + "`status`" + ` when ` + "`--timeout`" + ` ran out |
+| %d | a usage mistake (unknown command or flag, missing argument) or invalid configuration (` + "`lint`, `serve`, `apply`" + ` with a bad file, or a 400 from the server) |
 | %d | the server cannot be reached |
 | %d | the token is missing or wrong (401) |
+| %d | ` + "`status`" + ` gave up before the rollout was done: ` + "`--timeout`" + ` ran out, Ctrl-C, or ` + "`--watch=false`" + ` on a rollout still in progress (SPEC §6.1 says 2, which is also every usage mistake; a deploy script must tell "wait longer" from "called wrongly") |
 
 Errors go to stderr as one line, ` + "`Error: …`" + `, that says what to do; usage mistakes are followed by the
 command's usage.

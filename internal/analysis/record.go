@@ -394,9 +394,13 @@ func reason(m spec.Metric, summary, last string) string {
 // (every decisive metric Successful, or terminated): it names the metric
 // that makes the phase when that is not Successful.
 func runVerdict(r Run) string {
-	var names []string
+	var names, skipped []string
 	for _, mr := range r.Metrics {
 		if mr.DryRun {
+			continue
+		}
+		if mr.Phase == PhaseSkipped {
+			skipped = append(skipped, fmt.Sprintf("%q", mr.Name))
 			continue
 		}
 		if mr.Phase != PhaseSuccessful && mr.Phase == r.Phase {
@@ -408,10 +412,17 @@ func runVerdict(r Run) string {
 		}
 		names = append(names, fmt.Sprintf("%q", mr.Name))
 	}
+	notMeasured := ""
+	if len(skipped) > 0 {
+		notMeasured = fmt.Sprintf("; not measured: %s", strings.Join(skipped, ", "))
+	}
 	if len(names) == 0 {
+		if len(skipped) > 0 {
+			return "no metric measured anything" + notMeasured + dryRunNote(r)
+		}
 		return "every metric is dry-run, so none decides" + dryRunNote(r)
 	}
-	return fmt.Sprintf("every metric assessed Successful (%s)", strings.Join(names, ", ")) + dryRunNote(r)
+	return fmt.Sprintf("every metric assessed Successful (%s)", strings.Join(names, ", ")) + notMeasured + dryRunNote(r)
 }
 
 // dryRunNote reports dry-run metrics that did not succeed, which Argo

@@ -50,12 +50,16 @@ const (
 	PhaseInconclusive Phase = "Inconclusive"
 	PhaseError        Phase = "Error"
 	PhaseNoData       Phase = "NoData"
+	// PhaseSkipped: the run ended before the metric measured anything, so
+	// it has no verdict. It counts against nothing, and it says so rather
+	// than show a Successful it never earned.
+	PhaseSkipped Phase = "Skipped"
 )
 
 // Completed reports whether the phase is final.
 func (p Phase) Completed() bool {
 	switch p {
-	case PhaseSuccessful, PhaseFailed, PhaseInconclusive, PhaseError, PhaseNoData:
+	case PhaseSuccessful, PhaseFailed, PhaseInconclusive, PhaseError, PhaseNoData, PhaseSkipped:
 		return true
 	}
 	return false
@@ -68,7 +72,7 @@ func (p Phase) Completed() bool {
 // itself). An unknown phase ranks as Running.
 func (p Phase) rank() int {
 	switch p {
-	case PhaseSuccessful:
+	case PhaseSuccessful, PhaseSkipped:
 		return 0
 	case PhaseNoData:
 		return 2
@@ -284,8 +288,10 @@ func NewQuery(rollout string, r Run, m spec.Metric) provider.Query {
 // Following Argo, a metric still running ends Successful (nothing it
 // measured crossed a limit), and a judge evaluation still undecided ends
 // Successful too; the messages say the metric was terminated and how far it
-// got. One exception keeps "no data" from being folded into success: a
-// metric waiting for data (onNoData wait) ends NoData. The run's phase is
+// got. Two exceptions keep what is not a verdict from being shown as one: a
+// metric waiting for data (onNoData wait) ends NoData, and one without any
+// verdict yet (nothing measured, or a judge that has not decided) ends
+// Skipped. The run's phase is
 // then the worst decisive metric phase, so a run terminated while waiting
 // for data ends NoData and one with nothing against it ends Successful.
 func Terminate(r Run, now time.Time, why string) Run {
@@ -309,9 +315,17 @@ func Terminate(r Run, now time.Time, why string) Run {
 func terminateMetric(mr MetricRun, now time.Time, why string) MetricRun {
 	mr.Measurements = slices.Clone(mr.Measurements)
 	mr.NextAt = time.Time{}
+	// No verdict yet: nothing measured, or only NoData and an undecided
+	// judge evaluation. It ends Skipped, never a Successful it did not earn.
+	verdictless := mr.Successful+mr.Failed+mr.Inconclusive+mr.Error == 0
+	last := ""
 	if n := len(mr.Measurements); n > 0 && mr.Measurements[n-1].Phase == PhaseRunning {
 		m := &mr.Measurements[n-1]
+		last = m.Message
 		m.Phase = PhaseSuccessful
+		if verdictless && mr.NoDataSince.IsZero() {
+			m.Phase = PhaseSkipped
+		}
 		m.FinishedAt = now
 		m.Message = fmt.Sprintf("terminated (%s) before the judge decided; last: %s", why, m.Message)
 	}
@@ -319,6 +333,15 @@ func terminateMetric(mr MetricRun, now time.Time, why string) MetricRun {
 		mr.Phase = PhaseNoData
 		mr.Message = fmt.Sprintf("%s: NoData (terminated: %s; no data since %s; %s)",
 			mr.Name, why, mr.NoDataSince.Format(time.RFC3339), tally(mr))
+		return mr
+	}
+	if verdictless {
+		mr.Phase = PhaseSkipped
+		if last != "" {
+			mr.Message = fmt.Sprintf("%s: Skipped: no verdict, the run ended (%s) before the judge decided; last: %s", mr.Name, why, last)
+		} else {
+			mr.Message = fmt.Sprintf("%s: Skipped: no verdict, the run ended (%s) before it measured anything", mr.Name, why)
+		}
 		return mr
 	}
 	mr.Phase = PhaseSuccessful

@@ -64,7 +64,7 @@ func TestRunVerdict(t *testing.T) {
 		// Argo's IsTerminating stops a run on Inconclusive too.
 		{"inconclusive ends the run", []spec.Metric{forever("latency"), oneShot("success-rate")},
 			[]rec{{1, unsure}},
-			analysis.PhaseInconclusive, []analysis.Phase{analysis.PhaseSuccessful, analysis.PhaseInconclusive}, ""},
+			analysis.PhaseInconclusive, []analysis.Phase{analysis.PhaseSkipped, analysis.PhaseInconclusive}, ""},
 		// Argo docs "Background Analysis": no end time; only a failure or
 		// Terminate ends it.
 		{"background runs until terminated", []spec.Metric{forever("success-rate")},
@@ -155,22 +155,22 @@ func TestRecordOnEndedMetric(t *testing.T) {
 // which ends NoData so that no data is never folded into success.
 func TestTerminate(t *testing.T) {
 	later := t0.Add(time.Hour)
-	t.Run("running metrics end Successful", func(t *testing.T) {
+	t.Run("running metrics end Successful, unmeasured ones Skipped", func(t *testing.T) {
 		d := newDriver(t,
 			metric("success-rate", success("result[0] >= 0.95"), interval(time.Minute)),
-			metric("latency", success("result[0] < 300"), initialDelay(2*time.Hour)), // never measured: Argo says Successful
+			metric("latency", success("result[0] < 300"), initialDelay(2*time.Hour)), // never measured: no verdict (Argo says Successful)
 		)
 		d.records(0, vec(0.99), vec(0.98))
 		r := analysis.Terminate(d.run, later, "rollout promoted")
 		if r.Phase != analysis.PhaseSuccessful || !r.FinishedAt.Equal(later) {
 			t.Fatalf("run %s at %v", r.Phase, r.FinishedAt)
 		}
-		for _, mr := range r.Metrics {
-			if mr.Phase != analysis.PhaseSuccessful || !mr.NextAt.IsZero() {
-				t.Errorf("metric %s %s next %v", mr.Name, mr.Phase, mr.NextAt)
+		for i, want := range []analysis.Phase{analysis.PhaseSuccessful, analysis.PhaseSkipped} {
+			if mr := r.Metrics[i]; mr.Phase != want || !mr.NextAt.IsZero() {
+				t.Errorf("metric %s %s next %v, want %s", mr.Name, mr.Phase, mr.NextAt, want)
 			}
 		}
-		if want := `run terminated (rollout promoted); every metric assessed Successful ("success-rate", "latency")`; r.Message != want {
+		if want := `run terminated (rollout promoted); every metric assessed Successful ("success-rate"); not measured: "latency"`; r.Message != want {
 			t.Errorf("message %q, want %q", r.Message, want)
 		}
 		if want := "success-rate: Successful (terminated: rollout promoted; 2 successful)"; r.Metrics[0].Message != want {
@@ -201,15 +201,18 @@ func TestTerminate(t *testing.T) {
 			t.Errorf("event %q", got)
 		}
 	})
-	t.Run("an undecided judge evaluation is closed", func(t *testing.T) {
+	t.Run("an undecided judge evaluation is closed, without a verdict", func(t *testing.T) {
 		f := &fakeJudge{script: []fakeAnswer{decide(judge.Continue, "e-value 3 < 100")}}
 		d := newDriver(t, metric("error-rate", judged))
 		d.judges = f.factory()
 		d.record(0, versions(10, 0, 100, 0))
 		r := analysis.Terminate(d.run, later, "rollout aborted")
 		m := r.Metrics[0].Measurements[0]
-		if m.Phase != analysis.PhaseSuccessful || !m.FinishedAt.Equal(later) || m.Message != "terminated (rollout aborted) before the judge decided; last: e-value 3 < 100" {
+		if m.Phase != analysis.PhaseSkipped || !m.FinishedAt.Equal(later) || m.Message != "terminated (rollout aborted) before the judge decided; last: e-value 3 < 100" {
 			t.Errorf("measurement %+v", m)
+		}
+		if mr := r.Metrics[0]; mr.Phase != analysis.PhaseSkipped || mr.Message != "error-rate: Skipped: no verdict, the run ended (rollout aborted) before the judge decided; last: e-value 3 < 100" {
+			t.Errorf("metric %s %q, want Skipped saying the judge had not decided", mr.Phase, mr.Message)
 		}
 		if d.run.Metrics[0].Measurements[0].Phase != analysis.PhaseRunning {
 			t.Error("Terminate modified the measurements of the run it was given")

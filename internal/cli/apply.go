@@ -135,6 +135,9 @@ func (o *clientOptions) apply(ctx context.Context, c *client.Client, files []str
 			line += fmt.Sprintf(": %s is stable, nothing to roll out", orDash(s.StableVersion))
 		case s.Revision != before.Status.Revision:
 			line += fmt.Sprintf(": revision %d started, %s over stable %s", s.Revision, orDash(targetVersion(v)), orDash(s.StableVersion))
+			if i := strings.Index(s.Message, "note: "); i >= 0 {
+				line += "\n  " + s.Message[i:]
+			}
 		}
 		fmt.Fprintln(stdout, line)
 	}

@@ -160,8 +160,8 @@ func TestGolden(t *testing.T) {
 		// status
 		{name: "status-healthy", args: []string{"status", "search"}},
 		{name: "status-degraded", args: []string{"status", "payments"}, code: 1},
-		{name: "status-timeout", args: []string{"status", "checkout", "--timeout", "50ms"}, code: 2},
-		{name: "status-no-watch-paused", args: []string{"status", "checkout", "--watch=false"}, code: 2},
+		{name: "status-timeout", args: []string{"status", "checkout", "--timeout", "50ms"}, code: 5},
+		{name: "status-no-watch-paused", args: []string{"status", "checkout", "--watch=false"}, code: 5},
 		{name: "status-no-watch-healthy", args: []string{"status", "search", "--watch=false"}},
 		{name: "status-no-watch-degraded", args: []string{"status", "payments", "--watch=false"}, code: 1},
 		{name: "status-not-found", args: []string{"status", "nope"}, code: 1},

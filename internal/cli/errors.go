@@ -20,6 +20,11 @@ const (
 	ExitUsage        = 2 // usage or validation error
 	ExitUnreachable  = 3 // cannot reach the server
 	ExitUnauthorized = 4
+	// ExitNotDone: `status` gave up (--timeout, Ctrl-C) or, with
+	// --watch=false, found the rollout still in progress. SPEC §6.1 gives
+	// it 2, which is also every usage mistake; a script must tell "wait
+	// longer" from "you called me wrong", so it has its own code.
+	ExitNotDone = 5
 )
 
 // UsageError is a mistake in how a command was called: an unknown command

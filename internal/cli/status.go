@@ -28,20 +28,18 @@ step changes, like "kubectl argo rollouts status". For deploy scripts and CI:
            (or there was nothing to roll out)
   exit 1   the rollout is Degraded: aborted by hand or by a failed analysis;
            the reason is printed on stderr
-  exit 2   --timeout elapsed first (or Ctrl-C); the rollout goes on, where
+  exit 5   --timeout elapsed first (or Ctrl-C); the rollout goes on, where
            it stood is printed on stderr
+  exit 2   a usage mistake (a missing name, a bad flag), as for every command
   exit 3   the server cannot be reached (also when it stays away for a
            minute while waiting); exit 4 the token is missing or wrong
-
-Exit status 2 also means a usage mistake, as for every command; the message
-on stderr tells them apart.
 
 A paused rollout (a pause step, Manual, Inconclusive, NoData) is not done:
 status keeps waiting for someone to promote or abort it; use --timeout to
 bound the wait.
 
 With --watch=false, status prints where the rollout stands once and exits
-at once: 0 Healthy, 1 Degraded, 2 for anything else (Progressing, Paused).`,
+at once: 0 Healthy, 1 Degraded, 5 for anything else (Progressing, Paused).`,
 		Example: `  coalmine status checkout
 
   # in a deploy script: roll out, wait at most 30 minutes, abort otherwise
@@ -61,7 +59,7 @@ at once: 0 Healthy, 1 Degraded, 2 for anything else (Progressing, Paused).`,
 	}
 	addClientFlags(cmd, o)
 	cmd.Flags().BoolVarP(&watch, "watch", "w", true, "wait until the rollout is Healthy or Degraded; false prints the phase once")
-	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 0, "give up waiting after this long, with exit status 2 (0: no limit)")
+	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 0, "give up waiting after this long, with exit status 5 (0: no limit)")
 	return cmd
 }
 
@@ -76,7 +74,7 @@ func (o *clientOptions) status(cmd *cobra.Command, name string, watch bool, time
 	v, err := c.GetRollout(ctx, name)
 	if err != nil {
 		if ctx.Err() != nil {
-			return Exit(ExitUsage, fmt.Errorf("interrupted while asking for rollout %q", name))
+			return Exit(ExitNotDone, fmt.Errorf("interrupted while asking for rollout %q", name))
 		}
 		return o.explain(err)
 	}
@@ -89,7 +87,7 @@ func (o *clientOptions) status(cmd *cobra.Command, name string, watch bool, time
 		case model.PhaseDegraded:
 			return quietExit(ExitFailure, errors.New("degraded"))
 		}
-		return quietExit(ExitUsage, errors.New("not done"))
+		return quietExit(ExitNotDone, errors.New("not done"))
 	}
 
 	if done, err := statusOutcome(out, v, false); done {
@@ -111,7 +109,7 @@ func (o *clientOptions) status(cmd *cobra.Command, name string, watch bool, time
 				if err := w.Err(); err != nil {
 					return o.explain(err)
 				}
-				return Exit(ExitUsage, fmt.Errorf("interrupted while waiting for rollout %q: %s", name, position(v)))
+				return Exit(ExitNotDone, fmt.Errorf("interrupted while waiting for rollout %q: %s", name, position(v)))
 			}
 			if u.View == nil {
 				continue
@@ -125,7 +123,7 @@ func (o *clientOptions) status(cmd *cobra.Command, name string, watch bool, time
 				fmt.Fprintln(out, statusLine(v))
 			}
 		case <-expired:
-			return Exit(ExitUsage, fmt.Errorf("timed out after %s waiting for rollout %q: %s", shortDuration(timeout), name, position(v)))
+			return Exit(ExitNotDone, fmt.Errorf("timed out after %s waiting for rollout %q: %s", shortDuration(timeout), name, position(v)))
 		case msg := <-retries:
 			fmt.Fprintf(cmd.ErrOrStderr(), "coalmine: rollout %q: %s\n", name, msg)
 		}

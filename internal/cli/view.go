@@ -115,7 +115,14 @@ func writeRolloutView(w io.Writer, v model.View, now time.Time) error {
 		field("Message", s.Message)
 	}
 	field("Revision", fmt.Sprint(s.Revision))
-	field("Listen", orDash(v.Spec.Listen))
+	if s.ListenError != "" {
+		field("Listen", orDash(v.Spec.Listen)+" NOT LISTENING: "+s.ListenError)
+	} else {
+		field("Listen", orDash(v.Spec.Listen))
+	}
+	if s.Unsaved != "" {
+		field("Unsaved", "the state shown is "+s.Unsaved)
+	}
 	field("Stable", orDash(s.StableVersion))
 	field("Canary", orDash(s.CanaryVersion))
 	field("Weight", percent(s.Weight)+" applied, "+percent(s.ObservedWeight)+" observed by the proxy")
@@ -205,7 +212,10 @@ func writeRunTable(w io.Writer, indent string, runs []model.AnalysisRunStatus) {
 				name += " (dry run)"
 			}
 			latest := "-"
-			if n := len(m.Measurements); n > 0 {
+			if m.Phase == "Skipped" {
+				// No verdict: say why, instead of a blank.
+				latest = oneLine(m.Message)
+			} else if n := len(m.Measurements); n > 0 {
 				last := m.Measurements[n-1]
 				latest = last.Phase
 				if last.Message != "" {

@@ -315,7 +315,7 @@ func TestCompletionOfCommands(t *testing.T) {
 	}
 }
 
-// TestStatusInterrupted: Ctrl-C while status waits is exit 2, saying where
+// TestStatusInterrupted: Ctrl-C while status waits is exit 5, saying where
 // the rollout stood.
 func TestStatusInterrupted(t *testing.T) {
 	srv, fake := newFakeServer(t, "")
@@ -325,8 +325,8 @@ func TestStatusInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.stdout.waitForCount(t, "\n", 2) // the stream is live
-	if code := r.stop(t); code != 2 {
-		t.Errorf("exit code = %d, want 2", code)
+	if code := r.stop(t); code != 5 {
+		t.Errorf("exit code = %d, want 5", code)
 	}
 	want := "Error: interrupted while waiting for rollout \"checkout\": Paused (Manual) at step 4/8 (pause 5m), canary weight 1%\n"
 	if got := r.stderr.String(); got != want {

@@ -185,9 +185,11 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	fmt.Fprintf(out, "  stable v1 at %s, canary v2 at %s (%s)\n", stableURL, canaryURL, describe(o.Scenario))
 	fmt.Fprintf(out, "  proxy at http://%s, %d requests/s from 5,000 users\n", listen, o.RPS)
 	fmt.Fprintf(out, "  dashboard at http://%s/ (open it in a browser to watch the release)\n", a.AdminAddr())
-	fmt.Fprintf(out, "  admin API at http://%s: in another terminal, try\n", a.AdminAddr())
-	fmt.Fprintf(out, "      coalmine get rollout demo --server http://%s\n", a.AdminAddr())
-	fmt.Fprintf(out, "      curl -s http://%s/metrics | grep coalmine_requests_total\n\n", a.AdminAddr())
+	fmt.Fprintf(out, "  admin API at http://%s: in another terminal, while the demo runs, try\n", a.AdminAddr())
+	fmt.Fprintf(out, "      %s get rollout demo --server http://%s\n", selfCommand(), a.AdminAddr())
+	fmt.Fprintf(out, "      curl -s http://%s/metrics | grep coalmine_requests_total\n", a.AdminAddr())
+	fmt.Fprintf(out, "  traffic below: requests, error rate and latency of each version since the step began,\n")
+	fmt.Fprintf(out, "  the data the judges read (their n= counts lag by up to a second)\n\n")
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var sent atomic.Int64
@@ -230,7 +232,7 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 			lastStep = st.StepIndex
 			fmt.Fprintf(out, "step %d/%d: %s, canary weight %g%%\n", st.StepIndex+1, st.StepCount, rollout.DescribeStep(v.Spec.Strategy.Canary.Steps[min(st.StepIndex, st.StepCount-1)]), st.Weight)
 		}
-		s, c := summaries(stats)
+		s, c := summaries(stats, time.Since(stepStart(st)))
 		judged := ""
 		if !o.Live { // the live line redraws in place: one line only
 			judged = judgeLine(st)
@@ -251,10 +253,17 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	} else {
 		fmt.Fprintf(out, "COMPLETED: %s\n", outcome.Reason)
 	}
-	fmt.Fprintf(out, "(%d requests sent. See every measurement with: coalmine get analysisruns demo --server http://%s)\n", sent.Load(), a.AdminAddr())
+	fmt.Fprintf(out, "(%d requests sent.)\n", sent.Load())
 	if o.KeepRunning {
-		fmt.Fprintf(out, "\nStill running (--keep-running): proxy http://%s, admin http://%s. Ctrl-C to stop.\n", listen, a.AdminAddr())
+		fmt.Fprintf(out, "\nStill running (--keep-running): proxy http://%s, dashboard and admin API http://%s/. Ctrl-C to stop.\n", listen, a.AdminAddr())
+		fmt.Fprintf(out, "In another terminal, every measurement and every event:\n")
+		fmt.Fprintf(out, "    %s get analysisruns demo --server http://%s\n", selfCommand(), a.AdminAddr())
+		fmt.Fprintf(out, "    %s get events demo --server http://%s\n", selfCommand(), a.AdminAddr())
 		<-ctx.Done()
+	} else {
+		fmt.Fprintf(out, "The demo has stopped and its server with it. To look at every measurement, the events\n")
+		fmt.Fprintf(out, "and the dashboard afterwards, run it again with --keep-running:\n")
+		fmt.Fprintf(out, "    %s demo --scenario %s --keep-running\n", selfCommand(), o.Scenario)
 	}
 	return outcome, nil
 }
@@ -269,15 +278,38 @@ func describe(s Scenario) string {
 	return "the canary behaves like stable"
 }
 
-func summaries(rs *telemetry.RolloutStats) (stable, canary telemetry.Summary) {
+// summaries are both versions' traffic over the last window: since the
+// step began, which is what an analysis step's judges read (a sliding
+// window's counts went down and disagreed with the judges' n=).
+func summaries(rs *telemetry.RolloutStats, window time.Duration) (stable, canary telemetry.Summary) {
+	window = max(window, time.Millisecond)
 	for _, v := range rs.Versions() {
 		if v.Role() == spec.RoleCanary {
-			canary = v.Summary(10 * time.Second)
+			canary = v.Summary(window)
 		} else {
-			stable = v.Summary(10 * time.Second)
+			stable = v.Summary(window)
 		}
 	}
 	return stable, canary
+}
+
+// stepStart is when the rollout's current step began (now when unknown).
+func stepStart(st model.Status) time.Time {
+	if st.StepStartedAt != nil {
+		return *st.StepStartedAt
+	}
+	return time.Now()
+}
+
+// selfCommand is how the user runs coalmine: "go run ./cmd/coalmine" under
+// go run (the binary is in a temporary build directory), else the path
+// the binary was started with.
+func selfCommand() string {
+	exe := os.Args[0]
+	if strings.Contains(exe, "go-build") {
+		return "go run ./cmd/coalmine"
+	}
+	return exe
 }
 
 func line(s telemetry.Summary) string {

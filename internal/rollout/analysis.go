@@ -87,7 +87,12 @@ func startRun(s *State, obs *Observation, kind string, step int, refs []spec.Tem
 		return fmt.Errorf("resolve analysis templates %s: %w", strings.Join(names, ", "), err)
 	}
 	s.RunSeq++
-	id := fmt.Sprintf("r%d-%s-%d", s.Revision, kind, s.RunSeq)
+	// The id names the step as users count them (step 3 is r1-step3-…),
+	// and the run's sequence number keeps it unique across retries.
+	id := fmt.Sprintf("r%d-background-%d", s.Revision, s.RunSeq)
+	if kind == analysis.KindStep {
+		id = fmt.Sprintf("r%d-step%d-%d", s.Revision, step+1, s.RunSeq)
+	}
 	run := analysis.NewRun(id, kind, step, names, metrics, now)
 	s.Runs = append(s.Runs, AnalysisRun{Revision: s.Revision, Run: run, Metrics: metrics})
 	metricNames := make([]string, len(metrics))

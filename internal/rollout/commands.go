@@ -50,7 +50,7 @@ func Promote(name string, st State, sp *spec.RolloutSpec, full bool, now time.Ti
 	if full {
 		e.emit(EventPromoted, fmt.Sprintf("promoted in full at %s: remaining steps skipped", stepLabel(steps, s.StepIndex)), map[string]any{"full": true, "step": s.StepIndex})
 		s.Aborted = false
-		complete(&s, now, "promoted in full", e.emit)
+		complete(&s, len(steps), now, "promoted in full", e.emit)
 		return s, e.events, nil
 	}
 	if s.Aborted {
@@ -75,7 +75,7 @@ func Promote(name string, st State, sp *spec.RolloutSpec, full bool, now time.Ti
 		s.ManualPause = false
 		advance(&s, steps, now, e.emit)
 		if s.StepIndex >= len(steps) {
-			complete(&s, now, "every step completed", e.emit)
+			complete(&s, len(steps), now, "every step completed", e.emit)
 		}
 	case s.ManualPause:
 		e.emit(EventPromoted, "promoted: manual pause released at "+stepLabel(steps, s.StepIndex), map[string]any{"step": s.StepIndex})

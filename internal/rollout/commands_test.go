@@ -3,6 +3,7 @@ package rollout
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,7 +136,7 @@ func TestCommands(t *testing.T) {
 		{name: "promote on Aborted is a conflict", st: abortedAtSetWeight(), cmd: promote(false),
 			want: want{err: model.ErrConflict, msg: []string{"was aborted", "coalmine retry", "revision 1", "promote --full"}}},
 		{name: "promote --full at a setWeight step completes at once", st: withRoutes(atSetWeight()), cmd: promote(true),
-			want: want{step: 2, weight: w0, phase: model.PhaseHealthy, events: []string{EventPromoted, EventCompleted},
+			want: want{step: 5, weight: w0, phase: model.PhaseHealthy, events: []string{EventPromoted, EventCompleted},
 				msg: []string{"promoted in full", "v2 is the new stable"},
 				check: func(t *testing.T, got State, evs []EventDraft) {
 					completed("v2")(t, got, evs)
@@ -147,9 +148,9 @@ func TestCommands(t *testing.T) {
 					}
 				}}},
 		{name: "promote --full at a manual pause completes at once", st: manuallyPausedAtSetWeight(), cmd: promote(true),
-			want: want{step: 2, weight: w0, phase: model.PhaseHealthy, events: []string{EventPromoted, EventCompleted}, check: completed("v2")}},
+			want: want{step: 5, weight: w0, phase: model.PhaseHealthy, events: []string{EventPromoted, EventCompleted}, check: completed("v2")}},
 		{name: "promote --full completes an aborted revision", st: abortedAtSetWeight(), cmd: promote(true),
-			want: want{step: 2, weight: w0, phase: model.PhaseHealthy, events: []string{EventPromoted, EventCompleted}, check: completed("v2")}},
+			want: want{step: 5, weight: w0, phase: model.PhaseHealthy, events: []string{EventPromoted, EventCompleted}, check: completed("v2")}},
 		{name: "promote --full on Healthy is a conflict", st: healthyState(), cmd: promote(true),
 			want: want{err: model.ErrConflict, msg: []string{"nothing to promote"}}},
 
@@ -583,5 +584,34 @@ func TestManualPauseDoesNotCountAgainstProgressDeadline(t *testing.T) {
 	}
 	if got, _ := Next(st, sp, down, resumedAt); got.Aborted {
 		t.Fatalf("released by promote after the deadline, the setWeight aborted at once: %q", got.Message)
+	}
+}
+
+func TestRolledBackNote(t *testing.T) {
+	v := func(s string) *spec.VersionSpec { return &spec.VersionSpec{Version: s} }
+	undone := []RevisionRecord{
+		{Revision: 1, Stable: *v("v1"), Canary: v("v2"), Outcome: OutcomeCompleted},
+		{Revision: 2, Stable: *v("v2"), Canary: v("v1"), Outcome: OutcomeCompleted}, // undo
+	}
+	forward := []RevisionRecord{
+		{Revision: 1, Stable: *v("v1"), Canary: v("v2"), Outcome: OutcomeCompleted},
+		{Revision: 2, Stable: *v("v2"), Canary: v("v3"), Outcome: OutcomeCompleted},
+	}
+	aborted := []RevisionRecord{{Revision: 1, Stable: *v("v1"), Canary: v("v2"), Outcome: OutcomeAborted}}
+	for _, tt := range []struct {
+		name           string
+		history        []RevisionRecord
+		canary, stable string
+		want           string
+	}{
+		{"re-applying after an undo", undone, "v2", "v1", "note: v2 was rolled back in revision 2, when v1 replaced it"},
+		{"an upgrade chain is no rollback", forward, "v1", "v3", ""},
+		{"an aborted canary again", aborted, "v2", "v1", "note: v2 was aborted in revision 1"},
+		{"a new version", undone, "v9", "v1", ""},
+	} {
+		got := rolledBackNote(tt.history, tt.canary, tt.stable)
+		if (tt.want == "") != (got == "") || !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s: %q, want %q…", tt.name, got, tt.want)
+		}
 	}
 }

@@ -322,13 +322,13 @@ func storyBeats() []beat {
 			if _, err := h.c.Promote(h.ctx, shop, true); err != nil {
 				h.fatalf("promote --full: %v", err)
 			}
-			h.expect(shop, want{phase: model.PhaseHealthy, revision: 2, step: 0, weight: 0, stable: "v3"})
+			h.expect(shop, want{phase: model.PhaseHealthy, revision: 2, step: 5, weight: 0, stable: "v3"})
 		}},
 		{"and nothing more happens", func(h *harness) {
 			h.reconcile(shop)
 			h.clock.Advance(time.Hour)
 			h.reconcile(shop)
-			h.expect(shop, want{phase: model.PhaseHealthy, revision: 2, step: 0, weight: 0, stable: "v3"})
+			h.expect(shop, want{phase: model.PhaseHealthy, revision: 2, step: 5, weight: 0, stable: "v3"})
 		}},
 	}
 }
@@ -808,7 +808,7 @@ func TestUndoThroughTheController(t *testing.T) {
 		window int
 		want   want
 	}{
-		{"fast within the rollback window", 1, want{phase: model.PhaseHealthy, revision: 2, weight: 0, stable: "v1"}},
+		{"fast within the rollback window", 1, want{phase: model.PhaseHealthy, revision: 2, step: 5, weight: 0, stable: "v1"}},
 		{"the steps with rollbackWindow 0", 0, want{phase: model.PhaseProgressing, revision: 2, weight: 0, stable: "v2", canary: "v1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

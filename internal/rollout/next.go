@@ -75,7 +75,7 @@ func Next(st State, sp *spec.RolloutSpec, obs Observation, now time.Time) (State
 			return s, fx
 		}
 		if s.StepIndex >= len(steps) {
-			complete(&s, now, "every step completed", emit)
+			complete(&s, len(steps), now, "every step completed", emit)
 			s.UpdatedAt = now
 			return s, fx
 		}
@@ -200,9 +200,12 @@ func advance(s *State, steps []spec.Step, now time.Time, emit func(string, strin
 
 // complete makes the canary the new stable: the old stable is no longer
 // routed, the routes added by steps are removed, and the phase is Healthy.
-func complete(s *State, now time.Time, why string, emit func(string, string, map[string]any)) {
+func complete(s *State, steps int, now time.Time, why string, emit func(string, string, map[string]any)) {
 	from, to := s.Stable.Version, s.Canary.Version
 	archiveRuns(s, now, "rollout completed")
+	// Every step counts as done, skipped ones too (promote --full), so the
+	// progress reads n/n, as in Argo.
+	s.StepIndex = max(s.StepIndex, steps)
 	s.record(OutcomeCompleted, now)
 	s.Stable = *s.Canary
 	s.Canary = nil

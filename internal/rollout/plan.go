@@ -82,11 +82,44 @@ func Plan(st State, sp *spec.RolloutSpec, now time.Time) (State, []EventDraft) {
 		if lagging != "" {
 			s.Message += "; " + lagging
 		}
+		if note := rolledBackNote(st.History, canary.Version, s.Stable.Version); note != "" {
+			s.Message += "; " + note
+		}
 		return s, e.events
 	}
 	s.Canary = nil
 	s.Message = fmt.Sprintf("revision %d: %s is stable; nothing to roll out", s.Revision, s.Stable.Version)
 	return s, e.events
+}
+
+// rolledBackNote says, when a new revision rolls out a version that an
+// earlier revision moved away from (an undo, or an abort), that this is
+// happening and how to choose otherwise: re-applying a file that still
+// names the rolled-back version as canary is the usual way to do it by
+// mistake.
+func rolledBackNote(history []RevisionRecord, canary, stable string) string {
+	for i := len(history) - 1; i >= 0; i-- {
+		h := history[i]
+		switch {
+		case h.Outcome == OutcomeCompleted && h.Stable.Version == canary && h.Canary != nil && stableIn(history[:i], h.Canary.Version):
+			// Revision h went back to an earlier stable: a rollback.
+			return fmt.Sprintf("note: %s was rolled back in revision %d, when %s replaced it; this spec asks for %s again. "+
+				"To stay on %s, set spec.canary to %s (or remove it) and apply again", canary, h.Revision, h.Canary.Version, canary, stable, stable)
+		case h.Outcome == OutcomeAborted && h.Canary != nil && h.Canary.Version == canary:
+			return fmt.Sprintf("note: %s was aborted in revision %d; this spec rolls it out again. "+
+				"To stay on %s, set spec.canary to %s (or remove it) and apply again", canary, h.Revision, stable, stable)
+		}
+	}
+	return ""
+}
+
+func stableIn(history []RevisionRecord, version string) bool {
+	for _, h := range history {
+		if h.Stable.Version == version {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveStable picks the stable version of the state after applying sp,

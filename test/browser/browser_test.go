@@ -178,6 +178,63 @@ func TestDashboardShowsAPausedRolloutAndPromotesIt(t *testing.T) {
 	b.checkConsole()
 }
 
+// A server without a token shows no token field; an unbounded interval
+// reads ∞; a metric the run never measured says so (Skipped) instead of
+// Successful; and an aborted rollout cannot be promoted (the API would
+// refuse), only retried or promoted in full.
+func TestDashboardWithoutTokenAndAnAbortedRollout(t *testing.T) {
+	chromium := requireChromium(t)
+	w20 := 20.0
+	hour := spec.Duration(time.Hour)
+	tpl := spec.AnalysisTemplate{APIVersion: spec.APIVersion, Kind: spec.KindAnalysisTemplate, Metadata: spec.Metadata{Name: "judge"},
+		Spec: spec.AnalysisTemplateSpec{Metrics: []spec.Metric{
+			{Name: "error-rate", Provider: spec.Provider{Builtin: &spec.BuiltinProvider{}},
+				Judge: &spec.Judge{Compare: spec.JudgeCompareErrorRate, MaxRelativeIncrease: new(0.5), Alpha: new(0.01), MaxDuration: &hour}},
+			{Name: "later", Provider: spec.Provider{Builtin: &spec.BuiltinProvider{}}, InitialDelay: &hour,
+				SuccessCondition: "result.canary.errorRate < 0.05"},
+		}}}
+	a, listen := startCoalmineWith(t, "", []spec.Step{{SetWeight: &w20}, {Analysis: &spec.AnalysisStep{Templates: []spec.TemplateRef{{TemplateName: "judge"}}}}},
+		[]spec.AnalysisTemplate{tpl})
+	waitPhase(t, a, model.PhaseProgressing, 30*time.Second)
+	generateLoad(t, "http://"+listen+"/")
+	b := newBrowser(t, chromium)
+	base := "http://" + a.AdminAddr()
+
+	b.do("open the rollout on a server without a token",
+		chromedp.Navigate(base+"/#/rollouts/"+rolloutName),
+		chromedp.WaitVisible(chromedp.CSS(`#ro-phase[data-phase="Progressing"]`)))
+	if got := b.eval(`document.querySelector('#token-form').offsetParent === null ? 'hidden' : 'shown'`); got != "hidden" {
+		t.Errorf("the token field is %s on a server that needs no token", got)
+	}
+	// Neither version has errors, so the ratio's upper bound is unbounded.
+	b.do("see an unbounded interval as ∞",
+		void(chromedp.Poll[bool](`document.body.innerText.includes(', ∞]')`,
+			chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(200*time.Millisecond))))
+	if body := b.eval(`document.body.innerText`); strings.Contains(body, "e+308") {
+		t.Errorf("the page prints the largest float instead of ∞")
+	}
+	b.screenshot("dashboard-unbounded.png")
+
+	if _, err := a.Controller.Abort(context.Background(), rolloutName); err != nil {
+		t.Fatal(err)
+	}
+	b.do("see the rollout aborted",
+		chromedp.WaitVisible(chromedp.CSS(`#ro-phase[data-phase="Degraded"]`)))
+	if got := b.eval(`document.querySelector('#btn-promote').disabled ? 'disabled' : 'enabled'`); got != "disabled" {
+		t.Errorf("promote is %s on an aborted rollout (the API refuses it)", got)
+	}
+	for sel, want := range map[string]string{"#btn-retry": "enabled", "#btn-promote-full": "enabled"} {
+		if got := b.eval(`document.querySelector('` + sel + `').disabled ? 'disabled' : 'enabled'`); got != want {
+			t.Errorf("%s is %s on an aborted rollout, want %s", sel, got, want)
+		}
+	}
+	b.do("see the unmeasured metric as Skipped",
+		void(chromedp.Poll[bool](`[...document.querySelectorAll('.badge')].some(e => e.textContent === 'Skipped')`,
+			chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(200*time.Millisecond))))
+	b.screenshot("dashboard-aborted.png")
+	b.checkConsole()
+}
+
 // ---------------------------------------------------------------- coalmine
 
 // startCoalmine runs coalmine in-process with a token, on loopback, with
@@ -185,24 +242,32 @@ func TestDashboardShowsAPausedRolloutAndPromotesIt(t *testing.T) {
 // two real backends. It returns the app and the proxy's address.
 func startCoalmine(t *testing.T) (*app.App, string) {
 	t.Helper()
+	w20, w100 := 20.0, 100.0
+	return startCoalmineWith(t, token, []spec.Step{{SetWeight: &w20}, {Pause: &spec.PauseStep{}}, {SetWeight: &w100}}, nil)
+}
+
+// startCoalmineWith runs coalmine in-process on loopback with the given
+// token (none when empty), steps and templates, over two real backends.
+func startCoalmineWith(t *testing.T, token string, steps []spec.Step, templates []spec.AnalysisTemplate) (*app.App, string) {
+	t.Helper()
 	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
 	listen := freeAddr(t)
-	w20, w100 := 20.0, 100.0
 	r := spec.Rollout{APIVersion: spec.APIVersion, Kind: spec.KindRollout, Metadata: spec.Metadata{Name: rolloutName},
 		Spec: spec.RolloutSpec{
-			Listen: listen,
-			Stable: spec.VersionSpec{Version: "v1", Endpoints: []string{stable}},
-			Canary: &spec.VersionSpec{Version: "v2", Endpoints: []string{canary}},
-			Strategy: spec.Strategy{Canary: spec.CanaryStrategy{Steps: []spec.Step{
-				{SetWeight: &w20}, {Pause: &spec.PauseStep{}}, {SetWeight: &w100},
-			}}},
+			Listen:   listen,
+			Stable:   spec.VersionSpec{Version: "v1", Endpoints: []string{stable}},
+			Canary:   &spec.VersionSpec{Version: "v2", Endpoints: []string{canary}},
+			Strategy: spec.Strategy{Canary: spec.CanaryStrategy{Steps: steps}},
 		}}
 	r.SetDefaults()
 	if errs := r.Validate(); len(errs) > 0 {
 		t.Fatalf("test rollout is invalid: %v", errs)
 	}
+	for i := range templates {
+		templates[i].SetDefaults()
+	}
 	a, err := app.Start(context.Background(), app.Config{
-		Rollouts: []spec.Rollout{r}, Admin: "127.0.0.1:0", DataDir: t.TempDir(), Token: token,
+		Rollouts: []spec.Rollout{r}, Templates: templates, Admin: "127.0.0.1:0", DataDir: t.TempDir(), Token: token,
 	})
 	if err != nil {
 		t.Fatalf("start coalmine: %v", err)

@@ -69,6 +69,9 @@
   function num(x, digits = 2) {
     if (x === null || x === undefined || Number.isNaN(x)) return '–';
     const a = Math.abs(x);
+    // JSON has no infinity: the server sends the largest float for an
+    // unbounded end (a confidence interval not bounded yet).
+    if (a >= 1e300) return x > 0 ? '∞' : '−∞';
     if (a !== 0 && (a < 0.001 || a >= 1e6)) return Number(x).toExponential(2);
     return String(+Number(x).toFixed(digits));
   }
@@ -225,6 +228,8 @@
     $('#banner').className = 'banner hidden';
   }
   function needToken(err) {
+    // The token field is shown only to a server that asks for one.
+    $('#token-form').classList.remove('hidden');
     const t = token.get();
     showBanner('auth', t
       ? `The API rejected the token (${err.message}). Enter the right token above.`
@@ -869,7 +874,8 @@
       // and its 409 reason is shown.
       const st = this.view.status;
       const canary = !!st.canaryVersion;
-      this.btn.promote.disabled = !canary;
+      // Promote refuses an aborted revision (retry, or promote in full).
+      this.btn.promote.disabled = !canary || st.aborted;
       this.btn.full.disabled = !canary; // also makes an aborted canary stable
       this.btn.abort.disabled = !canary || st.aborted;
       this.btn.pause.disabled = !canary || st.aborted;
@@ -1022,6 +1028,9 @@
   function initToken() {
     const form = $('#token-form');
     const input = $('#token');
+    // A server without a token never answers 401, so the field stays
+    // hidden there; it shows when a token is kept or one is asked for.
+    if (token.get()) form.classList.remove('hidden');
     const mark = () => {
       form.classList.toggle('set', !!token.get());
       input.placeholder = token.get() ? 'token set (hidden)' : 'not set';
