@@ -224,23 +224,7 @@ func TestDescriptorExhaustionNeverStopsTheListener(t *testing.T) {
 	}
 
 	// 300 idle connections: those over the cap are refused at once.
-	var conns []net.Conn
-	for range 300 {
-		c, err := net.Dial("tcp", s.Listen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	refused := 0
-	for _, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		b := make([]byte, 256)
-		n, _ := c.Read(b)
-		if strings.HasPrefix(string(b[:n]), "HTTP/1.1 503") && strings.Contains(string(b[:n]), "too-many-connections") {
-			refused++
-		}
-	}
+	conns, refused := openIdle(t, s.Listen, 300, 300*time.Millisecond)
 	if refused < 150 {
 		t.Errorf("%d of 300 idle connections were refused over the cap, want the cap well below 256 descriptors", refused)
 	}
@@ -336,6 +320,31 @@ func TestDescriptorExhaustionNeverStopsTheListener(t *testing.T) {
 	}
 }
 
+// openIdle opens n silent connections to addr and counts those the
+// listener refused at once (503 too-many-connections), waiting up to wait
+// on each for that answer.
+func openIdle(t *testing.T, addr string, n int, wait time.Duration) ([]net.Conn, int) {
+	t.Helper()
+	var conns []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	refused := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		b := make([]byte, 256)
+		n, _ := c.Read(b)
+		if strings.HasPrefix(string(b[:n]), "HTTP/1.1 503") && strings.Contains(string(b[:n]), "too-many-connections") {
+			refused++
+		}
+	}
+	return conns, refused
+}
+
 // tryVersion sends one plain request and returns the version that answered.
 func tryVersion(addr string) (string, error) {
 	resp, err := client.Get("http://" + addr + "/")
@@ -418,21 +427,8 @@ func TestSlowAndIdleClientsAreCut(t *testing.T) {
 	}
 
 	// Over the cap: 130 silent connections, the cap is 100.
-	var conns []net.Conn
-	for range 130 {
-		c, err := net.Dial("tcp", s.Listen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	refused := 0
+	conns, refused := openIdle(t, s.Listen, 130, 200*time.Millisecond)
 	for _, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		b := make([]byte, 64)
-		if n, _ := c.Read(b); strings.HasPrefix(string(b[:n]), "HTTP/1.1 503") {
-			refused++
-		}
 		c.Close()
 	}
 	if refused < 25 || refused > 35 {
