@@ -220,3 +220,65 @@ func TestBadUpstreamAnswerIsNotEchoed(t *testing.T) {
 		t.Fatalf("status %d body %q, want a 502 that does not quote the upstream", res.status, res.body)
 	}
 }
+
+// CheckListen accepts the rollout's own address in another spelling (its
+// own socket holds the port), and refuses an address another process
+// holds.
+func TestCheckListen(t *testing.T) {
+	stable := newBackend(t, stableVersion, nil)
+	r := rolloutSpec(t, []string{stable.url}, nil, nil)
+	g := startProxy(t, r, tableConfig(r, 0))
+	_, port, _ := net.SplitHostPort(g.addr)
+	for _, addr := range []string{g.addr, "0.0.0.0:" + port, ":" + port, "localhost:" + port} {
+		if err := g.p.CheckListen(g.name, addr); err != nil {
+			t.Errorf("CheckListen(%s) of the rollout's own port: %v", addr, err)
+		}
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if err := g.p.CheckListen(g.name, busy.Addr().String()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("CheckListen of a busy address: %v", err)
+	}
+}
+
+// Changing a listener's settings (not its address) refuses no connection:
+// the new listener serves before the old one drains.
+func TestListenerRestartRefusesNothing(t *testing.T) {
+	stable := newBackend(t, stableVersion, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(2 * time.Second)
+		}
+		_, _ = io.WriteString(w, stableVersion)
+	})
+	r := rolloutSpec(t, []string{stable.url}, nil, nil)
+	g := startProxy(t, r, tableConfig(r, 0))
+	c := newClient(4)
+	defer closeIdle(c)
+	slow := make(chan result, 1)
+	go func() { res, _ := tryGet(c, g.url+"/slow", nil); slow <- res }()
+	time.Sleep(200 * time.Millisecond) // the slow request is in flight
+	r2 := rolloutSpec(t, []string{stable.url}, nil, func(s *spec.RolloutSpec) {
+		s.Listen = g.addr
+		s.TrafficRouting.ClientLimits.MaxConnections = 500
+	})
+	start := time.Now()
+	if err := g.p.Apply(context.Background(), r2, g.table); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Apply took %v: it waited for the old listener's drain", took)
+	}
+	for i := range 20 {
+		conn, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatalf("connection %d during the restart: %v", i, err)
+		}
+		conn.Close()
+	}
+	if res := <-slow; res.status != http.StatusOK {
+		t.Errorf("the request in flight during the restart: %d", res.status)
+	}
+}

@@ -156,6 +156,12 @@ func (u *upstreamSet) inherit(old *upstreamSet) {
 func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	select {
+	case <-p.closing:
+		// A listener started now would outlive Shutdown.
+		return errors.New("the proxy is shutting down")
+	default:
+	}
 	name := r.Metadata.Name
 	rp := p.rollouts[name]
 	if rp == nil {
@@ -167,7 +173,7 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 			}
 		}
 	}
-	if rp.server == nil || upstreamsChanged(rp.spec, r.Spec) {
+	if rp.upstreams.Load() == nil || upstreamsChanged(rp.spec, r.Spec) {
 		ups, err := buildUpstreams(r, rp.stats)
 		if err != nil {
 			return err
@@ -205,7 +211,9 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 const rebindInterval = 2 * time.Second
 
 // retryListen binds rp's listener in the background until it succeeds or
-// the rollout is removed. Caller holds p.mu.
+// the rollout is removed. The bind (a DNS lookup for a host name, the
+// certificate files) happens outside p.mu, so a slow one never stalls the
+// other rollouts. Caller holds p.mu.
 func (p *Proxy) retryListen(rp *rolloutProxy) {
 	if rp.rebinding {
 		return
@@ -228,11 +236,28 @@ func (p *Proxy) retryListen(rp *rolloutProxy) {
 				p.mu.Unlock()
 				return
 			}
-			err := p.listen(rp, rp.spec)
-			rp.listenErr = err
-			if err == nil {
+			s := rp.spec
+			p.mu.Unlock()
+
+			b, err := bindListener(s)
+
+			p.mu.Lock()
+			current := p.rollouts[rp.name] == rp && rp.listenErr != nil && rp.spec.Listen == s.Listen && reflect.DeepEqual(rp.spec.TLS, s.TLS)
+			switch {
+			case !current:
+				b.close()
+				if p.rollouts[rp.name] != rp || rp.listenErr == nil {
+					rp.rebinding = false
+					p.mu.Unlock()
+					return
+				}
+			case err != nil:
+				rp.listenErr = p.listenError(rp.name, s.Listen, err)
+			default:
+				p.serve(rp, s, b)
+				rp.listenErr = nil
 				rp.rebinding = false
-				rp.log.Info("listening again", "listen", rp.spec.Listen)
+				rp.log.Info("listening again", "listen", s.Listen)
 				p.mu.Unlock()
 				return
 			}
@@ -249,7 +274,9 @@ func (p *Proxy) retryListen(rp *rolloutProxy) {
 func (p *Proxy) CheckListen(name, addr string) error {
 	p.mu.Lock()
 	rp := p.rollouts[name]
-	if rp != nil && rp.server != nil && rp.servedSpec.Listen == addr {
+	if rp != nil && rp.server != nil && (spec.ListenersClash(rp.servedSpec.Listen, addr) || spec.ListenersClash(rp.guard.Addr().String(), addr)) {
+		// Its own socket holds the port: a respelling (0.0.0.0 for
+		// 127.0.0.1) rebinds when applied, after the old one closes.
 		p.mu.Unlock()
 		return nil
 	}
@@ -412,8 +439,10 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		rps = append(rps, rp)
 	}
 	p.rollouts = map[string]*rolloutProxy{}
-	p.mu.Unlock()
+	// Closed under p.mu: Apply checks it under p.mu, and every wg.Add
+	// happens under p.mu, so nothing is added once Wait begins.
 	p.closeOnce.Do(func() { close(p.closing) })
+	p.mu.Unlock()
 	p.wg.Wait()
 	var errs []error
 	var wg sync.WaitGroup
@@ -453,37 +482,82 @@ func (rp *rolloutProxy) shutdown(ctx context.Context) error {
 	return nil
 }
 
-// listen binds the rollout's address and serves it, replacing a previous
-// listener (which is drained in the background).
-func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
-	oldServer, oldServed, oldLn := rp.server, rp.served, rp.ln
-	if oldServer != nil {
-		// The address may be the same, so the old listener must close first.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = oldServer.ShutdownWithContext(ctx)
-		cancel()
-		_ = oldLn.Close()
-		<-oldServed
-		rp.server, rp.ln, rp.guard = nil, nil, nil
+// boundListener is a listening socket and the certificate it serves, bound
+// but not served yet.
+type boundListener struct {
+	tcp  net.Listener
+	cert *tls.Certificate
+}
+
+func (b boundListener) close() {
+	if b.tcp != nil {
+		_ = b.tcp.Close()
 	}
+}
+
+// bindListener opens a rollout's listening socket and loads its
+// certificate. It takes no lock.
+func bindListener(s spec.RolloutSpec) (boundListener, error) {
 	tcp, err := net.Listen("tcp", s.Listen)
 	if err != nil {
-		if holder := p.holderOf(s.Listen, rp.name); holder != "" {
-			return fmt.Errorf("listen on %s for rollout %q: %w (rollout %q listens there)", s.Listen, rp.name, listenCause(err), holder)
-		}
-		return fmt.Errorf("listen on %s for rollout %q: %w", s.Listen, rp.name, listenCause(err))
+		return boundListener{}, err
 	}
-	maxConns := p.connectionBudget(rp.name, s.TrafficRouting.ClientLimits.MaxConnections)
-	guard := newGuardedListener(tcp, rp.stats, s.TrafficRouting.Timeouts.Idle.D(), maxConns, s.TLS != nil, rp.log)
-	var ln net.Listener = guard
+	b := boundListener{tcp: tcp}
 	if s.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
 		if err != nil {
-			ln.Close()
-			rp.server = nil
-			return fmt.Errorf("load TLS certificate for rollout %q: %w", rp.name, err)
+			tcp.Close()
+			return boundListener{}, fmt.Errorf("load TLS certificate: %w", err)
 		}
-		rp.cert.Store(&cert)
+		b.cert = &cert
+	}
+	return b, nil
+}
+
+// listenError words a bind failure, naming the rollout that holds the
+// address when one of ours does. Caller holds p.mu.
+func (p *Proxy) listenError(name, addr string, err error) error {
+	if holder := p.holderOf(addr, name); holder != "" {
+		return fmt.Errorf("listen on %s for rollout %q: %w (rollout %q listens there)", addr, name, listenCause(err), holder)
+	}
+	return fmt.Errorf("listen on %s for rollout %q: %w", addr, name, listenCause(err))
+}
+
+// listen binds the rollout's address and serves it. A previous listener
+// stops accepting at once (the address may be the same), the new one
+// serves from the next moment, and the old server's connections drain in
+// the background, outside p.mu: there is no window of refused
+// connections, and no rollout waits for another's drain. Caller holds
+// p.mu.
+func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
+	oldServer, oldServed, oldLn := rp.server, rp.served, rp.ln
+	if oldServer != nil {
+		_ = oldLn.Close()
+		rp.server, rp.ln, rp.guard = nil, nil, nil
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = oldServer.ShutdownWithContext(ctx)
+			<-oldServed
+		}()
+	}
+	b, err := bindListener(s)
+	if err != nil {
+		return p.listenError(rp.name, s.Listen, err)
+	}
+	p.serve(rp, s, b)
+	return nil
+}
+
+// serve starts serving a bound listener for rp. Caller holds p.mu.
+func (p *Proxy) serve(rp *rolloutProxy, s spec.RolloutSpec, b boundListener) {
+	maxConns := p.connectionBudget(rp.name, s.TrafficRouting.ClientLimits.MaxConnections)
+	guard := newGuardedListener(b.tcp, rp.stats, s.TrafficRouting.Timeouts.Idle.D(), maxConns, s.TLS != nil, rp.log)
+	var ln net.Listener = guard
+	if b.cert != nil {
+		rp.cert.Store(b.cert)
 		ln = tlsLineListener{tls.NewListener(ln, &tls.Config{
 			// Each handshake reads the current certificate, so a renewed
 			// one is served from the next connection on (SIGHUP).
@@ -500,7 +574,6 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 			rp.log.Error("listener stopped", "listen", s.Listen, "err", err)
 		}
 	}()
-	return nil
 }
 
 func newServer(rp *rolloutProxy, s spec.RolloutSpec, maxConns int) *fasthttp.Server {

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,9 @@ const (
 	specCollection     = "rollouts"
 	stateCollection    = "rollout-state"
 	templateCollection = "analysis-templates"
+	// probeCollection holds the record written to check the store
+	// recovered (probeStore).
+	probeCollection = "store-probe"
 )
 
 // Sources of a stored spec.
@@ -148,6 +152,22 @@ type Controller struct {
 	storeErr atomic.Pointer[error]
 }
 
+// resolveUnsaved settles an unsaved state (an abort in effect) after a
+// conflict made the entry re-read the store. When the store holds exactly
+// the state in effect, an earlier write that reported an error landed after
+// all: its events are saved, nothing is pending. Otherwise the state in
+// effect stays in effect (an abort is never undone by a stale copy) and is
+// written, with its events, at the next commit.
+func (c *Controller) resolveUnsaved(e *entry, inEffect State) {
+	stored, _ := json.Marshal(e.st)
+	mine, _ := json.Marshal(inEffect)
+	if bytes.Equal(stored, mine) {
+		e.dirty, e.unsaved, e.saveErr = false, nil, nil
+		return
+	}
+	e.st = inEffect
+}
+
 // unavailableError is a store write that failed: its message is the real
 // reason (the API passes it on, with 503), and it is model.ErrUnavailable.
 type unavailableError struct{ err error }
@@ -178,8 +198,45 @@ func (c *Controller) StoreError() error {
 	return nil
 }
 
-// saveRetry is how often a state in effect but unsaved is written again.
-const saveRetry = 5 * time.Second
+// saveRetry is how often a state in effect but unsaved is written again,
+// and how often a store that failed a write is probed; listenRecheck is
+// how often a rollout whose listener is down is looked at.
+const (
+	saveRetry     = 5 * time.Second
+	listenRecheck = 2 * time.Second
+)
+
+// probeStore writes a small record while the last store write failed, so
+// that /readyz recovers when the store does, even if no command or
+// rollout writes in the meantime.
+func (c *Controller) probeStore(ctx context.Context) {
+	t := time.NewTicker(saveRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.probeStoreOnce(ctx)
+	}
+}
+
+// probeStoreOnce tries one small write when the last one failed.
+func (c *Controller) probeStoreOnce(ctx context.Context) {
+	if c.storeErr.Load() == nil {
+		return
+	}
+	rec, err := c.cfg.Store.Get(ctx, probeCollection, "write-check")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	rec.Key, rec.Data = "write-check", []byte(c.cfg.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := c.cfg.Store.Put(ctx, probeCollection, rec); err == nil {
+		c.noteStore(nil)
+		c.log.Info("the store takes writes again")
+	}
+}
 
 // entry is one rollout.
 type entry struct {
@@ -281,6 +338,8 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); c.recordHealth(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); c.probeStore(ctx) }()
 	wg.Wait()
 }
 
@@ -315,9 +374,21 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 				c.log.Error("the state in effect is still not saved; retrying every "+saveRetry.String(), "rollout", name, "err", err)
 			}
 			e.saveErr = err
+			// The data plane follows the state in effect even unsaved
+			// (the abort may have failed to reach it the first time).
+			if serr := c.sync(ctx, e); serr != nil {
+				c.log.Error("apply the unsaved state to the data plane", "rollout", name, "err", serr)
+			}
 			c.queue.Add(name, now.Add(saveRetry))
 			return nil
 		}
+	}
+	if err := c.cfg.Router.ListenError(name); err != nil {
+		// Nothing is served, so nothing may move: no step completes and no
+		// deadline runs out on a rollout that takes no traffic. The data
+		// plane retries binding; look again shortly.
+		c.queue.Add(name, now.Add(listenRecheck))
+		return nil
 	}
 	next, fx := Next(e.st, &e.rec.Rollout.Spec, c.observe(e), now)
 	if fx.Changed {
@@ -380,7 +451,11 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 	if len(drafts) > 0 {
 		data := make([][]byte, len(drafts))
 		for i, d := range drafts {
-			events[i] = model.Event{Seq: e.lastSeq + uint64(i) + 1, Time: next.UpdatedAt.UTC(), Rollout: name, Revision: next.Revision, Type: d.Type, Message: d.Message, Details: d.Details}
+			at := next.UpdatedAt
+			if !d.Time.IsZero() {
+				at = d.Time
+			}
+			events[i] = model.Event{Seq: e.lastSeq + uint64(i) + 1, Time: at.UTC(), Rollout: name, Revision: next.Revision, Type: d.Type, Message: d.Message, Details: d.Details}
 			if events[i].Time.IsZero() {
 				events[i].Time = c.cfg.Now().UTC()
 			}
@@ -393,8 +468,12 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 	done, err := c.cfg.Store.Commit(ctx, b)
 	if errors.Is(err, store.ErrConflict) {
 		c.log.Warn("rollout changed by another writer; reading it again", "rollout", name, "err", err)
+		inEffect := e.st
 		if rerr := c.read(ctx, name, e); rerr != nil {
 			c.log.Error("re-read rollout after a conflict", "rollout", name, "err", rerr)
+		}
+		if e.dirty {
+			c.resolveUnsaved(e, inEffect)
 		}
 		return &conflictError{msg: fmt.Sprintf("rollout %q was changed by another writer meanwhile; try again", name)}
 	}

@@ -33,6 +33,7 @@ type fakeRouter struct {
 	violations []string
 	tableAt    time.Time // when the last table arrived
 	badListen  map[string]error
+	listenErr  map[string]error
 }
 
 var _ Router = (*fakeRouter)(nil)
@@ -67,7 +68,21 @@ func (f *fakeRouter) CheckListen(_, addr string) error {
 	return nil
 }
 
-func (f *fakeRouter) ListenError(string) error { return nil }
+// ListenError reports the error set with setListenError.
+func (f *fakeRouter) ListenError(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.listenErr[name]
+}
+
+func (f *fakeRouter) setListenError(name string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listenErr == nil {
+		f.listenErr = map[string]error{}
+	}
+	f.listenErr[name] = err
+}
 
 func (f *fakeRouter) SetTable(name string, t *route.Table) error {
 	f.mu.Lock()

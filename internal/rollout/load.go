@@ -39,15 +39,31 @@ func (c *Controller) applyRollout(ctx context.Context, r spec.Rollout, then func
 		}
 	}
 	// A listen address this machine cannot bind would be saved and then
-	// fail every start: refuse it now, saving nothing.
-	if err := c.cfg.Router.CheckListen(r.Metadata.Name, r.Spec.Listen); err != nil {
-		return model.View{}, spec.FieldErrors{{Path: "spec.listen", Msg: err.Error() + "; choose an address and port this machine can listen on"}}
+	// fail every start: refuse it now, saving nothing. Only a new or
+	// changed address is checked: an unchanged one that is busy for a
+	// moment must not block undo or set canary.
+	if c.listenChanged(r) {
+		if err := c.cfg.Router.CheckListen(r.Metadata.Name, r.Spec.Listen); err != nil {
+			return model.View{}, spec.FieldErrors{{Path: "spec.listen", Msg: err.Error() + "; choose an address and port this machine can listen on"}}
+		}
 	}
 	v, err := c.upsert(ctx, specRecord{Rollout: r, Source: sourceAPI}, then)
 	if err != nil {
 		return model.View{}, err
 	}
 	return v, nil
+}
+
+// listenChanged reports whether r is a new rollout or changes its listen
+// address.
+func (c *Controller) listenChanged(r spec.Rollout) bool {
+	e, err := c.entry(r.Metadata.Name)
+	if err != nil {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.removed || e.rec.Rollout.Spec.Listen != r.Spec.Listen
 }
 
 // check validates r as part of the whole configuration.

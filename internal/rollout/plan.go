@@ -100,6 +100,9 @@ func Plan(st State, sp *spec.RolloutSpec, now time.Time) (State, []EventDraft) {
 func rolledBackNote(history []RevisionRecord, canary, stable string) string {
 	for i := len(history) - 1; i >= 0; i-- {
 		h := history[i]
+		if h.Outcome == OutcomeCompleted && h.Canary != nil && h.Canary.Version == canary {
+			return "" // rolled out in full since: whatever happened before is old news
+		}
 		switch {
 		case h.Outcome == OutcomeCompleted && h.Stable.Version == canary && h.Canary != nil && stableIn(history[:i], h.Canary.Version):
 			// Revision h went back to an earlier stable: a rollback.

@@ -80,6 +80,9 @@ func (c *Controller) Abort(ctx context.Context, name string) (model.View, error)
 		if errors.Is(err, model.ErrConflict) {
 			return model.View{}, err
 		}
+		for i := range events {
+			events[i].Time = now // saved later, with the time it happened
+		}
 		e.unsaved = append(e.unsaved, events...)
 		e.st, e.dirty, e.saveErr = next, true, err
 		c.log.Error("abort is in effect but could not be saved; retrying every "+saveRetry.String(), "rollout", name, "err", err)

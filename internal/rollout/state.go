@@ -150,6 +150,10 @@ type EventDraft struct {
 	Type    string
 	Message string
 	Details map[string]any
+	// Time is when it happened; zero means the time of the state it is
+	// saved with. Events that wait to be saved (an unsaved abort) keep
+	// their own.
+	Time time.Time
 }
 
 // Event types (SPEC §6.4).

@@ -566,7 +566,7 @@ func TestListenersClash(t *testing.T) {
 		{":8080", "10.0.0.7:8080", true},
 		{"[::]:8080", "127.0.0.1:8080", true},
 		{"localhost:8080", "127.0.0.1:8080", true},
-		{"localhost:8080", "[::1]:8080", true},
+		{"localhost:8080", "[::1]:8080", false}, // Go binds localhost to 127.0.0.1 only
 		{"[::ffff:127.0.0.1]:8080", "127.0.0.1:8080", true},
 		{"LOCALHOST:8080", "localhost:8080", true},
 		{"127.0.0.1:8080", "127.0.0.2:8080", false},

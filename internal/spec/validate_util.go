@@ -305,8 +305,8 @@ func (v *validator) unique(seen nameSet, p FieldPath, what, name string) {
 // ListenersClash reports whether two listen addresses (host:port) cannot
 // both be bound on one machine: the same port, and hosts that overlap. A
 // wildcard host ("", 0.0.0.0, ::) overlaps every host; localhost overlaps
-// 127.0.0.1 and ::1; other hosts overlap when they are equal after
-// normalising IP spellings. Addresses that do not parse never clash
+// 127.0.0.1 (Go binds a "localhost" listener to its IPv4 address only);
+// other hosts overlap when they are equal after normalising IP spellings. Addresses that do not parse never clash
 // (validation reports them).
 func ListenersClash(a, b string) bool {
 	ha, pa, errA := net.SplitHostPort(a)
@@ -353,5 +353,5 @@ func isLoopbackSpelling(h string) bool {
 		return true
 	}
 	ip, err := netip.ParseAddr(h)
-	return err == nil && (ip.Unmap() == netip.MustParseAddr("127.0.0.1") || ip == netip.IPv6Loopback())
+	return err == nil && ip.Unmap() == netip.MustParseAddr("127.0.0.1")
 }

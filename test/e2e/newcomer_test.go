@@ -199,6 +199,13 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if yaml == "" || backends == "" || commands == "" {
 		t.Fatalf("README.md lacks the walkthrough's YAML, backends or commands")
 	}
+	// Build first, then pick the ports: a slow build between picking a
+	// free port and using it would leave time for another test to take it.
+	dir := t.TempDir()
+	backendBin := filepath.Join(dir, "backend")
+	if out, err := exec.Command("go", "build", "-o", backendBin, "../../bench/backend").CombinedOutput(); err != nil {
+		t.Fatalf("build bench/backend: %v\n%s", err, out)
+	}
 	ports := map[string]string{}
 	for _, p := range []string{"127.0.0.1:8080", "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003", "127.0.0.1:7070"} {
 		ports[p] = freeAddr(t)
@@ -209,14 +216,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 		}
 		return s
 	}
-	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "rollout.yaml"), subst(yaml))
 	if out, err := exec.Command("cp", binary, filepath.Join(dir, "coalmine")).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
-	}
-	backendBin := filepath.Join(dir, "backend")
-	if out, err := exec.Command("go", "build", "-o", backendBin, "../../bench/backend").CombinedOutput(); err != nil {
-		t.Fatalf("build bench/backend: %v\n%s", err, out)
 	}
 	admin := ports["127.0.0.1:7070"]
 	env := append(os.Environ(), "COALMINE_SERVER=http://"+admin)
