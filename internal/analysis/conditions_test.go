@@ -42,8 +42,8 @@ func TestMeasurementVerdict(t *testing.T) {
 		{name: "both, neither true", success: "result[0] >= 0.90", failure: "result[0] < 0.50", out: vec(0.7), want: analysis.PhaseInconclusive, metric: analysis.PhaseInconclusive,
 			message: "result [0.7] met neither successCondition result[0] >= 0.90 nor failureCondition result[0] < 0.50", counted: true},
 		// Argo "Inconclusive Runs": a metric without conditions.
-		{name: "no conditions", out: vec(1), want: analysis.PhaseInconclusive, metric: analysis.PhaseInconclusive,
-			message: "result [1]: no successCondition or failureCondition to assess it", counted: true},
+		{name: "no conditions: Successful unless it errors, as in Argo", out: vec(1), want: analysis.PhaseSuccessful, metric: analysis.PhaseSuccessful,
+			message: "result [1] (no condition: a measurement that works is Successful, as in Argo)", counted: true},
 		{name: "multi-line condition reads as one line", success: "len(result) > 0\n  && result[0] >= 0.99", out: vec(0.5), want: analysis.PhaseFailed, metric: analysis.PhaseFailed,
 			message: "result [0.5] did not satisfy len(result) > 0 && result[0] >= 0.99", counted: true},
 

@@ -30,7 +30,9 @@ type verdict struct {
 //   - only successCondition: true = Successful, false = Failed;
 //   - only failureCondition: true = Failed, false = Successful;
 //   - both: failure wins, neither true = Inconclusive;
-//   - neither (a metric that only has a judge never gets here) = Inconclusive.
+//   - neither = Successful, as in Argo: the measurement worked, which is
+//     all such a metric asks (a reachability check, say); an error is
+//     still an Error. (A metric that only has a judge never gets here.)
 //
 // A condition that cannot be evaluated is an Error, except when the value
 // is empty (null, an empty list or map): then the condition failed because
@@ -42,7 +44,7 @@ func assessConditions(m spec.Metric, value any) verdict {
 	s, f := strings.TrimSpace(m.SuccessCondition), strings.TrimSpace(m.FailureCondition)
 	shown := showValue(value)
 	if s == "" && f == "" {
-		return verdict{PhaseInconclusive, fmt.Sprintf("result %s: no successCondition or failureCondition to assess it", shown), nil}
+		return verdict{PhaseSuccessful, fmt.Sprintf("result %s (no condition: a measurement that works is Successful, as in Argo)", shown), nil}
 	}
 	var succeeded, failed bool
 	if s != "" {

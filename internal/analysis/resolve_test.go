@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -162,6 +163,8 @@ func TestResolvedMetricsRun(t *testing.T) {
 	n := 2
 	m := promMetric("success-rate", "http://p:9090", "q", nil)
 	m.Count = &n
+	every := spec.Duration(time.Minute)
+	m.Interval = &every
 	ts := []spec.AnalysisTemplate{template("t", nil, m)}
 	ts[0].SetDefaults()
 	metrics, err := analysis.Resolve(ts, refs("t"), nil, nil)
@@ -174,8 +177,8 @@ func TestResolvedMetricsRun(t *testing.T) {
 	d := newDriver(t, metrics...)
 	d.records(0, vec(0.99))
 	due, next := analysis.Due(d.run, metrics, d.now)
-	if due != nil || !next.Equal(d.now.Add(analysis.ErrorRetryInterval)) {
-		t.Errorf("count 2 without interval: due %v next %v", due, next.Sub(d.now))
+	if due != nil || !next.Equal(d.now.Add(time.Minute)) {
+		t.Errorf("count 2 every minute: due %v next %v", due, next.Sub(d.now))
 	}
 	d.records(0, vec(0.99))
 	if d.run.Phase != analysis.PhaseSuccessful {

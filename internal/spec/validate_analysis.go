@@ -56,6 +56,10 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	}
 	if m.Count != nil {
 		v.atLeast(p.Child("count"), *m.Count, 1)
+		if *m.Count > 1 && m.Interval == nil {
+			// As in Argo: several measurements need a time between them.
+			v.add(p.Child("interval"), "count %d needs an interval between the measurements, such as interval: 1m", *m.Count)
+		}
 	}
 	for _, l := range []struct {
 		name string
@@ -67,9 +71,6 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	}
 	v.oneOf(p.Child("onNoData"), "onNoData policy", m.OnNoData, OnNoDataWait, OnNoDataInconclusive, OnNoDataFail, OnNoDataPass)
 
-	if m.SuccessCondition == "" && m.FailureCondition == "" && m.Judge == nil {
-		v.add(p, "a metric needs a successCondition, a failureCondition or a judge to reach a verdict")
-	}
 	v.condition(p.Child("successCondition"), m.SuccessCondition)
 	v.condition(p.Child("failureCondition"), m.FailureCondition)
 

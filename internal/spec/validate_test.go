@@ -387,8 +387,12 @@ func TestAnalysisTemplateValidate(t *testing.T) {
 			[]string{"spec.metrics[0].provider: a provider must set exactly one of builtin, prometheus, web; this one sets none"}},
 		{"two providers", func(t *AnalysisTemplate) { t.Spec.Metrics[0].Provider.Builtin = &BuiltinProvider{} },
 			[]string{"spec.metrics[0].provider: a provider must set exactly one of builtin, prometheus, web; this one sets 2: builtin, prometheus"}},
-		{"no verdict rule", func(t *AnalysisTemplate) { t.Spec.Metrics[0].SuccessCondition = "" },
-			[]string{"spec.metrics[0]: a metric needs a successCondition, a failureCondition or a judge"}},
+		{"no condition is allowed (Successful unless it errors, as in Argo)", func(t *AnalysisTemplate) { t.Spec.Metrics[0].SuccessCondition = "" }, nil},
+		{"count without interval", func(t *AnalysisTemplate) {
+			n := 3
+			t.Spec.Metrics[0].Count = &n
+			t.Spec.Metrics[0].Interval = nil
+		}, []string{"spec.metrics[0].interval: count 3 needs an interval between the measurements"}},
 		{"condition syntax", func(t *AnalysisTemplate) { t.Spec.Metrics[0].SuccessCondition = "result[0] >=" },
 			[]string{"spec.metrics[0].successCondition: condition does not compile: unexpected token EOF (line 1, column 12 of the condition)"}},
 		{"condition unknown name", func(t *AnalysisTemplate) { t.Spec.Metrics[0].FailureCondition = "reslt > 1" },

@@ -94,7 +94,7 @@ func TestPrometheusProvider(t *testing.T) {
 		{`sum(coalmine_requests_total{rollout="shop",role="canary",code=~"5.."}) / sum(coalmine_requests_total{rollout="shop",role="canary"})`,
 			func(v []any) bool { return len(v) == 1 && math.Abs(v[0].(float64)-2.0/42) < 1e-12 }, "[0.0476…]"},
 		{`scalar(sum(coalmine_requests_total{rollout="shop",code=~"5.."}))`,
-			func(v []any) bool { return len(v) == 1 && v[0] == 2.0 }, "[2] (a scalar)"},
+			func(v []any) bool { return len(v) == 1 && v[0] == 2.0 }, "2 (a scalar: a number, as in Argo)"},
 		{`histogram_quantile(0.5, sum by (le) (coalmine_request_duration_seconds_bucket{rollout="shop",role="canary"}))`,
 			func(v []any) bool { f := v[0].(float64); return len(v) == 1 && f > 0.005 && f <= 0.025 }, "a median in (5ms, 25ms]"},
 		{`sum(coalmine_requests_total{rollout="shop"}) / 0 - sum(coalmine_requests_total{rollout="shop"}) / 0`,
@@ -106,7 +106,11 @@ func TestPrometheusProvider(t *testing.T) {
 			t.Errorf("%s: %v", tt.query, err)
 			continue
 		}
-		if v, ok := res.Value.([]any); !ok || !tt.check(v) {
+		v, ok := res.Value.([]any)
+		if f, scalar := res.Value.(float64); scalar {
+			v, ok = []any{f}, strings.HasPrefix(tt.query, "scalar(")
+		}
+		if !ok || !tt.check(v) {
 			t.Errorf("%s = %v, want %s", tt.query, res.Value, tt.want)
 		}
 	}

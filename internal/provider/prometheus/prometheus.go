@@ -11,7 +11,8 @@
 //
 // The result is the vector's sample values as []any of float64, in the
 // order the server returned them (use sort() in PromQL when the order
-// matters); a scalar is a one-element list. NaN and ±Inf are kept, for
+// matters); a scalar is a float64, as in Argo Rollouts (SPEC §5.3 said a
+// one-element list, which broke `result >= 0.95`). NaN and ±Inf are kept, for
 // conditions to test with isNaN and isInf. An empty vector is no data
 // (provider.ErrNoData). A range vector or a string is an error: conditions
 // expect numbers.
@@ -41,7 +42,8 @@ import (
 )
 
 // DefaultTimeout bounds a query whose metric sets no timeout.
-const DefaultTimeout = 10 * time.Second
+// It is Argo Rollouts' default, so templates brought over behave alike.
+const DefaultTimeout = 30 * time.Second
 
 // Config configures a Provider. The zero value is usable.
 type Config struct {
@@ -117,7 +119,7 @@ type envelope struct {
 // front of Prometheus refuses POST; the evaluation time is left to the
 // server, and the timeout is passed on so Prometheus stops evaluating when
 // we stop waiting.
-func instantQuery(ctx context.Context, client api.Client, query string, timeout time.Duration) ([]any, error) {
+func instantQuery(ctx context.Context, client api.Client, query string, timeout time.Duration) (any, error) {
 	u := client.URL("/api/v1/query", nil)
 	form := url.Values{"query": {query}, "timeout": {strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)}}
 	req, err := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(form.Encode()))
@@ -144,7 +146,7 @@ func instantQuery(ctx context.Context, client api.Client, query string, timeout 
 // decode reads an instant query's response. Prometheus answers API errors
 // (a bad query, an evaluation timeout) with 400, 422 or 503 and an error
 // envelope; anything else outside 2xx comes from something in front of it.
-func decode(code int, body []byte) ([]any, error) {
+func decode(code int, body []byte) (any, error) {
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
 	if code/100 != 2 {
@@ -171,7 +173,7 @@ func decode(code int, body []byte) ([]any, error) {
 }
 
 // values converts an instant query's result to what conditions see.
-func values(typ model.ValueType, raw json.RawMessage) ([]any, error) {
+func values(typ model.ValueType, raw json.RawMessage) (any, error) {
 	switch typ {
 	case model.ValVector:
 		var v model.Vector
@@ -194,7 +196,8 @@ func values(typ model.ValueType, raw json.RawMessage) ([]any, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, fmt.Errorf("the response's scalar is malformed: %w", err)
 		}
-		return []any{float64(s.Value)}, nil
+		// A number, as Argo gives it: `result >= 0.95` works on scalar().
+		return float64(s.Value), nil
 	case model.ValMatrix:
 		return nil, errors.New("the query returned a range vector; an instant query needs an instant vector or a scalar (wrap the range in rate(), avg_over_time() or similar)")
 	case model.ValString:

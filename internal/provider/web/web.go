@@ -104,7 +104,13 @@ func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result
 	}
 	var doc any
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return fail(fmt.Errorf("the response is not JSON (%v): %s", err, excerpt(body)))
+		if len(path.steps) == 0 {
+			// Not JSON and no path into it: the body is the result, as a
+			// string, as in Argo (its web.md: result == "I am OK").
+			// Surrounding white space (a trailing newline) is trimmed.
+			return provider.Result{Value: strings.TrimSpace(string(body))}, nil
+		}
+		return fail(fmt.Errorf("the response is not JSON (%v), so jsonPath %s cannot apply: %s", err, path, excerpt(body)))
 	}
 	v, err := path.eval(doc)
 	if err != nil {
