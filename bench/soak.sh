@@ -5,12 +5,11 @@
 # Go heap MiB, goroutines.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${SHARED:-$root/../shared}
 DURATION=${DURATION:-600}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
-go build -o "$work/backend" "$shared/bench/backend.go"
+go build -o "$work/backend" "$root/bench/backend"
 go build -o "$work/coalmine" "$root/cmd/coalmine"
 "$work/backend" -addr 127.0.0.1:9001 -version v1 &
 "$work/backend" -addr 127.0.0.1:9002 -version v2 &
