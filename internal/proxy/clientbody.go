@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -86,9 +85,8 @@ func (b *clientBody) release(req *fasthttp.Request) {
 // (nginx's "client closed request") for one that went away, 400 for a body
 // that is not valid HTTP framing (a bad chunk size, say).
 func clientFault(err error) (int, telemetry.RejectReason) {
-	var ne net.Error
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case isTimeout(err):
 		return fasthttp.StatusRequestTimeout, telemetry.RejectBodyAborted
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnReset(err):
 		return statusClientClosedRequest, telemetry.RejectBodyAborted

@@ -199,6 +199,14 @@ func dialUpstream(addr string, connect time.Duration, tlsCfg *tls.Config) (net.C
 	return tc, nil
 }
 
+// wantsNotice reports whether an answer from the endpoint is news: it has
+// not proven reachable yet, or it was announced unhealthy. With an active
+// check the check decides, never an answer. Two atomic loads, so the
+// request path can ask every time.
+func (ep *endpoint) wantsNotice() bool {
+	return !ep.checked && (!ep.up.Load() || ep.announced.Load() == announcedUnhealthy)
+}
+
 // available reports whether the endpoint may take traffic at now (unix nanos).
 func (ep *endpoint) available(now int64) bool {
 	return ep.up.Load() && ep.healthy.Load() && ep.ejectedUntil.Load() <= now

@@ -3,8 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
-	"os"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -21,7 +19,6 @@ func (rp *rolloutProxy) serverError(maxHeaderBytes int) func(*fasthttp.RequestCt
 	limit := strconv.Itoa(maxHeaderBytes)
 	return func(ctx *fasthttp.RequestCtx, err error) {
 		var small *fasthttp.ErrSmallBuffer
-		var ne net.Error
 		switch {
 		case errors.As(err, &small):
 			if lc, ok := ctx.Conn().(lineCounter); ok && lc.requestLineTooLong(maxHeaderBytes) {
@@ -31,7 +28,7 @@ func (rp *rolloutProxy) serverError(maxHeaderBytes int) func(*fasthttp.RequestCt
 			}
 			rp.reject(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, telemetry.RejectHeaderTooLarge,
 				"the request line and header fields are larger than "+limit+" bytes (trafficRouting.clientLimits.maxHeaderBytes)")
-		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()):
+		case isTimeout(err):
 			rp.reject(ctx, fasthttp.StatusRequestTimeout, telemetry.RejectHeaderTimeout,
 				"the request headers did not arrive within trafficRouting.timeouts.requestHeaders")
 		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):

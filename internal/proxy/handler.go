@@ -177,7 +177,7 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			} else {
 				rp.noteFailure(pl, ep, now)
 			}
-			if !ep.checked && (!ep.up.Load() || ep.announced.Load() == announcedUnhealthy) {
+			if ep.wantsNotice() {
 				rp.answered(pl, ep, good)
 			}
 			relay(ctx, resp, pl, ep)
@@ -231,7 +231,7 @@ func (rp *rolloutProxy) forward(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 			}
 			rp.proxyError(ctx, pl, fasthttp.StatusBadGateway, errKindConnect,
 				"cannot connect to version "+pl.version+" at "+ep.url)
-		case errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err):
+		case isTimeout(err):
 			rp.proxyError(ctx, pl, fasthttp.StatusGatewayTimeout, errKindTimeout,
 				"version "+pl.version+" at "+ep.url+" did not answer in time")
 		default:
@@ -514,8 +514,10 @@ func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// isTimeout reports a deadline that fired, however it is wrapped
+// (including fasthttp's own ErrTimeout).
 func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) {
 		return true
 	}
 	var ne net.Error

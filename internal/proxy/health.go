@@ -84,7 +84,7 @@ func (hc *healthChecker) probeUntilUp(ctx context.Context, ups *upstreamSet) {
 					return
 				}
 				if err != nil {
-					hc.announce(pl, ep, false, "cannot connect: "+describeDialError(err))
+					hc.announce(pl, ep, false, "cannot connect: "+opCause(err).Error())
 					continue
 				}
 				c.Close()
@@ -156,21 +156,11 @@ func (hc *healthChecker) probe(ctx context.Context, url string) (bool, string) {
 		if errors.As(err, &ue) && ue.Timeout() {
 			return false, fmt.Sprintf("GET %s did not answer within %s", url, hc.cfg.Timeout)
 		}
-		return false, fmt.Sprintf("GET %s: %s", url, describeDialError(err))
+		return false, fmt.Sprintf("GET %s: %s", url, opCause(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return resp.StatusCode >= 200 && resp.StatusCode < 400, fmt.Sprintf("GET %s answered %s", url, resp.Status)
-}
-
-// describeDialError shortens a connection error to what an operator needs:
-// "connection refused", "i/o timeout", "no such host".
-func describeDialError(err error) string {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return op.Err.Error()
-	}
-	return err.Error()
 }
 
 func (hc *healthChecker) stop() {

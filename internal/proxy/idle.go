@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"errors"
 	"net"
-	"os"
 	"time"
 )
 
@@ -62,7 +60,7 @@ func idleRead(c net.Conn, t *idleTimer, p []byte) (int, error) {
 			t.last = nowNano()
 			return n, err
 		}
-		if err != nil && isDeadline(err) && t.extend(nowNano(), c.SetReadDeadline) {
+		if err != nil && isTimeout(err) && t.extend(nowNano(), c.SetReadDeadline) {
 			continue
 		}
 		return n, err
@@ -86,19 +84,11 @@ func idleWrite(c net.Conn, t *idleTimer, p []byte) (int, error) {
 			t.last = nowNano()
 		}
 		if err != nil {
-			if !t.strict && isDeadline(err) && (n > 0 || t.extend(nowNano(), c.SetWriteDeadline)) {
+			if !t.strict && isTimeout(err) && (n > 0 || t.extend(nowNano(), c.SetWriteDeadline)) {
 				continue
 			}
 			return written, err
 		}
 	}
 	return written, nil
-}
-
-func isDeadline(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -160,7 +160,8 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	} else {
 		n, err = c.Conn.Read(p)
 	}
-	if c.countLines && n > 0 {
+	// Only header bytes need counting; a body is read in body-idle mode.
+	if c.countLines && !c.bodyIdle && n > 0 {
 		if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
 			c.lineRun = n - 1 - i
 		} else {

@@ -287,14 +287,16 @@ func (p *Proxy) CheckListen(name, addr string) error {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", addr, listenCause(err))
+		return fmt.Errorf("cannot listen on %s: %w", addr, opCause(err))
 	}
 	return ln.Close()
 }
 
-// listenCause strips net.Listen's "listen tcp ADDR:" prefix, which the
-// messages above already say.
-func listenCause(err error) error {
+// opCause strips a net.OpError's "listen tcp ADDR:" or "dial tcp ADDR:"
+// prefix, which coalmine's messages already say: what is left is what an
+// operator needs ("bind: address already in use", "connect: connection
+// refused").
+func opCause(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {
 		return op.Err
@@ -518,9 +520,9 @@ func bindListener(s spec.RolloutSpec) (boundListener, error) {
 // address when one of ours does. Caller holds p.mu.
 func (p *Proxy) listenError(name, addr string, err error) error {
 	if holder := p.holderOf(addr, name); holder != "" {
-		return fmt.Errorf("listen on %s for rollout %q: %w (rollout %q listens there)", addr, name, listenCause(err), holder)
+		return fmt.Errorf("listen on %s for rollout %q: %w (rollout %q listens there)", addr, name, opCause(err), holder)
 	}
-	return fmt.Errorf("listen on %s for rollout %q: %w", addr, name, listenCause(err))
+	return fmt.Errorf("listen on %s for rollout %q: %w", addr, name, opCause(err))
 }
 
 // listen binds the rollout's address and serves it. A previous listener

@@ -53,7 +53,7 @@ func (rp *rolloutProxy) upgrade(ctx *fasthttp.RequestCtx, pl *pool, ups *upstrea
 		return
 	}
 	pl.stats.Observe(resp.StatusCode(), time.Since(start))
-	if !ep.checked && (!ep.up.Load() || ep.announced.Load() == announcedUnhealthy) {
+	if ep.wantsNotice() {
 		rp.answered(pl, ep, resp.StatusCode() < 500)
 	}
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {

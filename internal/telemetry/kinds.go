@@ -136,10 +136,19 @@ func RejectReasons() []RejectReason {
 const numRejectReasons = 7
 
 func (r RejectReason) index() int {
-	for i, k := range RejectReasons() {
-		if k == r {
-			return i
-		}
+	switch r {
+	case RejectBadRequest:
+		return 0
+	case RejectHeaderTimeout:
+		return 1
+	case RejectURITooLong:
+		return 2
+	case RejectHeaderTooLarge:
+		return 3
+	case RejectBodyAborted:
+		return 4
+	case RejectTooManyConnections:
+		return 5
 	}
 	return numRejectReasons - 1
 }

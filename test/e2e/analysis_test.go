@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,11 +18,7 @@ import (
 // (base × 0.5..1.5), like a real service with a bad or a good release.
 func startServiceBackend(t *testing.T, version string, errorRate float64, latency time.Duration) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
 			io.WriteString(w, "ok")
 			return
@@ -37,10 +32,7 @@ func startServiceBackend(t *testing.T, version string, errorRate float64, latenc
 			return
 		}
 		io.WriteString(w, version)
-	})}
-	go srv.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // load sends rps requests per second from 10,000 users until ctx ends.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,11 +20,7 @@ import (
 //   - count above 1 without an interval is refused by lint.
 func TestArgoShapedAnalysis(t *testing.T) {
 	prom := startPrometheusScraping(t, "127.0.0.1:1") // nothing to scrape: scalar() needs no data
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	webURL := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/status":
 			w.Header().Set("Content-Type", "text/plain")
@@ -34,10 +29,7 @@ func TestArgoShapedAnalysis(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"data": {"ok": true}}`) //nolint:errcheck
 		}
-	})}
-	go web.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { web.Close() })
-	webURL := "http://" + ln.Addr().String()
+	})
 
 	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
 	stub := &backend{URL: stable.URL}

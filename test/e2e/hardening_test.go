@@ -228,11 +228,9 @@ func TestDescriptorExhaustionNeverStopsTheListener(t *testing.T) {
 	if refused < 150 {
 		t.Errorf("%d of 300 idle connections were refused over the cap, want the cap well below 256 descriptors", refused)
 	}
-	resp, err := client.Get(s.Admin + "/readyz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/readyz with the listener full: %v %v", resp, err)
+	if code, body := s.readyz(); code != 200 {
+		t.Fatalf("/readyz with the listener full: %d %s", code, body)
 	}
-	resp.Body.Close()
 	for _, c := range conns {
 		c.Close()
 	}
@@ -305,12 +303,8 @@ func TestDescriptorExhaustionNeverStopsTheListener(t *testing.T) {
 		t.Fatalf("the queued user got %q, %v once descriptors came back", line, err)
 	}
 	eventually(t, 10*time.Second, "/readyz ok again", func() bool {
-		resp, err := client.Get(s.Admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		code, _ := s.readyz()
+		return code == 200
 	})
 	if v := metricValue(metrics(t, s), `coalmine_listener_accept_errors_total{rollout="shop"}`); v <= 0 {
 		t.Errorf("coalmine_listener_accept_errors_total = %v, want the failed accepts counted", v)
@@ -449,11 +443,7 @@ func TestSlowAndIdleClientsAreCut(t *testing.T) {
 // A stream that keeps flowing outlives it; one that stalls is cut after the
 // idle timeout.
 func TestStreamsOutliveTheResponseTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		f := w.(http.Flusher)
 		w.Header().Set("Content-Type", "text/event-stream")
 		switch r.URL.Path {
@@ -473,10 +463,7 @@ func TestStreamsOutliveTheResponseTimeout(t *testing.T) {
 		default:
 			io.WriteString(w, "v1") //nolint:errcheck
 		}
-	})}
-	go srv.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { srv.Close() })
-	url := "http://" + ln.Addr().String()
+	})
 	s := newHardenedServer(t, url, url, `  trafficRouting:
     timeouts: {response: 1s, idle: 2s}`)
 
@@ -510,20 +497,13 @@ func TestStreamsOutliveTheResponseTimeout(t *testing.T) {
 // most services.
 func backendWithoutHealth(t *testing.T, version string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
 			http.NotFound(w, r)
 			return
 		}
 		io.WriteString(w, version) //nolint:errcheck
-	})}
-	go srv.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // Issue 9, item 5: health checks are opt-in. A service without /health

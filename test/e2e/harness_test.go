@@ -97,6 +97,32 @@ func (b *backend) setDelay(d time.Duration) {
 	b.mu.Unlock()
 }
 
+// serveHTTP runs h on a free loopback port until the test ends and returns
+// its base URL.
+func serveHTTP(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// readyz returns the server's /readyz status and body (0 when it does not
+// answer).
+func (s *server) readyz() (int, string) {
+	resp, err := client.Get(s.Admin + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

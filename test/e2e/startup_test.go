@@ -127,14 +127,8 @@ spec:
 	if v, err := tryVersion(s.Listen); err != nil || v != "v1" {
 		t.Fatalf("the rollout that could bind does not serve: %q %v", v, err)
 	}
-	resp, err := client.Get(s.Admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 503 || !strings.Contains(string(body), `rollout \"blocked\"`) || !strings.Contains(string(body), "address already in use") {
-		t.Fatalf("/readyz = %d %s, want 503 naming the blocked rollout", resp.StatusCode, body)
+	if code, body := s.readyz(); code != 503 || !strings.Contains(body, `rollout \"blocked\"`) || !strings.Contains(body, "address already in use") {
+		t.Fatalf("/readyz = %d %s, want 503 naming the blocked rollout", code, body)
 	}
 	out := s.mustCLI("get", "rollout", "blocked")
 	if !strings.Contains(out, "NOT LISTENING") || !strings.Contains(out, "address already in use") {
@@ -146,12 +140,8 @@ spec:
 		return err == nil && v == "v1"
 	})
 	eventually(t, 5*time.Second, "/readyz ok", func() bool {
-		resp, err := client.Get(s.Admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		code, _ := s.readyz()
+		return code == 200
 	})
 }
 
@@ -244,14 +234,8 @@ func TestAbortWorksOnAFullDisk(t *testing.T) {
 			t.Fatalf("after abort user u%d is still on %s", i, v)
 		}
 	}
-	resp, err := client.Get(s.Admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 503 || !strings.Contains(string(body), "store cannot write") {
-		t.Fatalf("/readyz = %d %s, want 503 reporting the store", resp.StatusCode, body)
+	if code, body := s.readyz(); code != 503 || !strings.Contains(body, "store cannot write") {
+		t.Fatalf("/readyz = %d %s, want 503 reporting the store", code, body)
 	}
 	// Another command fails with the real reason.
 	out, code = s.cli("retry", "shop")
