@@ -7,8 +7,8 @@
 //
 // Decisions beyond the spec, each to keep a mistake from passing silently:
 //   - values are checked against the Go types before decoding, more strictly
-//     than yaml.v3: a quoted "5" is not a number, yes/no are not booleans, a
-//     bare 10 is not a duration;
+//     than yaml.v3: a quoted "5" is not a number, yes/no are not booleans
+//     (a bare 10 is a duration of ten seconds, as Argo Rollouts reads it);
 //   - an explicit zero or empty value in a field whose zero means "use the
 //     default" is an error instead of being replaced by the default;
 //   - an AnalysisTemplate argument without a default must be passed by every

@@ -252,11 +252,11 @@ kind: Rollout
 metadata: {name: r}
 spec:
   listen: :8080
-  progressDeadline: 10
+  progressDeadline: 10 min
   stable: {version: v1, endpoints: ["http://127.0.0.1:9001"]}
   strategy: {canary: {steps: [{setWeight: ten}, {setWeight: 101}]}}
 `))
-	want := `r.yaml:6:21: spec.progressDeadline: invalid duration "10": use a number with a unit, such as 500ms, 30s, 5m or 1h
+	want := `r.yaml:6:21: spec.progressDeadline: invalid duration "10 min": use a number with a unit, such as 500ms, 30s, 5m or 1h, or whole seconds
 r.yaml:8:43: spec.strategy.canary.steps[0].setWeight: expected a number, got the string "ten"
 r.yaml:8:61: spec.strategy.canary.steps[1].setWeight: weight 101% is out of range: it must be between 0 and 100`
 	if err == nil || err.Error() != want {

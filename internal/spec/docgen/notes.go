@@ -192,7 +192,7 @@ accepts.
 How to read the tables:
 
 - **field**: the path in the document. ` + "`[]`" + ` is any item of a list, ` + "`[NAME]`" + ` any key of a map.
-- **type**: ` + "`duration`" + ` is a string with a unit (` + "`500ms`, `30s`, `5m`, `1h`" + `); a bare number is rejected.
+- **type**: ` + "`duration`" + ` is a string with a unit (` + "`500ms`, `30s`, `5m`, `1h`" + `), or a whole number of seconds as in Argo Rollouts (` + "`10`" + ` is ` + "`10s`" + `).
   Where the accepted values are few, they are listed.
 - **default**: what coalmine uses when the field is left out. **required**: leaving it out (of
   its enclosing object, when that object is given) is a validation error. —: optional, no default.
