@@ -22,7 +22,12 @@ a server. Every problem is printed on its own line as file:line:column, the
 field path and what to do. Secret references ({env: NAME}, {file: PATH}) are
 resolved, so a missing variable is reported too.
 
-Exit status: 0 when every document is valid, 2 otherwise.`,
+Warnings ("file:line:col: warning: ...") name what loads but may not do
+what you expect, most often in a file written for Argo Rollouts: Kubernetes
+metadata that is ignored, an argument no template declares, a default that
+differs from Argo's. They do not change the exit status.
+
+Exit status: 0 when every document is valid (warnings or not), 2 otherwise.`,
 		Example: `  coalmine lint -f rollout.yaml
   coalmine lint -f deploy/ -f templates/golden-signals.yaml`,
 		Args: cobra.NoArgs,
@@ -30,7 +35,11 @@ Exit status: 0 when every document is valid, 2 otherwise.`,
 			if len(files) == 0 {
 				return usageErr(fmt.Errorf("lint needs at least one -f PATH (a YAML file or a directory of them)"))
 			}
-			if err := config.Lint(files, os.LookupEnv, os.ReadFile); err != nil {
+			warnings, err := config.Lint(files, os.LookupEnv, os.ReadFile)
+			if len(warnings) > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), warnings.Warnings())
+			}
+			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return cli.Exit(cli.ExitUsage, errors.New("configuration is invalid"))
 			}

@@ -137,6 +137,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		fmt.Fprintln(stderr, err)
 		return cli.Exit(cli.ExitUsage, errors.New("configuration is invalid; nothing was started"))
 	}
+	logWarnings(logger, bundle.Warnings)
 	token, err := readToken(o.tokenFile)
 	if err != nil {
 		return err
@@ -191,6 +192,14 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	}
 }
 
+// logWarnings logs what lint would warn about, one line each, so a
+// difference from Argo's behaviour is visible where serve runs too.
+func logWarnings(logger *slog.Logger, warnings config.Errors) {
+	for _, w := range warnings {
+		logger.Warn("configuration warning", "at", w.Warning())
+	}
+}
+
 // reload re-reads the -f files; an invalid configuration is rejected and
 // the running one stays.
 func reload(ctx context.Context, logger *slog.Logger, a *app.App, files []string) {
@@ -203,6 +212,7 @@ func reload(ctx context.Context, logger *slog.Logger, a *app.App, files []string
 		logger.Error("reload failed", "err", err)
 		return
 	}
+	logWarnings(logger, b.Warnings)
 	logger.Info("configuration reloaded", "rollouts", len(b.Rollouts))
 }
 

@@ -81,6 +81,9 @@ func (o *clientOptions) apply(ctx context.Context, c *client.Client, files []str
 		}
 		return o.explain(err)
 	}
+	if len(b.Warnings) > 0 {
+		fmt.Fprintln(stderr, b.Warnings.Warnings())
+	}
 
 	applied := 0
 	failed := func(kind, name string, err error) error {

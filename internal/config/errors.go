@@ -40,6 +40,30 @@ func (e Error) Error() string {
 	return b.String()
 }
 
+// Warning formats e as a warning: "file:line:col: warning: path: message".
+func (e Error) Warning() string {
+	w := e
+	w.Path = ""
+	w.Msg = "warning: " + joinPath(e.Path, e.Msg)
+	return w.Error()
+}
+
+func joinPath(path, msg string) string {
+	if path == "" {
+		return msg
+	}
+	return path + ": " + msg
+}
+
+// Warnings formats every warning, one per line.
+func (es Errors) Warnings() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Warning()
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Errors is every problem found, in file order and then by position. Its
 // Error is one line per problem.
 type Errors []Error

@@ -44,6 +44,11 @@ type Bundle struct {
 	Templates []spec.AnalysisTemplate
 	// Secrets holds the values of every SecretRef after ResolveSecrets.
 	Secrets Secrets
+	// Warnings are things that load but may not do what the author
+	// expects, mostly an Argo Rollouts user's: Kubernetes metadata ignored,
+	// arguments no template declares, defaults that differ from Argo's.
+	// `coalmine lint` prints them, serve logs them, apply shows them.
+	Warnings Errors
 
 	docs        map[docKey]*document // first document of each kind and name
 	rolloutDocs []*document          // parallel to Rollouts as loaded
@@ -90,6 +95,10 @@ type document struct {
 	ix       *nodeIndex
 	rollout  *spec.Rollout
 	template *spec.AnalysisTemplate
+	// argo says the document was written for Argo Rollouts (its apiVersion
+	// or one of its shapes), so differing defaults are worth a warning.
+	argo     bool
+	warnings Errors
 }
 
 func (d *document) errorAt(p spec.FieldPath, format string, args ...any) Error {
@@ -126,6 +135,7 @@ func Load(paths ...string) (*Bundle, error) {
 func Parse(name string, data []byte) (*Bundle, error) {
 	docs, errs := parseFile(name, data)
 	b, more := assemble(docs)
+	b.Warnings = b.Warnings.sorted()
 	errs = append(errs, more...).sorted()
 	if len(errs) > 0 {
 		return nil, errs
@@ -137,10 +147,11 @@ func Parse(name string, data []byte) (*Bundle, error) {
 // problems of both in one list, so `coalmine lint` shows a missing
 // environment variable alongside a typo instead of one run later. It
 // resolves secrets only to check them; nothing is returned or printed.
-func Lint(paths []string, env func(string) (string, bool), readFile func(string) ([]byte, error)) error {
+// Warnings are returned apart: they never make a file invalid.
+func Lint(paths []string, env func(string) (string, bool), readFile func(string) ([]byte, error)) (warnings Errors, err error) {
 	b, errs := load(paths)
 	errs = append(errs, resolveSecrets(b, env, readFile)...)
-	return errs.sorted().err()
+	return b.Warnings.sorted(), errs.sorted().err()
 }
 
 func load(paths []string) (*Bundle, Errors) {
@@ -160,6 +171,7 @@ func load(paths []string) (*Bundle, Errors) {
 		errs = append(errs, e...)
 	}
 	b, e := assemble(docs)
+	b.Warnings = b.Warnings.sorted()
 	return b, append(errs, e...).sorted()
 }
 
@@ -297,6 +309,11 @@ func parseDocument(file string, doc *yaml.Node) (*document, Errors) {
 		return nil, Errors{{File: file, Line: root.Line, Column: root.Column,
 			Msg: "a document must be a mapping with apiVersion, kind, metadata and spec; this one is " + describeNode(root, false)}}
 	}
+	var d = &document{file: file, ix: newNodeIndex(root)}
+	argoErrs, fatal := d.normalizeArgo(root)
+	if fatal {
+		return nil, argoErrs
+	}
 	kindNode := lookup(root, "kind")
 	allowed := strings.Join(kinds, " or ")
 	if kindNode == nil || isNull(kindNode) {
@@ -304,7 +321,6 @@ func parseDocument(file string, doc *yaml.Node) (*document, Errors) {
 			Msg: "kind is missing: use " + allowed}}
 	}
 	var obj object
-	var d = &document{file: file, ix: newNodeIndex(root)}
 	switch {
 	case kindNode.Kind == yaml.ScalarNode && kindNode.Value == spec.KindRollout:
 		d.rollout = new(spec.Rollout)
@@ -328,7 +344,7 @@ func parseDocument(file string, doc *yaml.Node) (*document, Errors) {
 	t := reflect.TypeOf(obj).Elem()
 	w := newWalker(file, d.ix)
 	w.walk(root, nil, t, "")
-	errs := w.errs
+	errs := append(argoErrs, w.errs...)
 	if w.tooBig {
 		return nil, errs
 	}
@@ -420,6 +436,7 @@ func assemble(docs []*document) (*Bundle, Errors) {
 	var listeners []*document
 	templates := map[string]*spec.AnalysisTemplate{}
 	for _, d := range docs {
+		b.Warnings = append(b.Warnings, d.warnings...)
 		if d.name != "" {
 			k := docKey{d.kind, d.name}
 			if first, ok := b.docs[k]; ok {

@@ -149,7 +149,7 @@ func TestLint(t *testing.T) {
 	// Lint reports load errors and secret errors of valid documents in one
 	// list; the documents of the invalid file still have their secrets
 	// checked.
-	err := Lint([]string{"testdata/config/valid-full.yaml", "testdata/config/invalid-notifications.yaml"},
+	_, err := Lint([]string{"testdata/config/valid-full.yaml", "testdata/config/invalid-notifications.yaml"},
 		fakeEnv(map[string]string{"SLACK_WEBHOOK_URL": "https://hooks.slack.example/x"}), fakeFiles(nil))
 	var errs Errors
 	if !errors.As(err, &errs) {
@@ -170,7 +170,7 @@ func TestLint(t *testing.T) {
 	if !sawPD || !sawInvalid {
 		t.Errorf("Lint missed a problem (pagerduty %v, invalid %v):\n%v", sawPD, sawInvalid, err)
 	}
-	if err := Lint([]string{"testdata/config/valid-minimal.yaml"}, fakeEnv(nil), fakeFiles(nil)); err != nil {
+	if _, err := Lint([]string{"testdata/config/valid-minimal.yaml"}, fakeEnv(nil), fakeFiles(nil)); err != nil {
 		t.Errorf("Lint(valid-minimal) = %v", err)
 	}
 }

@@ -55,8 +55,12 @@ func examples(t *testing.T) []string {
 func TestEveryExampleLints(t *testing.T) {
 	for _, f := range examples(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			if err := config.Lint([]string{f}, lookupEnv, readFile); err != nil {
+			warnings, err := config.Lint([]string{f}, lookupEnv, readFile)
+			if err != nil {
 				t.Errorf("coalmine lint -f %s fails:\n%v", f, err)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("coalmine lint -f %s warns; an example should not:\n%s", f, warnings.Warnings())
 			}
 		})
 	}
@@ -66,7 +70,7 @@ func TestEveryExampleLints(t *testing.T) {
 // addresses and template names do not collide, so `coalmine serve -f
 // examples/` works too.
 func TestExamplesLintTogether(t *testing.T) {
-	if err := config.Lint([]string{dir}, lookupEnv, readFile); err != nil {
+	if _, err := config.Lint([]string{dir}, lookupEnv, readFile); err != nil {
 		t.Errorf("coalmine lint -f examples/ fails:\n%v", err)
 	}
 }
@@ -97,7 +101,7 @@ func TestExamplesSayWhatTheyShow(t *testing.T) {
 // environment variable, the example that needs it fails to lint, so the
 // other tests really check secret references.
 func TestLintReportsAMissingSecret(t *testing.T) {
-	err := config.Lint([]string{filepath.Join(dir, "slack-pagerduty.yaml")},
+	_, err := config.Lint([]string{filepath.Join(dir, "slack-pagerduty.yaml")},
 		func(string) (string, bool) { return "", false }, readFile)
 	if err == nil || !strings.Contains(err.Error(), "SLACK_WEBHOOK_URL") {
 		t.Fatalf("lint without SLACK_WEBHOOK_URL: got %v, want an error naming it", err)

@@ -1,0 +1,108 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const argoTemplates = `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: success-rate
+  namespace: payments
+  labels: {team: payments}
+spec:
+  args: [{name: service-name}]
+  metrics:
+  - name: success-rate
+    interval: 30
+    successCondition: result >= 0.95
+    provider:
+      prometheus:
+        address: http://prometheus.example:9090
+        timeout: 40
+        headers:
+        - key: X-Scope-OrgID
+          value: tenant-a
+        query: sum(rate(x{service="{{args.service-name}}"}[1m]))
+---
+apiVersion: argoproj.io/v1alpha1
+kind: ClusterAnalysisTemplate
+metadata: {name: web-check}
+spec:
+  metrics:
+  - name: web
+    provider:
+      web:
+        url: http://status.example/health
+        headers: [{key: Authorization, value: Bearer x}, {key: Accept, value: application/json}]
+        jsonPath: "{$.ok}"
+`
+
+func TestArgoShapedTemplates(t *testing.T) {
+	b, err := Parse("argo.yaml", []byte(argoTemplates))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, ok := b.Template("success-rate")
+	if !ok {
+		t.Fatal("success-rate not loaded")
+	}
+	m := sr.Spec.Metrics[0]
+	if m.Interval.String() != "30s" || m.Provider.Prometheus.Timeout.String() != "40s" {
+		t.Errorf("interval %v timeout %v, want 30s and 40s", m.Interval, m.Provider.Prometheus.Timeout)
+	}
+	if got := m.Provider.Prometheus.Headers["X-Scope-OrgID"]; got != "tenant-a" {
+		t.Errorf("header list not read: %v", m.Provider.Prometheus.Headers)
+	}
+	wc, ok := b.Template("web-check")
+	if !ok || wc.Kind != "AnalysisTemplate" || wc.APIVersion != "coalmine.dev/v1alpha1" {
+		t.Fatalf("ClusterAnalysisTemplate not read as an AnalysisTemplate: %+v", wc)
+	}
+	if h := wc.Spec.Metrics[0].Provider.Web.Headers; len(h) != 2 || h["Accept"] != "application/json" {
+		t.Errorf("web headers = %v", h)
+	}
+	want := []string{
+		"argo.yaml:5:3: warning: metadata.namespace: Kubernetes metadata ignored (namespace, labels)",
+		"argo.yaml:23:7: warning: kind: ClusterAnalysisTemplate is read as an AnalysisTemplate",
+	}
+	got := strings.Split(b.Warnings.Warnings(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("warnings:\n%s\nwant %d", b.Warnings.Warnings(), len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("warning %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestArgoShapeErrors(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"argo rollout", "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec: {replicas: 3}\n",
+			"x.yaml:1:13: apiVersion: an Argo Rollout does not port as it is"},
+		{"header without value", tplWithHeaders("[{key: A}]"), `x.yaml:8:23: spec.metrics[0].provider.web.headers[0].value: header "A" needs value`},
+		{"header extra field", tplWithHeaders("[{key: A, value: b, valueFrom: c}]"), `x.yaml:8:42: spec.metrics[0].provider.web.headers[0].valueFrom: a header list entry has only key and value`},
+		{"header not a mapping", tplWithHeaders("[A]"), `x.yaml:8:23: spec.metrics[0].provider.web.headers[0]: a header is {key: NAME, value: VALUE}`},
+		{"duplicate header", tplWithHeaders("[{key: A, value: b}, {key: A, value: c}]"), `x.yaml:8:49: spec.metrics[0].provider.web.headers[A]: duplicate key "A"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func tplWithHeaders(h string) string {
+	return `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  metrics:
+  - name: m
+    provider:
+      web: {headers: ` + h + `, url: "http://x.example/", jsonPath: "{$.ok}"}
+`
+}
