@@ -1,10 +1,12 @@
 package analysis
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -27,26 +29,46 @@ func Vars(rollout, canaryVersion, stableVersion string) map[string]string {
 // allowed, as in Argo's `{{ args.name }}`.
 var placeholder = regexp.MustCompile(`\{\{\s*(.*?)\s*\}\}`)
 
-// Resolve builds the metrics of a run from the referenced templates
+// Resolution is what a run measures: its metrics with every placeholder
+// filled, except the secret arguments, which stay as {{secret.NAME}} until
+// a measurement runs (RevealSecrets) so that their values are never stored
+// with the run or shown in its status.
+type Resolution struct {
+	Metrics []spec.Metric
+	// Secrets says where each {{secret.NAME}} is read from.
+	Secrets map[string]spec.ArgValueFrom
+}
+
+// Resolve is ResolveRun's metrics, for callers that use no secret
+// arguments.
+func Resolve(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []spec.Arg, vars map[string]string) ([]spec.Metric, error) {
+	r, err := ResolveRun(templates, refs, args, vars)
+	return r.Metrics, err
+}
+
+// ResolveRun builds the metrics of a run from the referenced templates
 // (refs, in order, looked up in templates by name): their metrics merged,
 // and {{args.NAME}} and the keys of vars ({{rollout.name}},
 // {{rollout.canary.version}}, {{rollout.stable.version}}) substituted into
 // every string of the providers (prometheus address, query and header
 // values; web url, body, header values and jsonPath). An argument's value
-// is the one given in args, else its template default.
+// is the one given in args, else its template default; either may be a
+// valueFrom: the rollout's name (fieldRef metadata.name), a version
+// (podTemplateHashValue Stable or Latest) or a secret. A literal value may
+// itself use {{rollout.*}}, as `value: "{{rollout.canary.version}}"`.
 //
 // Like Argo, it refuses a metric name defined twice and a declared argument
-// left without a value. It also refuses, as the loader does, an argument
-// that no template declares, and two templates declaring different
-// defaults for one argument the rollout does not set (Argo refuses that
+// left without a value, and ignores an argument that no template declares
+// (the loader warns about it). Two templates declaring different defaults
+// for one argument the rollout does not set are refused (Argo refuses that
 // even when the rollout sets it; coalmine lets the given value decide).
 // Every placeholder that cannot be filled is named in the error with its
 // field, so a typo never becomes a query for the literal "{{args.servce}}".
-// Substitution is one pass: a value that contains "{{" is not expanded.
+// Substitution is one pass: a value that contains "{{args." is not expanded.
 // The templates are not modified.
-func Resolve(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []spec.Arg, vars map[string]string) ([]spec.Metric, error) {
+func ResolveRun(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []spec.Arg, vars map[string]string) (Resolution, error) {
 	if len(refs) == 0 {
-		return nil, fmt.Errorf("resolve analysis: no templates referenced")
+		return Resolution{}, fmt.Errorf("resolve analysis: no templates referenced")
 	}
 	byName := map[string]*spec.AnalysisTemplate{}
 	for i := range templates {
@@ -54,81 +76,185 @@ func Resolve(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []
 	}
 
 	type argDecl struct {
-		def      *string
+		def      *argValue
 		template string
 		conflict string
 	}
 	declared := map[string]*argDecl{}
 	var metrics []spec.Metric
 	definedBy := map[string]string{}
-	var names []string
 	for _, ref := range refs {
 		t, ok := byName[ref.TemplateName]
 		if !ok {
-			return nil, fmt.Errorf("resolve analysis: AnalysisTemplate %q not found", ref.TemplateName)
+			return Resolution{}, fmt.Errorf("resolve analysis: AnalysisTemplate %q not found", ref.TemplateName)
 		}
-		names = append(names, fmt.Sprintf("%q", ref.TemplateName))
 		for _, a := range t.Spec.Args {
+			def := templateDefault(a)
 			d, seen := declared[a.Name]
 			if !seen {
-				declared[a.Name] = &argDecl{def: a.Value, template: t.Metadata.Name}
+				declared[a.Name] = &argDecl{def: def, template: t.Metadata.Name}
 				continue
 			}
 			switch {
 			case d.def == nil:
-				d.def, d.template = a.Value, t.Metadata.Name
-			case a.Value != nil && *a.Value != *d.def && d.conflict == "":
-				d.conflict = fmt.Sprintf("AnalysisTemplates %q and %q give argument %q different defaults (%q and %q): set it in the rollout's args",
-					d.template, t.Metadata.Name, a.Name, *d.def, *a.Value)
+				d.def, d.template = def, t.Metadata.Name
+			case def != nil && *def != *d.def && d.conflict == "":
+				d.conflict = fmt.Sprintf("AnalysisTemplates %q and %q give argument %q different defaults (%s and %s): set it in the rollout's args",
+					d.template, t.Metadata.Name, a.Name, d.def, def)
 			}
 		}
 		for _, m := range t.Spec.Metrics {
 			if prev, dup := definedBy[m.Name]; dup {
-				return nil, fmt.Errorf("resolve analysis: metric %q is defined by AnalysisTemplate %q and by %q; metric names must be unique within a run", m.Name, prev, t.Metadata.Name)
+				return Resolution{}, fmt.Errorf("resolve analysis: metric %q is defined by AnalysisTemplate %q and by %q; metric names must be unique within a run", m.Name, prev, t.Metadata.Name)
 			}
 			definedBy[m.Name] = t.Metadata.Name
 			metrics = append(metrics, m)
 		}
 	}
 
-	values := map[string]string{}
+	given := map[string]argValue{}
 	for _, a := range args {
 		if _, ok := declared[a.Name]; !ok {
-			return nil, fmt.Errorf("resolve analysis: argument %q is not declared by AnalysisTemplate %s", a.Name, strings.Join(names, ", "))
+			continue // as in Argo; the loader warns
 		}
-		if _, dup := values[a.Name]; dup {
-			return nil, fmt.Errorf("resolve analysis: argument %q is given twice", a.Name)
+		if _, dup := given[a.Name]; dup {
+			return Resolution{}, fmt.Errorf("resolve analysis: argument %q is given twice", a.Name)
 		}
-		values[a.Name] = a.Value
+		given[a.Name] = argValue{literal: a.Value, from: a.ValueFrom}
 	}
 	for _, name := range slices.Sorted(maps.Keys(declared)) {
-		if _, given := values[name]; given {
+		if _, ok := given[name]; ok {
 			continue
 		}
 		d := declared[name]
 		switch {
 		case d.conflict != "":
-			return nil, fmt.Errorf("resolve analysis: %s", d.conflict)
+			return Resolution{}, fmt.Errorf("resolve analysis: %s", d.conflict)
 		case d.def == nil:
-			return nil, fmt.Errorf("resolve analysis: AnalysisTemplate %q needs argument %q: add {name: %s, value: ...} to args", d.template, name, name)
+			return Resolution{}, fmt.Errorf("resolve analysis: AnalysisTemplate %q needs argument %q: add {name: %s, value: ...} to args", d.template, name, name)
 		}
-		values[name] = *d.def
+		given[name] = *d.def
 	}
 
-	s := substituter{args: values, vars: vars}
-	out := make([]spec.Metric, len(metrics))
+	s := substituter{args: map[string]string{}, vars: vars}
+	res := Resolution{}
+	for _, name := range slices.Sorted(maps.Keys(given)) {
+		v, err := given[name].value(name, vars)
+		if err != nil {
+			return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
+		}
+		if v.secret != nil {
+			if res.Secrets == nil {
+				res.Secrets = map[string]spec.ArgValueFrom{}
+			}
+			res.Secrets[name] = *v.secret
+		}
+		s.args[name] = v.text
+	}
+	res.Metrics = make([]spec.Metric, len(metrics))
 	for i, m := range metrics {
-		out[i] = s.metric(m)
+		res.Metrics[i] = s.metric(m)
 	}
 	if len(s.problems) > 0 {
-		return nil, fmt.Errorf("resolve analysis: cannot substitute %s", strings.Join(s.problems, "; "))
+		return Resolution{}, fmt.Errorf("resolve analysis: cannot substitute %s", strings.Join(s.problems, "; "))
 	}
-	return out, nil
+	return res, nil
+}
+
+// argValue is an argument as written: a literal or a valueFrom.
+type argValue struct {
+	literal string
+	from    *spec.ArgValueFrom
+}
+
+func (a argValue) String() string {
+	if a.from != nil {
+		b, _ := json.Marshal(a.from)
+		return "valueFrom " + string(b)
+	}
+	return strconv.Quote(a.literal)
+}
+
+func templateDefault(a spec.TemplateArg) *argValue {
+	switch {
+	case a.ValueFrom != nil:
+		return &argValue{from: a.ValueFrom}
+	case a.Value != nil:
+		return &argValue{literal: *a.Value}
+	}
+	return nil
+}
+
+// filled is an argument's text as substituted, and the secret it stands
+// for, if any.
+type filled struct {
+	text   string
+	secret *spec.ArgValueFrom
+}
+
+// secretPrefix marks a placeholder left for RevealSecrets. Users cannot
+// write it in a template: fill refuses unknown placeholders.
+const secretPrefix = "secret."
+
+func (a argValue) value(name string, vars map[string]string) (filled, error) {
+	from := a.from
+	if from == nil {
+		// A literal may name the rollout's own values; nothing else is
+		// expanded, so a value is never substituted twice.
+		text := placeholder.ReplaceAllStringFunc(a.literal, func(match string) string {
+			if v, ok := vars[placeholder.FindStringSubmatch(match)[1]]; ok {
+				return v
+			}
+			return match
+		})
+		return filled{text: text}, nil
+	}
+	pick := func(key, what string) (filled, error) {
+		v, ok := vars[key]
+		if !ok {
+			return filled{}, fmt.Errorf("argument %q: %s is not known here", name, what)
+		}
+		return filled{text: v}, nil
+	}
+	switch {
+	case from.FieldRef != nil:
+		return pick(VarRolloutName, "the rollout's name")
+	case from.PodTemplateHashValue == spec.PodTemplateHashStable:
+		return pick(VarStableVersion, "the stable version")
+	case from.PodTemplateHashValue == spec.PodTemplateHashLatest:
+		return pick(VarCanaryVersion, "the canary version")
+	case from.Secret("") != nil:
+		return filled{text: "{{" + secretPrefix + name + "}}", secret: from}, nil
+	}
+	return filled{}, fmt.Errorf("argument %q: valueFrom sets nothing usable", name)
+}
+
+// RevealSecrets fills the {{secret.NAME}} placeholders of one query's
+// provider with the values read through resolve, just before the query
+// runs. The returned provider is a copy; p is not modified.
+func RevealSecrets(p spec.Provider, secrets map[string]spec.ArgValueFrom, resolve func(spec.ArgValueFrom) (string, error)) (spec.Provider, error) {
+	if len(secrets) == 0 {
+		return p, nil
+	}
+	values := map[string]string{}
+	for name, from := range secrets {
+		v, err := resolve(from)
+		if err != nil {
+			return p, fmt.Errorf("secret argument %q: %w", name, err)
+		}
+		values[secretPrefix+name] = v
+	}
+	s := substituter{vars: values, only: true}
+	m := s.metric(spec.Metric{Provider: p})
+	return m.Provider, nil
 }
 
 // substituter fills placeholders and collects the ones it cannot fill.
+// With only set it fills the placeholders it knows and leaves every other
+// one as it is (RevealSecrets' second pass).
 type substituter struct {
 	args, vars map[string]string
+	only       bool
 	problems   []string
 }
 
@@ -168,6 +294,12 @@ func (s *substituter) fillMap(where string, h map[string]string) map[string]stri
 func (s *substituter) fill(where, text string) string {
 	return placeholder.ReplaceAllStringFunc(text, func(match string) string {
 		name := placeholder.FindStringSubmatch(match)[1]
+		if s.only {
+			if v, ok := s.vars[name]; ok {
+				return v
+			}
+			return match
+		}
 		if arg, ok := strings.CutPrefix(name, "args."); ok {
 			if v, ok := s.args[arg]; ok {
 				return v

@@ -134,7 +134,6 @@ func TestResolveErrors(t *testing.T) {
 		{"no templates", nil, nil, nil, []string{"no templates referenced"}},
 		{"missing template", refs("nope"), nil, nil, []string{`AnalysisTemplate "nope" not found`}},
 		{"duplicate metric names", refs("good", "dup"), svc, nil, []string{`metric "success-rate" is defined by AnalysisTemplate "good" and by "dup"`}},
-		{"undeclared argument", refs("good"), append(svc, spec.Arg{Name: "servce", Value: "x"}), nil, []string{`argument "servce" is not declared by AnalysisTemplate "good"`}},
 		{"argument given twice", refs("good"), append(svc, svc...), nil, []string{`argument "service" is given twice`}},
 		{"required argument missing", refs("good"), nil, nil, []string{`AnalysisTemplate "good" needs argument "service"`}},
 		{"every bad placeholder named", refs("typo"), nil, map[string]string{analysis.VarRolloutName: "checkout"}, []string{
@@ -186,5 +185,52 @@ func TestResolvedMetricsRun(t *testing.T) {
 	}
 	if !reflect.DeepEqual(metrics[0].FailureLimit, ts[0].Spec.Metrics[0].FailureLimit) {
 		t.Error("defaults lost")
+	}
+}
+
+// TestResolveArgoArgs covers what Argo users write in args: an argument no
+// template declares (ignored), valueFrom for the rollout's own values, a
+// literal that names them, and secrets that stay out of the run until a
+// measurement reveals them.
+func TestResolveArgoArgs(t *testing.T) {
+	tpl := template("t", []spec.TemplateArg{
+		{Name: "name"}, {Name: "canary"}, {Name: "stable"}, {Name: "label"},
+		{Name: "token", ValueFrom: &spec.ArgValueFrom{Env: "API_TOKEN"}},
+	}, spec.Metric{Name: "m", Provider: spec.Provider{Web: &spec.WebProvider{
+		URL:     "http://x.example/{{args.name}}/{{args.canary}}/{{args.stable}}?l={{args.label}}",
+		Headers: map[string]string{"Authorization": "Bearer {{args.token}}"},
+	}}})
+	vars := analysis.Vars("checkout", "v2", "v1")
+	res, err := analysis.ResolveRun([]spec.AnalysisTemplate{tpl}, refs("t"), []spec.Arg{
+		{Name: "name", ValueFrom: &spec.ArgValueFrom{FieldRef: &spec.FieldRef{FieldPath: "metadata.name"}}},
+		{Name: "canary", ValueFrom: &spec.ArgValueFrom{PodTemplateHashValue: "Latest"}},
+		{Name: "stable", ValueFrom: &spec.ArgValueFrom{PodTemplateHashValue: "Stable"}},
+		{Name: "label", Value: "{{rollout.canary.version}}-{{args.name}}"},
+		{Name: "not-declared", Value: "ignored"},
+	}, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := res.Metrics[0].Provider.Web
+	if want := "http://x.example/checkout/v2/v1?l=v2-{{args.name}}"; w.URL != want {
+		t.Errorf("url = %q, want %q", w.URL, want)
+	}
+	if got := w.Headers["Authorization"]; got != "Bearer {{secret.token}}" {
+		t.Errorf("the secret must stay a placeholder in the run: %q", got)
+	}
+	if got := res.Secrets["token"]; got.Env != "API_TOKEN" {
+		t.Errorf("secrets = %v", res.Secrets)
+	}
+	p, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(f spec.ArgValueFrom) (string, error) {
+		return "tok-" + f.Env, nil
+	})
+	if err != nil || p.Web.Headers["Authorization"] != "Bearer tok-API_TOKEN" {
+		t.Errorf("revealed = %v, %v", p.Web.Headers, err)
+	}
+	if w.Headers["Authorization"] != "Bearer {{secret.token}}" {
+		t.Error("RevealSecrets modified the run's metric")
+	}
+	if p.Web.URL != w.URL {
+		t.Errorf("reveal touched other placeholders: %q", p.Web.URL)
 	}
 }

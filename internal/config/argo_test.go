@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -105,4 +106,85 @@ spec:
     provider:
       web: {headers: ` + h + `, url: "http://x.example/", jsonPath: "{$.ok}"}
 `
+}
+
+const argoArgs = `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args:
+  - name: service
+  - name: token
+    valueFrom: {secretKeyRef: {name: prom, key: token}}
+  metrics:
+  - name: m
+    provider:
+      web: {url: "http://x.example/{{args.service}}", headers: [{key: Authorization, value: "Bearer {{args.token}}"}], jsonPath: "{$.ok}"}
+---
+apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: r}
+spec:
+  listen: 127.0.0.1:8080
+  stable: {version: v1, endpoints: [http://127.0.0.1:9001]}
+  strategy:
+    canary:
+      steps:
+      - analysis:
+          templates: [{templateName: t}]
+          args:
+          - name: service
+            valueFrom: {fieldRef: {fieldPath: metadata.name}}
+          - name: region
+            value: eu
+          - name: key
+            valueFrom: {env: API_KEY}
+`
+
+func TestArgoArgs(t *testing.T) {
+	dir := t.TempDir()
+	f := dir + "/argo.yaml"
+	if err := os.WriteFile(f, []byte(argoArgs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"COALMINE_SECRETS_DIR": "/s", "API_KEY": "k"}
+	files := map[string]string{"/s/prom/token": "tok\n"}
+	warnings, err := Lint([]string{f}, fakeEnv(env), fakeFiles(files))
+	if err != nil {
+		t.Fatalf("lint: %v", err)
+	}
+	got := warnings.Warnings()
+	for _, want := range []string{
+		`argo.yaml:28:19: warning: spec.strategy.canary.steps[0].analysis.args[1].name: argument "region" is not declared by AnalysisTemplate "t" and is ignored`,
+		`argo.yaml:30:19: warning: spec.strategy.canary.steps[0].analysis.args[2].name: argument "key" is not declared`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings:\n%s\nmissing %q", got, want)
+		}
+	}
+	delete(files, "/s/prom/token")
+	delete(env, "API_KEY")
+	_, err = Lint([]string{f}, fakeEnv(env), fakeFiles(files))
+	for _, want := range []string{
+		"argo.yaml:8:17: spec.args[1].valueFrom.secretKeyRef: cannot read secret file /s/prom/token: file does not exist (secretKeyRef is read from $COALMINE_SECRETS_DIR/NAME/KEY)",
+		"argo.yaml:31:30: spec.strategy.canary.steps[0].analysis.args[2].valueFrom.env: environment variable API_KEY is not set",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("lint error:\n%v\nmissing %q", err, want)
+		}
+	}
+}
+
+func TestArgValueFromErrors(t *testing.T) {
+	bad := strings.Replace(argoArgs, "valueFrom: {fieldRef: {fieldPath: metadata.name}}", "valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}", 1)
+	bad = strings.Replace(bad, "value: eu", "value: eu\n            valueFrom: {podTemplateHashValue: Stable}", 1)
+	_, err := Parse("x.yaml", []byte(bad))
+	for _, want := range []string{
+		`fieldPath "metadata.labels['app']" has no meaning outside Kubernetes: only metadata.name`,
+		"args[1].valueFrom: set value or valueFrom, not both",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v\nwant %q", err, want)
+		}
+	}
 }

@@ -12,8 +12,8 @@
 //   - an explicit zero or empty value in a field whose zero means "use the
 //     default" is an error instead of being replaced by the default;
 //   - an AnalysisTemplate argument without a default must be passed by every
-//     analysis that uses the template, and an argument no template declares
-//     is an error (usually a typo);
+//     analysis that uses the template (an argument no template declares is
+//     ignored, as in Argo, with a warning);
 //   - two rollouts may not share a listen address;
 //   - secret file paths are used as written (relative to the working
 //     directory, like every other path), and a trailing newline is dropped.
@@ -480,12 +480,14 @@ func assemble(docs []*document) (*Bundle, Errors) {
 		}
 		c := d.rollout.Spec.Strategy.Canary
 		if a := c.Analysis; a != nil {
-			errs = append(errs, checkRefs(d, "spec.strategy.canary.analysis", a.Templates, a.Args, templates, names)...)
+			e, w := checkRefs(d, "spec.strategy.canary.analysis", a.Templates, a.Args, templates, names)
+			errs, b.Warnings = append(errs, e...), append(b.Warnings, w...)
 		}
 		for i, st := range c.Steps {
 			if st.Analysis != nil {
 				p := spec.FieldPath("spec.strategy.canary.steps").Index(i).Child("analysis")
-				errs = append(errs, checkRefs(d, p, st.Analysis.Templates, st.Analysis.Args, templates, names)...)
+				e, w := checkRefs(d, p, st.Analysis.Templates, st.Analysis.Args, templates, names)
+				errs, b.Warnings = append(errs, e...), append(b.Warnings, w...)
 			}
 		}
 	}
@@ -500,11 +502,11 @@ func mapKeys[V any](m map[string]V) map[string]bool {
 	return out
 }
 
-// checkRefs checks that the templates of one analysis exist, that every
-// argument they need without a default is given, and that no argument is
-// given that none of them declares (almost always a typo).
-func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []spec.Arg, templates map[string]*spec.AnalysisTemplate, names []string) Errors {
-	var errs Errors
+// checkRefs checks that the templates of one analysis exist and that every
+// argument they need without a default is given. An argument that none of
+// them declares is ignored, as Argo does, with a warning: it is usually a
+// typo or a leftover.
+func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []spec.Arg, templates map[string]*spec.AnalysisTemplate, names []string) (errs, warnings Errors) {
 	declared := map[string]bool{}
 	type need struct{ template, arg string }
 	var required []need
@@ -527,23 +529,25 @@ func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []sp
 		used = append(used, strconv.Quote(ref.TemplateName))
 		for _, a := range t.Spec.Args {
 			declared[a.Name] = true
-			if a.Value == nil {
+			if a.Value == nil && a.ValueFrom == nil {
 				required = append(required, need{ref.TemplateName, a.Name})
 			}
 		}
 	}
 	if !allFound {
-		return errs
+		return errs, nil
 	}
 	given := map[string]bool{}
 	for i, a := range args {
 		given[a.Name] = true
 		if a.Name != "" && !declared[a.Name] {
-			msg := fmt.Sprintf("argument %q is not declared by AnalysisTemplate %s", a.Name, strings.Join(used, ", "))
+			msg := fmt.Sprintf("argument %q is not declared by AnalysisTemplate %s and is ignored", a.Name, strings.Join(used, ", "))
 			if s := suggest(a.Name, sortedNames(declared)); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			errs = append(errs, d.errorAt(p.Child("args").Index(i).Child("name"), "%s", msg))
+			pos := d.ix.locate(p.Child("args").Index(i).Child("name"))
+			d.warn(pos, p.Child("args").Index(i).Child("name"), "%s", msg)
+			warnings = append(warnings, d.warnings[len(d.warnings)-1])
 		}
 	}
 	for _, r := range required {
@@ -551,5 +555,5 @@ func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []sp
 			errs = append(errs, d.errorAt(p.Child("args"), "AnalysisTemplate %q needs argument %q: add {name: %s, value: ...} to args", r.template, r.arg, r.arg))
 		}
 	}
-	return errs
+	return errs, warnings
 }

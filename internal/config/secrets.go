@@ -39,6 +39,15 @@ func (s Secrets) Lookup(ref *spec.SecretRef) (Secret, bool) {
 	return v, ok
 }
 
+// SecretsDir is where secretKeyRef files are: $COALMINE_SECRETS_DIR, or
+// /run/secrets.
+func SecretsDir(env func(string) (string, bool)) string {
+	if d, ok := env(spec.SecretsDirEnv); ok && d != "" {
+		return strings.TrimRight(d, "/")
+	}
+	return spec.DefaultSecretsDir
+}
+
 // ResolveSecret reads ref from the process environment or the file system.
 // Relative file paths are relative to the working directory, like every
 // other path in the configuration. Errors name the variable or file, never
@@ -100,6 +109,17 @@ func resolveSecrets(b *Bundle, env func(string) (string, bool), readFile func(st
 		b.Secrets = Secrets{}
 	}
 	var errs Errors
+	dir := SecretsDir(env)
+	for i := range b.Templates {
+		t := &b.Templates[i]
+		d := b.docs[docKey{spec.KindAnalysisTemplate, t.Metadata.Name}]
+		for j, a := range t.Spec.Args {
+			if ref := a.ValueFrom.Secret(dir); ref != nil {
+				p := spec.FieldPath("spec.args").Index(j).Child("valueFrom")
+				errs = append(errs, b.checkSecret(d, "AnalysisTemplate", t.Metadata.Name, secretRefAt{path: p, ref: ref, from: a.ValueFrom}, env, readFile)...)
+			}
+		}
+	}
 	for i := range b.Rollouts {
 		r := &b.Rollouts[i]
 		// Positions are known only for rollouts as Load returned them; a
@@ -107,6 +127,9 @@ func resolveSecrets(b *Bundle, env func(string) (string, bool), readFile func(st
 		var d *document
 		if i < len(b.rolloutDocs) && b.rolloutDocs[i].name == r.Metadata.Name {
 			d = b.rolloutDocs[i]
+		}
+		for _, ref := range argSecretRefs(r, dir) {
+			errs = append(errs, b.checkSecret(d, "Rollout", r.Metadata.Name, ref, env, readFile)...)
 		}
 		for _, ref := range secretRefs(r) {
 			if ref.ref == nil || (ref.ref.Env == "") == (ref.ref.File == "") {
@@ -157,6 +180,52 @@ type secretRefAt struct {
 	path  spec.FieldPath
 	ref   *spec.SecretRef
 	isURL bool
+	from  *spec.ArgValueFrom // for an argument's valueFrom
+}
+
+// argSecretRefs lists the secrets the rollout's analysis arguments read.
+func argSecretRefs(r *spec.Rollout, dir string) []secretRefAt {
+	var out []secretRefAt
+	add := func(p spec.FieldPath, args []spec.Arg) {
+		for i, a := range args {
+			if ref := a.ValueFrom.Secret(dir); ref != nil {
+				out = append(out, secretRefAt{path: p.Child("args").Index(i).Child("valueFrom"), ref: ref, from: a.ValueFrom})
+			}
+		}
+	}
+	c := r.Spec.Strategy.Canary
+	if c.Analysis != nil {
+		add("spec.strategy.canary.analysis", c.Analysis.Args)
+	}
+	for i, st := range c.Steps {
+		if st.Analysis != nil {
+			add(spec.FieldPath("spec.strategy.canary.steps").Index(i).Child("analysis"), st.Analysis.Args)
+		}
+	}
+	return out
+}
+
+// checkSecret reads an argument's secret to check it, reporting where it
+// is written; the value is not kept (it is read again at each
+// measurement, so a rotated secret is picked up).
+func (b *Bundle) checkSecret(d *document, kind, name string, ref secretRefAt, env func(string) (string, bool), readFile func(string) ([]byte, error)) Errors {
+	if _, err := resolveSecret(ref.ref, env, readFile); err != nil {
+		field := ref.path
+		switch {
+		case ref.from.Env != "":
+			field = field.Child("env")
+		case ref.from.File != "":
+			field = field.Child("file")
+		case ref.from.SecretKeyRef != nil:
+			field = field.Child("secretKeyRef")
+			err = fmt.Errorf("%w (secretKeyRef is read from $%s/NAME/KEY)", err, spec.SecretsDirEnv)
+		}
+		if d != nil {
+			return Errors{d.errorAt(field, "%s", err)}
+		}
+		return Errors{{Path: fmt.Sprintf("%s %q: %s", kind, name, field), Msg: err.Error()}}
+	}
+	return nil
 }
 
 // secretRefs lists the secret references of a rollout with their paths.
@@ -166,11 +235,11 @@ func secretRefs(r *spec.Rollout) []secretRefAt {
 		p := spec.FieldPath("spec.notifications").Index(i)
 		switch {
 		case n.Webhook != nil && n.Webhook.URLFrom != nil:
-			out = append(out, secretRefAt{p.Child("webhook").Child("urlFrom"), n.Webhook.URLFrom, true})
+			out = append(out, secretRefAt{p.Child("webhook").Child("urlFrom"), n.Webhook.URLFrom, true, nil})
 		case n.Slack != nil:
-			out = append(out, secretRefAt{p.Child("slack").Child("webhookURLFrom"), n.Slack.WebhookURLFrom, true})
+			out = append(out, secretRefAt{p.Child("slack").Child("webhookURLFrom"), n.Slack.WebhookURLFrom, true, nil})
 		case n.PagerDuty != nil:
-			out = append(out, secretRefAt{p.Child("pagerduty").Child("routingKeyFrom"), n.PagerDuty.RoutingKeyFrom, false})
+			out = append(out, secretRefAt{p.Child("pagerduty").Child("routingKeyFrom"), n.PagerDuty.RoutingKeyFrom, false, nil})
 		}
 	}
 	return out

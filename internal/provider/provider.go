@@ -28,6 +28,9 @@ type Query struct {
 	// Since is when the analysis run started; a builtin query without a
 	// window covers [Since, now].
 	Since time.Time
+	// Secrets are the run's secret arguments, still {{secret.NAME}} in
+	// Spec; the controller reveals them just before calling the provider.
+	Secrets map[string]spec.ArgValueFrom
 }
 
 // Result is a provider's answer.

@@ -18,6 +18,9 @@ type AnalysisRun struct {
 	Revision int64         `json:"revision"`
 	Run      analysis.Run  `json:"run"`
 	Metrics  []spec.Metric `json:"metrics"`
+	// Secrets says where the run's {{secret.NAME}} placeholders are read
+	// from when a measurement runs; the values are never stored.
+	Secrets map[string]spec.ArgValueFrom `json:"secrets,omitempty"`
 }
 
 // maxPastRuns bounds State.PastRuns.
@@ -82,7 +85,8 @@ func startRun(s *State, obs *Observation, kind string, step int, refs []spec.Tem
 		templates = append(templates, t)
 		names = append(names, ref.TemplateName)
 	}
-	metrics, err := analysis.Resolve(templates, refs, args, analysis.Vars(obs.Rollout, s.Canary.Version, s.Stable.Version))
+	res, err := analysis.ResolveRun(templates, refs, args, analysis.Vars(obs.Rollout, s.Canary.Version, s.Stable.Version))
+	metrics := res.Metrics
 	if err != nil {
 		return fmt.Errorf("resolve analysis templates %s: %w", strings.Join(names, ", "), err)
 	}
@@ -94,7 +98,7 @@ func startRun(s *State, obs *Observation, kind string, step int, refs []spec.Tem
 		id = fmt.Sprintf("r%d-step%d-%d", s.Revision, step+1, s.RunSeq)
 	}
 	run := analysis.NewRun(id, kind, step, names, metrics, now)
-	s.Runs = append(s.Runs, AnalysisRun{Revision: s.Revision, Run: run, Metrics: metrics})
+	s.Runs = append(s.Runs, AnalysisRun{Revision: s.Revision, Run: run, Metrics: metrics, Secrets: res.Secrets})
 	metricNames := make([]string, len(metrics))
 	for i, m := range metrics {
 		metricNames[i] = m.Name

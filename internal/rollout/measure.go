@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/provider"
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -59,6 +61,7 @@ func (c *Controller) scheduleMeasurements(e *entry, now time.Time) {
 			}
 			e.inflight[k] = true
 			q := analysis.NewQuery(name, r.Run, r.Metrics[i])
+			q.Secrets = r.Secrets
 			c.startMeasurement(name, r.Run.ID, i, q)
 		}
 	}
@@ -124,6 +127,14 @@ func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outco
 		out.Err = fmt.Errorf("provider %s is not available in this server", kind)
 		out.FinishedAt = c.cfg.Now()
 		return out
+	}
+	if len(q.Secrets) > 0 {
+		var err error
+		if q.Spec, err = analysis.RevealSecrets(q.Spec, q.Secrets, resolveArgSecret); err != nil {
+			out.Err = err
+			out.FinishedAt = c.cfg.Now()
+			return out
+		}
 	}
 	timeout := defaultQueryTimeout
 	if pr := q.Spec.Prometheus; pr != nil && pr.Timeout != nil && pr.Timeout.D() > 0 {
@@ -214,4 +225,11 @@ func material(before, after analysis.MetricRun) bool {
 	return before.Phase != after.Phase || before.Count != after.Count || before.Successful != after.Successful ||
 		before.Failed != after.Failed || before.Inconclusive != after.Inconclusive || before.Error != after.Error ||
 		before.ConsecutiveErrors != after.ConsecutiveErrors || !before.NoDataSince.Equal(after.NoDataSince)
+}
+
+// resolveArgSecret reads a secret argument from the server's environment
+// or files, where lint checked it; secretKeyRef files live under
+// $COALMINE_SECRETS_DIR.
+func resolveArgSecret(from spec.ArgValueFrom) (string, error) {
+	return config.ResolveSecret(from.Secret(config.SecretsDir(os.LookupEnv)))
 }

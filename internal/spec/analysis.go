@@ -14,10 +14,11 @@ type AnalysisTemplateSpec struct {
 	Metrics []Metric      `yaml:"metrics" json:"metrics"`
 }
 
-// TemplateArg declares an argument; Value is its default.
+// TemplateArg declares an argument; Value (or ValueFrom) is its default.
 type TemplateArg struct {
-	Name  string  `yaml:"name" json:"name"`
-	Value *string `yaml:"value,omitempty" json:"value,omitempty"`
+	Name      string        `yaml:"name" json:"name"`
+	Value     *string       `yaml:"value,omitempty" json:"value,omitempty"`
+	ValueFrom *ArgValueFrom `yaml:"valueFrom,omitempty" json:"valueFrom,omitempty"`
 }
 
 // Metric is one measured quantity with its verdict rules (SPEC §5.1).

@@ -283,11 +283,73 @@ type TemplateRef struct {
 	TemplateName string `yaml:"templateName" json:"templateName"`
 }
 
-// Arg is a template argument value.
+// Arg is a template argument value: Value, or ValueFrom.
 type Arg struct {
 	Name  string `yaml:"name" json:"name"`
-	Value string `yaml:"value" json:"value"`
+	Value string `yaml:"value,omitempty" json:"value,omitempty"`
+	// ValueFrom takes the value from a secret or from the rollout, as
+	// Argo's args[].valueFrom does.
+	ValueFrom *ArgValueFrom `yaml:"valueFrom,omitempty" json:"valueFrom,omitempty"`
 }
+
+// ArgValueFrom is a union: exactly one field is set. Secret values are read
+// when a measurement runs and are never stored with the analysis run.
+type ArgValueFrom struct {
+	// Env reads the value from an environment variable of the server.
+	Env string `yaml:"env,omitempty" json:"env,omitempty"`
+	// File reads the value from a file (a trailing newline is dropped).
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+	// SecretKeyRef is Argo's Kubernetes secret reference, read from the
+	// file $COALMINE_SECRETS_DIR/NAME/KEY (default /run/secrets/NAME/KEY),
+	// where a Kubernetes secret volume or a Docker secret puts it.
+	SecretKeyRef *SecretKeyRef `yaml:"secretKeyRef,omitempty" json:"secretKeyRef,omitempty"`
+	// FieldRef is Argo's reference to a field of the rollout; only
+	// metadata.name (the rollout's name) has a meaning outside Kubernetes.
+	FieldRef *FieldRef `yaml:"fieldRef,omitempty" json:"fieldRef,omitempty"`
+	// PodTemplateHashValue is Argo's Stable or Latest; in coalmine the
+	// stable version or the canary version.
+	PodTemplateHashValue string `yaml:"podTemplateHashValue,omitempty" json:"podTemplateHashValue,omitempty"`
+}
+
+// SecretKeyRef names a key of a Kubernetes secret.
+type SecretKeyRef struct {
+	Name string `yaml:"name" json:"name"`
+	Key  string `yaml:"key" json:"key"`
+}
+
+// FieldRef names a field of the rollout by its path.
+type FieldRef struct {
+	FieldPath string `yaml:"fieldPath" json:"fieldPath"`
+}
+
+// SecretsDirEnv names the environment variable that says where
+// secretKeyRef files are; DefaultSecretsDir is used when it is unset.
+const (
+	SecretsDirEnv     = "COALMINE_SECRETS_DIR"
+	DefaultSecretsDir = "/run/secrets"
+)
+
+// Secret returns the secret reference the value is read from, or nil when
+// it is not a secret. dir is where secretKeyRef files are.
+func (v *ArgValueFrom) Secret(dir string) *SecretRef {
+	switch {
+	case v == nil:
+		return nil
+	case v.Env != "":
+		return &SecretRef{Env: v.Env}
+	case v.File != "":
+		return &SecretRef{File: v.File}
+	case v.SecretKeyRef != nil:
+		return &SecretRef{File: dir + "/" + v.SecretKeyRef.Name + "/" + v.SecretKeyRef.Key}
+	}
+	return nil
+}
+
+// Values of podTemplateHashValue.
+const (
+	PodTemplateHashStable = "Stable"
+	PodTemplateHashLatest = "Latest"
+)
 
 // Step is a union: exactly one field is set.
 type Step struct {

@@ -276,6 +276,7 @@ func (v *validator) templateRefs(p FieldPath, refs []TemplateRef, args []Arg) {
 	}
 	seenArgs := nameSet{}
 	for i, a := range args {
+		v.argValueFrom(p.Child("args").Index(i).Child("valueFrom"), a.ValueFrom, a.Value != "")
 		ap := p.Child("args").Index(i).Child("name")
 		if a.Name == "" {
 			v.add(ap, "an argument name is required")

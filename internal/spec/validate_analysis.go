@@ -25,6 +25,7 @@ func (t *AnalysisTemplate) Validate() FieldErrors {
 	declared := map[string]bool{}
 	seenArgs := nameSet{}
 	for i, a := range t.Spec.Args {
+		v.argValueFrom(p.Child("args").Index(i).Child("valueFrom"), a.ValueFrom, a.Value != nil)
 		ap := p.Child("args").Index(i).Child("name")
 		if a.Name == "" {
 			v.add(ap, "an argument name is required")

@@ -355,3 +355,34 @@ func isLoopbackSpelling(h string) bool {
 	ip, err := netip.ParseAddr(h)
 	return err == nil && ip.Unmap() == netip.MustParseAddr("127.0.0.1")
 }
+
+// argValueFrom checks an argument's valueFrom: one source, and only the
+// rollout fields that mean something outside Kubernetes.
+func (v *validator) argValueFrom(p FieldPath, vf *ArgValueFrom, hasValue bool) {
+	if vf == nil {
+		return
+	}
+	if hasValue {
+		v.add(p, "set value or valueFrom, not both")
+		return
+	}
+	if !v.union(p, "valueFrom", []string{"env", "file", "secretKeyRef", "fieldRef", "podTemplateHashValue"},
+		[]bool{vf.Env != "", vf.File != "", vf.SecretKeyRef != nil, vf.FieldRef != nil, vf.PodTemplateHashValue != ""}) {
+		return
+	}
+	switch {
+	case vf.SecretKeyRef != nil:
+		k := vf.SecretKeyRef
+		for _, f := range []struct{ name, val string }{{"name", k.Name}, {"key", k.Key}} {
+			if f.val == "" || strings.ContainsAny(f.val, "/\\") || f.val == "." || f.val == ".." {
+				v.add(p.Child("secretKeyRef").Child(f.name), "secretKeyRef needs a %s without slashes (the file read is $%s/NAME/KEY)", f.name, SecretsDirEnv)
+			}
+		}
+	case vf.FieldRef != nil:
+		if vf.FieldRef.FieldPath != "metadata.name" {
+			v.add(p.Child("fieldRef").Child("fieldPath"), "fieldPath %q has no meaning outside Kubernetes: only metadata.name (the rollout's name) is supported; for the versions use podTemplateHashValue: Stable or Latest, or value: \"{{rollout.canary.version}}\"", vf.FieldRef.FieldPath)
+		}
+	case vf.PodTemplateHashValue != "":
+		v.oneOf(p.Child("podTemplateHashValue"), "podTemplateHashValue", vf.PodTemplateHashValue, PodTemplateHashStable, PodTemplateHashLatest)
+	}
+}
