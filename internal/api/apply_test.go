@@ -77,7 +77,7 @@ func TestApplyRolloutRejects(t *testing.T) {
 			"spec.trafficRouting.mirrorMaxBodyBytes", `field "spec.trafficRouting.mirrorMaxBodyBytes" is out of range: 99999999999999999999`},
 		{"float out of range", "checkout", strings.Replace(webDoc, `{"setWeight": 10}`, `{"setWeight": 1e400}`, 1), 400,
 			"spec.strategy.canary.steps[0].setWeight", "out of range"},
-		{"bad duration", "checkout", withSpec(`"progressDeadline": 600`), 400, "spec.progressDeadline", `field "spec.progressDeadline": invalid duration 600`},
+		{"bad duration", "checkout", withSpec(`"progressDeadline": 6.5`), 400, "spec.progressDeadline", `field "spec.progressDeadline": invalid duration 6.5`},
 		{"negative duration", "checkout", withSpec(`"progressDeadline": "-1s"`), 400, "spec.progressDeadline", "must not be negative"},
 		{"map value of the wrong type", "checkout", withSpec(`"notifications": [{"on": ["*"], "webhook": {"url": "http://127.0.0.1:1", "headers": {"X-A": 1}}}]`), 400,
 			"spec.notifications[0].webhook.headers[X-A]", "must be a string, not a number"},
