@@ -41,6 +41,9 @@ func inconclusiveLimit(n int) func(*spec.Metric) {
 func consecutiveErrorLimit(n int) func(*spec.Metric) {
 	return func(m *spec.Metric) { m.ConsecutiveErrorLimit = &n }
 }
+func consecutiveSuccessLimit(n int) func(*spec.Metric) {
+	return func(m *spec.Metric) { m.ConsecutiveSuccessLimit = &n }
+}
 func onNoData(p string) func(*spec.Metric) { return func(m *spec.Metric) { m.OnNoData = p } }
 func dryRun(m *spec.Metric)                { m.DryRun = true }
 

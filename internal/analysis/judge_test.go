@@ -262,11 +262,13 @@ func TestNoDataWait(t *testing.T) {
 
 // TestNoDataSinceIgnoresDryRun: a dry-run metric without data must not
 // pause a rollout, unless every metric is dry-run.
-func TestNoDataSinceIgnoresDryRun(t *testing.T) {
+// TestNoDataSinceCountsDryRun: a run waits for its dry-run metrics (as in
+// Argo), so one waiting for data is what the run waits for.
+func TestNoDataSinceCountsDryRun(t *testing.T) {
 	d := newDriver(t, metric("shadow", success("true"), interval(time.Minute), dryRun), metric("real", success("true"), interval(time.Minute)))
 	d.record(0, noData())
-	if got := analysis.NoDataSince(d.run); !got.IsZero() {
-		t.Errorf("NoDataSince %v from a dry-run metric", got)
+	if got := analysis.NoDataSince(d.run); !got.Equal(t0) {
+		t.Errorf("NoDataSince %v, want %v from the dry-run metric", got, t0)
 	}
 	only := newDriver(t, metric("shadow", success("true"), interval(time.Minute), dryRun))
 	only.record(0, noData())

@@ -239,9 +239,13 @@ func book(mr *MetricRun, m spec.Metric, meas *Measurement) Phase {
 
 func count(mr *MetricRun, p Phase) {
 	mr.Count++
+	if p != PhaseSuccessful {
+		mr.ConsecutiveSuccesses = 0
+	}
 	switch p {
 	case PhaseSuccessful:
 		mr.Successful++
+		mr.ConsecutiveSuccesses++
 	case PhaseFailed:
 		mr.Failed++
 	case PhaseInconclusive:
@@ -280,7 +284,22 @@ func assessMetric(m spec.Metric, mr MetricRun, counted Phase) (Phase, string) {
 	if il := limit(m.InconclusiveLimit, spec.DefaultInconclusiveLimit); il >= 0 && mr.Inconclusive > il {
 		return PhaseInconclusive, fmt.Sprintf("%d of %d measurements inconclusive > inconclusiveLimit %d", mr.Inconclusive, mr.Count, il)
 	}
+	csl := 0
+	if m.ConsecutiveSuccessLimit != nil {
+		csl = *m.ConsecutiveSuccessLimit
+	}
+	if csl > 0 && mr.ConsecutiveSuccesses >= csl {
+		return PhaseSuccessful, fmt.Sprintf("%d successful measurements in a row reached consecutiveSuccessLimit: %s", mr.ConsecutiveSuccesses, tally(mr))
+	}
 	if c := effectiveCount(m); c > 0 && mr.Count >= c {
+		if csl > 0 {
+			// As in Argo: without the streak, count reached is not a
+			// success; Inconclusive while failureLimit still applies.
+			if limit(m.FailureLimit, spec.DefaultFailureLimit) >= 0 {
+				return PhaseInconclusive, fmt.Sprintf("count %d reached without %d successful measurements in a row (consecutiveSuccessLimit): %s", c, csl, tally(mr))
+			}
+			return PhaseFailed, fmt.Sprintf("count %d reached without %d successful measurements in a row (consecutiveSuccessLimit): %s", c, csl, tally(mr))
+		}
 		return PhaseSuccessful, fmt.Sprintf("count %d reached: %s", c, tally(mr))
 	}
 	return PhaseRunning, runningSummary(m, mr)
@@ -327,11 +346,9 @@ func tally(mr MetricRun) string {
 //     IsTerminating also stops the run on Inconclusive; with Running ranked
 //     below Inconclusive the run's worst verdict is final anyway); the
 //     metrics still running are terminated as in Terminate;
-//   - the run is Successful when every decisive metric is; dry-run metrics
-//     still running then are terminated, so a dry-run metric can never hold
-//     a rollout;
-//   - a run made only of dry-run metrics ends, Successful, when all of
-//     them have ended;
+//   - the run is Successful when every metric has ended, the decisive ones
+//     Successful: as in Argo, the run waits for its dry-run metrics too,
+//     whose verdicts are reported but never decide;
 //   - otherwise the run goes on; a background run whose metrics measure
 //     until the run ends is only ended by Terminate.
 func assessRun(r Run, metrics []spec.Metric, i int, summary, last string, now time.Time) Run {
@@ -343,20 +360,13 @@ func assessRun(r Run, metrics []spec.Metric, i int, summary, last string, now ti
 		r.Message = fmt.Sprintf("metric %q assessed %s: %s", mr.Name, mr.Phase, reason(metrics[i], summary, last)) + dryRunNote(r)
 		return r
 	}
-	decisive, done := 0, 0
+	decisive := 0
 	for _, x := range r.Metrics {
 		if !x.DryRun {
 			decisive++
-			if x.Phase.Completed() {
-				done++
-			}
 		}
 	}
-	if decisive > 0 && done < decisive {
-		r.Message = runningMessage(r)
-		return r
-	}
-	if decisive == 0 && slices.ContainsFunc(r.Metrics, func(x MetricRun) bool { return x.Phase == PhaseRunning }) {
+	if slices.ContainsFunc(r.Metrics, func(x MetricRun) bool { return !x.Phase.Completed() }) {
 		r.Message = runningMessage(r)
 		return r
 	}

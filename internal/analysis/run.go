@@ -165,6 +165,9 @@ type MetricRun struct {
 	// made of them.
 	NoData            int `json:"noData"`
 	ConsecutiveErrors int `json:"consecutiveErrors"`
+	// ConsecutiveSuccesses counts the successful measurements in a row,
+	// for consecutiveSuccessLimit.
+	ConsecutiveSuccesses int `json:"consecutiveSuccesses,omitempty"`
 	// NextAt is when the next measurement is due; zero once the metric has
 	// ended.
 	NextAt time.Time `json:"nextAt,omitzero"`
@@ -255,16 +258,14 @@ func Due(r Run, metrics []spec.Metric, now time.Time) (due []int, next time.Time
 // running run has been waiting for data (onNoData wait), or zero. The
 // controller pauses the rollout with reason NoData when this is older than
 // progressDeadline (SPEC §4); the run itself never fails for lack of data.
-// A run whose metrics are all dry-run reports its dry-run metrics, since
-// they are what it waits for.
+// Dry-run metrics count too: as in Argo, the run waits for them.
 func NoDataSince(r Run) time.Time {
 	if r.Phase.Completed() {
 		return time.Time{}
 	}
-	dryOnly := !slices.ContainsFunc(r.Metrics, func(mr MetricRun) bool { return !mr.DryRun })
 	var since time.Time
 	for _, mr := range r.Metrics {
-		if mr.Phase != PhaseRunning || mr.NoDataSince.IsZero() || (mr.DryRun && !dryOnly) {
+		if mr.Phase != PhaseRunning || mr.NoDataSince.IsZero() {
 			continue
 		}
 		if since.IsZero() || mr.NoDataSince.Before(since) {

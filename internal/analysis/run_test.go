@@ -94,14 +94,33 @@ func TestRunVerdict(t *testing.T) {
 		},
 			[]rec{{0, vec(12)}, {1, vec(1)}, {1, vec(1)}},
 			analysis.PhaseRunning, []analysis.Phase{analysis.PhaseFailed, analysis.PhaseRunning}, ""},
-		// A dry-run metric never holds the rollout: once the decisive
-		// metrics are done, a dry-run metric still running is terminated.
-		{"dry-run metric still running when the run ends", []spec.Metric{
-			metric("shadow", success("true"), interval(time.Minute), dryRun),
+		// consecutiveSuccessLimit as in Argo's assessMetricStatus: the
+		// streak ends the metric early; count reached without it is
+		// Inconclusive, or Failed when failureLimit is -1.
+		{"consecutive successes end the metric early", []spec.Metric{oneShot("m", interval(time.Minute), count(5), consecutiveSuccessLimit(2))},
+			[]rec{{0, pass}, {0, pass}},
+			analysis.PhaseSuccessful, []analysis.Phase{analysis.PhaseSuccessful}, `metric "m" assessed Successful: 2 successful measurements in a row reached consecutiveSuccessLimit`},
+		{"count reached without the streak", []spec.Metric{oneShot("m", interval(time.Minute), count(3), consecutiveSuccessLimit(2), failureLimit(1))},
+			[]rec{{0, pass}, {0, fail}, {0, pass}},
+			analysis.PhaseInconclusive, []analysis.Phase{analysis.PhaseInconclusive}, `metric "m" assessed Inconclusive: count 3 reached without 2 successful measurements in a row`},
+		{"count reached without the streak, no failure limit", []spec.Metric{oneShot("m", interval(time.Minute), count(3), consecutiveSuccessLimit(2), failureLimit(-1))},
+			[]rec{{0, pass}, {0, fail}, {0, pass}},
+			analysis.PhaseFailed, []analysis.Phase{analysis.PhaseFailed}, `metric "m" assessed Failed: count 3 reached without 2 successful measurements in a row`},
+		// As in Argo, the run waits for its dry-run metrics: with the
+		// decisive metric done, the run goes on until the dry-run one has
+		// measured its count.
+		{"dry-run metric holds the run until it ends", []spec.Metric{
+			metric("shadow", success("true"), interval(time.Minute), count(2), dryRun),
 			oneShot("success-rate"),
 		},
 			[]rec{{0, vec(1)}, {1, pass}},
-			analysis.PhaseSuccessful, []analysis.Phase{analysis.PhaseSuccessful, analysis.PhaseSuccessful}, ""},
+			analysis.PhaseRunning, []analysis.Phase{analysis.PhaseRunning, analysis.PhaseSuccessful}, ""},
+		{"dry-run metric ends, then the run", []spec.Metric{
+			metric("shadow", success("false"), interval(time.Minute), count(2), dryRun),
+			oneShot("success-rate"),
+		},
+			[]rec{{0, vec(1)}, {1, pass}},
+			analysis.PhaseSuccessful, []analysis.Phase{analysis.PhaseFailed, analysis.PhaseSuccessful}, ""},
 		{"dry-run metric keeps measuring after its own failure", []spec.Metric{
 			metric("shadow", success("false"), dryRun),
 			forever("success-rate"),

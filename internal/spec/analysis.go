@@ -30,6 +30,11 @@ type Metric struct {
 	FailureLimit          *int      `yaml:"failureLimit,omitempty" json:"failureLimit,omitempty"`
 	InconclusiveLimit     *int      `yaml:"inconclusiveLimit,omitempty" json:"inconclusiveLimit,omitempty"`
 	ConsecutiveErrorLimit *int      `yaml:"consecutiveErrorLimit,omitempty" json:"consecutiveErrorLimit,omitempty"`
+	// ConsecutiveSuccessLimit ends the metric Successful after this many
+	// successful measurements in a row (Argo's field); 0 or omitted: off.
+	// With count, a metric that reaches count without such a streak is
+	// Inconclusive, or Failed when failureLimit is -1.
+	ConsecutiveSuccessLimit *int `yaml:"consecutiveSuccessLimit,omitempty" json:"consecutiveSuccessLimit,omitempty"`
 	SuccessCondition      string    `yaml:"successCondition,omitempty" json:"successCondition,omitempty"`
 	FailureCondition      string    `yaml:"failureCondition,omitempty" json:"failureCondition,omitempty"`
 	// OnNoData is wait (default), inconclusive, fail or pass.

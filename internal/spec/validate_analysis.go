@@ -70,6 +70,14 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 			v.add(p.Child(l.name), "must be -1 (unlimited) or at least 0, not %d", *l.n)
 		}
 	}
+	if csl := m.ConsecutiveSuccessLimit; csl != nil {
+		switch {
+		case *csl < 0:
+			v.add(p.Child("consecutiveSuccessLimit"), "must be at least 0 (0: off), not %d", *csl)
+		case m.Count != nil && *csl > *m.Count:
+			v.add(p.Child("consecutiveSuccessLimit"), "%d successes in a row cannot happen in count %d measurements", *csl, *m.Count)
+		}
+	}
 	v.oneOf(p.Child("onNoData"), "onNoData policy", m.OnNoData, OnNoDataWait, OnNoDataInconclusive, OnNoDataFail, OnNoDataPass)
 
 	v.condition(p.Child("successCondition"), m.SuccessCondition)
