@@ -95,8 +95,8 @@ func Record(r Run, metrics []spec.Metric, i int, out Outcome, judges JudgeFactor
 		mr.Measurements = mr.Measurements[:n-1]
 	}
 	mr.Measurements = append(mr.Measurements, meas)
-	if n := len(mr.Measurements); n > MaxMeasurements {
-		mr.Measurements = slices.Clone(mr.Measurements[n-MaxMeasurements:])
+	if n, keep := len(mr.Measurements), retention(m); n > keep {
+		mr.Measurements = slices.Clone(mr.Measurements[n-keep:])
 	}
 
 	phase, summary := assessMetric(m, mr, counted)
@@ -235,6 +235,15 @@ func book(mr *MetricRun, m spec.Metric, meas *Measurement) Phase {
 	mr.NoDataSince = time.Time{}
 	count(mr, meas.Phase)
 	return meas.Phase
+}
+
+// retention is how many measurements m keeps: its measurementRetention,
+// or MaxMeasurements.
+func retention(m spec.Metric) int {
+	if r := m.MeasurementRetention; r != nil && *r > 0 {
+		return *r
+	}
+	return MaxMeasurements
 }
 
 func count(mr *MetricRun, p Phase) {

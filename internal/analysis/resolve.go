@@ -42,8 +42,83 @@ type Resolution struct {
 // Resolve is ResolveRun's metrics, for callers that use no secret
 // arguments.
 func Resolve(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []spec.Arg, vars map[string]string) ([]spec.Metric, error) {
-	r, err := ResolveRun(templates, refs, args, vars)
+	r, err := ResolveRun(templates, Request{Refs: refs, Args: args}, vars)
 	return r.Metrics, err
+}
+
+// Request is what an analysis (a step's or the background one) asks of
+// its templates.
+type Request struct {
+	Refs []spec.TemplateRef
+	Args []spec.Arg
+	// DryRun and MeasurementRetention apply to the matching metrics, on top
+	// of the templates' own (Argo's analysis-level lists).
+	DryRun               []spec.MetricSelector
+	MeasurementRetention []spec.MeasurementRetention
+}
+
+// maxTemplateDepth bounds template composition; deeper is surely a cycle
+// the loader did not see (templates applied one at a time).
+const maxTemplateDepth = 10
+
+// flatten lists the templates refs stand for, each once, a composed
+// template's parts before the template itself (Argo's order).
+func flatten(byName map[string]*spec.AnalysisTemplate, refs []spec.TemplateRef, seen map[string]bool, depth int) ([]*spec.AnalysisTemplate, error) {
+	if depth > maxTemplateDepth {
+		return nil, fmt.Errorf("AnalysisTemplates compose more than %d levels deep; is there a cycle?", maxTemplateDepth)
+	}
+	var out []*spec.AnalysisTemplate
+	for _, ref := range refs {
+		if seen[ref.TemplateName] {
+			continue
+		}
+		t, ok := byName[ref.TemplateName]
+		if !ok {
+			return nil, fmt.Errorf("AnalysisTemplate %q not found", ref.TemplateName)
+		}
+		seen[ref.TemplateName] = true
+		inner, err := flatten(byName, t.Spec.Templates, seen, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, inner...), t)
+	}
+	return out, nil
+}
+
+// applySelectors marks dry-run metrics and sets measurement retention from
+// Argo's metricName lists; a rule that matches no metric is an error, as
+// in Argo, since it is almost always a typo.
+func applySelectors(metrics []spec.Metric, dryRun []spec.MetricSelector, retention []spec.MeasurementRetention) error {
+	match := func(what string, i int, pattern string, apply func(*spec.Metric)) error {
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return fmt.Errorf("%s[%d]: metricName %q: %w", what, i, pattern, err)
+		}
+		n := 0
+		for j := range metrics {
+			if re.MatchString(metrics[j].Name) {
+				apply(&metrics[j])
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("%s[%d]: metricName %q matches no metric of the run", what, i, pattern)
+		}
+		return nil
+	}
+	for i, d := range dryRun {
+		if err := match("dryRun", i, d.MetricName, func(m *spec.Metric) { m.DryRun = true }); err != nil {
+			return err
+		}
+	}
+	for i, r := range retention {
+		limit := r.Limit
+		if err := match("measurementRetention", i, r.MetricName, func(m *spec.Metric) { m.MeasurementRetention = &limit }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ResolveRun builds the metrics of a run from the referenced templates
@@ -66,14 +141,19 @@ func Resolve(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []
 // field, so a typo never becomes a query for the literal "{{args.servce}}".
 // Substitution is one pass: a value that contains "{{args." is not expanded.
 // The templates are not modified.
-func ResolveRun(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args []spec.Arg, vars map[string]string) (Resolution, error) {
-	if len(refs) == 0 {
+func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]string) (Resolution, error) {
+	if len(req.Refs) == 0 {
 		return Resolution{}, fmt.Errorf("resolve analysis: no templates referenced")
 	}
 	byName := map[string]*spec.AnalysisTemplate{}
 	for i := range templates {
 		byName[templates[i].Metadata.Name] = &templates[i]
 	}
+	flat, err := flatten(byName, req.Refs, map[string]bool{}, 0)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
+	}
+	args := req.Args
 
 	type argDecl struct {
 		def      *argValue
@@ -83,11 +163,11 @@ func ResolveRun(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args
 	declared := map[string]*argDecl{}
 	var metrics []spec.Metric
 	definedBy := map[string]string{}
-	for _, ref := range refs {
-		t, ok := byName[ref.TemplateName]
-		if !ok {
-			return Resolution{}, fmt.Errorf("resolve analysis: AnalysisTemplate %q not found", ref.TemplateName)
-		}
+	var dryRun []spec.MetricSelector
+	var retention []spec.MeasurementRetention
+	for _, t := range flat {
+		dryRun = append(dryRun, t.Spec.DryRun...)
+		retention = append(retention, t.Spec.MeasurementRetention...)
 		for _, a := range t.Spec.Args {
 			def := templateDefault(a)
 			d, seen := declared[a.Name]
@@ -154,6 +234,10 @@ func ResolveRun(templates []spec.AnalysisTemplate, refs []spec.TemplateRef, args
 	res.Metrics = make([]spec.Metric, len(metrics))
 	for i, m := range metrics {
 		res.Metrics[i] = s.metric(m)
+	}
+	// The analysis' own lists come last, so its retention wins.
+	if err := applySelectors(res.Metrics, append(dryRun, req.DryRun...), append(retention, req.MeasurementRetention...)); err != nil {
+		return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
 	}
 	if len(s.problems) > 0 {
 		return Resolution{}, fmt.Errorf("resolve analysis: cannot substitute %s", strings.Join(s.problems, "; "))

@@ -201,13 +201,13 @@ func TestResolveArgoArgs(t *testing.T) {
 		Headers: map[string]string{"Authorization": "Bearer {{args.token}}"},
 	}}})
 	vars := analysis.Vars("checkout", "v2", "v1")
-	res, err := analysis.ResolveRun([]spec.AnalysisTemplate{tpl}, refs("t"), []spec.Arg{
+	res, err := analysis.ResolveRun([]spec.AnalysisTemplate{tpl}, analysis.Request{Refs: refs("t"), Args: []spec.Arg{
 		{Name: "name", ValueFrom: &spec.ArgValueFrom{FieldRef: &spec.FieldRef{FieldPath: "metadata.name"}}},
 		{Name: "canary", ValueFrom: &spec.ArgValueFrom{PodTemplateHashValue: "Latest"}},
 		{Name: "stable", ValueFrom: &spec.ArgValueFrom{PodTemplateHashValue: "Stable"}},
 		{Name: "label", Value: "{{rollout.canary.version}}-{{args.name}}"},
 		{Name: "not-declared", Value: "ignored"},
-	}, vars)
+	}}, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,5 +232,48 @@ func TestResolveArgoArgs(t *testing.T) {
 	}
 	if p.Web.URL != w.URL {
 		t.Errorf("reveal touched other placeholders: %q", p.Web.URL)
+	}
+}
+
+// TestResolveComposition: a template's templates bring their args and
+// metrics (Argo's template composition), and Argo's dryRun and
+// measurementRetention lists select metrics by regular expression, the
+// analysis' own after the templates'.
+func TestResolveComposition(t *testing.T) {
+	base := template("base", []spec.TemplateArg{{Name: "service"}},
+		promMetric("errors", "http://p:9090", `e{s="{{args.service}}"}`, nil),
+		promMetric("latency-p99", "http://p:9090", `l{s="{{args.service}}"}`, nil))
+	top := template("top", nil, promMetric("saturation", "http://p:9090", "s", nil))
+	top.Spec.Templates = refs("base")
+	top.Spec.DryRun = []spec.MetricSelector{{MetricName: "^latency"}}
+	top.Spec.MeasurementRetention = []spec.MeasurementRetention{{MetricName: ".*", Limit: 20}}
+	res, err := analysis.ResolveRun([]spec.AnalysisTemplate{base, top}, analysis.Request{
+		Refs: refs("top"), Args: []spec.Arg{{Name: "service", Value: "checkout"}},
+		DryRun:               []spec.MetricSelector{{MetricName: "satur"}},
+		MeasurementRetention: []spec.MeasurementRetention{{MetricName: "errors", Limit: 50}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		name   string
+		dry    bool
+		retain int
+	}
+	var gs []got
+	for _, m := range res.Metrics {
+		gs = append(gs, got{m.Name, m.DryRun, *m.MeasurementRetention})
+	}
+	want := []got{{"errors", false, 50}, {"latency-p99", true, 20}, {"saturation", true, 20}}
+	if !reflect.DeepEqual(gs, want) {
+		t.Errorf("metrics = %+v, want %+v", gs, want)
+	}
+	if q := res.Metrics[0].Provider.Prometheus.Query; q != `e{s="checkout"}` {
+		t.Errorf("composed metric not substituted: %s", q)
+	}
+	_, err = analysis.ResolveRun([]spec.AnalysisTemplate{base, top}, analysis.Request{
+		Refs: refs("top"), Args: []spec.Arg{{Name: "service", Value: "x"}}, DryRun: []spec.MetricSelector{{MetricName: "nope"}}}, nil)
+	if err == nil || !strings.Contains(err.Error(), `dryRun[1]: metricName "nope" matches no metric of the run`) {
+		t.Errorf("unmatched selector: %v", err)
 	}
 }

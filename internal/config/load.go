@@ -475,6 +475,11 @@ func assemble(docs []*document) (*Bundle, Errors) {
 	}
 	names := sortedNames(mapKeys(templates))
 	for _, d := range docs {
+		if d.template != nil {
+			errs = append(errs, checkComposition(d, templates, names)...)
+		}
+	}
+	for _, d := range docs {
 		if d.rollout == nil {
 			continue
 		}
@@ -527,10 +532,12 @@ func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []sp
 			continue
 		}
 		used = append(used, strconv.Quote(ref.TemplateName))
-		for _, a := range t.Spec.Args {
-			declared[a.Name] = true
-			if a.Value == nil && a.ValueFrom == nil {
-				required = append(required, need{ref.TemplateName, a.Name})
+		for _, t := range composed(t, templates) {
+			for _, a := range t.Spec.Args {
+				declared[a.Name] = true
+				if a.Value == nil && a.ValueFrom == nil {
+					required = append(required, need{t.Metadata.Name, a.Name})
+				}
 			}
 		}
 	}
@@ -556,4 +563,54 @@ func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []sp
 		}
 	}
 	return errs, warnings
+}
+
+// composed returns t and the templates it composes, each once; missing
+// ones and cycles are reported by checkComposition.
+func composed(t *spec.AnalysisTemplate, templates map[string]*spec.AnalysisTemplate) []*spec.AnalysisTemplate {
+	seen := map[string]bool{}
+	var out []*spec.AnalysisTemplate
+	var walk func(*spec.AnalysisTemplate)
+	walk = func(t *spec.AnalysisTemplate) {
+		if seen[t.Metadata.Name] {
+			return
+		}
+		seen[t.Metadata.Name] = true
+		out = append(out, t)
+		for _, ref := range t.Spec.Templates {
+			if inner, ok := templates[ref.TemplateName]; ok {
+				walk(inner)
+			}
+		}
+	}
+	walk(t)
+	return out
+}
+
+// checkComposition checks a template's templates: each exists, and none
+// leads back to the template itself.
+func checkComposition(d *document, templates map[string]*spec.AnalysisTemplate, names []string) Errors {
+	var errs Errors
+	for i, ref := range d.template.Spec.Templates {
+		if ref.TemplateName == "" || ref.TemplateName == d.name {
+			continue // reported by validation
+		}
+		p := spec.FieldPath("spec.templates").Index(i).Child("templateName")
+		inner, ok := templates[ref.TemplateName]
+		if !ok {
+			msg := fmt.Sprintf("AnalysisTemplate %q is not defined in the loaded files", ref.TemplateName)
+			if s := suggest(ref.TemplateName, names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			errs = append(errs, d.errorAt(p, "%s", msg))
+			continue
+		}
+		for _, t := range composed(inner, templates) {
+			if t.Metadata.Name == d.name {
+				errs = append(errs, d.errorAt(p, "AnalysisTemplate %q composes %q, which leads back to it: remove the cycle", d.name, ref.TemplateName))
+				break
+			}
+		}
+	}
+	return errs
 }

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -73,19 +74,21 @@ func archiveRun(s *State, id string, now time.Time, why string) {
 }
 
 // startRun resolves the templates of an analysis and starts its run.
-func startRun(s *State, obs *Observation, kind string, step int, refs []spec.TemplateRef, args []spec.Arg, now time.Time,
+func startRun(s *State, obs *Observation, kind string, step int, req analysis.Request, now time.Time,
 	emit func(string, string, map[string]any)) error {
-	templates := make([]spec.AnalysisTemplate, 0, len(refs))
-	names := make([]string, 0, len(refs))
-	for _, ref := range refs {
-		t, ok := obs.Templates[ref.TemplateName]
-		if !ok {
+	names := make([]string, 0, len(req.Refs))
+	for _, ref := range req.Refs {
+		if _, ok := obs.Templates[ref.TemplateName]; !ok {
 			return fmt.Errorf("AnalysisTemplate %q does not exist (any more): apply it, or change the rollout", ref.TemplateName)
 		}
-		templates = append(templates, t)
 		names = append(names, ref.TemplateName)
 	}
-	res, err := analysis.ResolveRun(templates, refs, args, analysis.Vars(obs.Rollout, s.Canary.Version, s.Stable.Version))
+	// Every template, so that composed ones resolve too.
+	templates := make([]spec.AnalysisTemplate, 0, len(obs.Templates))
+	for _, name := range slices.Sorted(maps.Keys(obs.Templates)) {
+		templates = append(templates, obs.Templates[name])
+	}
+	res, err := analysis.ResolveRun(templates, req, analysis.Vars(obs.Rollout, s.Canary.Version, s.Stable.Version))
 	metrics := res.Metrics
 	if err != nil {
 		return fmt.Errorf("resolve analysis templates %s: %w", strings.Join(names, ", "), err)
@@ -160,7 +163,8 @@ func runStepAnalysis(s *State, sp *spec.RolloutSpec, step spec.Step, obs *Observ
 	label := stepLabel(steps, s.StepIndex)
 	r := s.activeRun(analysis.KindStep, s.StepIndex)
 	if r == nil {
-		if err := startRun(s, obs, analysis.KindStep, s.StepIndex, step.Analysis.Templates, step.Analysis.Args, now, emit); err != nil {
+		if err := startRun(s, obs, analysis.KindStep, s.StepIndex, analysis.Request{
+			Refs: step.Analysis.Templates, Args: step.Analysis.Args, DryRun: step.Analysis.DryRun, MeasurementRetention: step.Analysis.MeasurementRetention}, now, emit); err != nil {
 			abort(s, now, fmt.Sprintf("%s cannot start: %v", label, err), emit)
 			return false, time.Time{}
 		}
@@ -207,7 +211,8 @@ func runBackgroundAnalysis(s *State, sp *spec.RolloutSpec, obs *Observation, now
 	}
 	r := s.activeRun(analysis.KindBackground, 0)
 	if r == nil {
-		if err := startRun(s, obs, analysis.KindBackground, s.StepIndex, bg.Templates, bg.Args, now, emit); err != nil {
+		if err := startRun(s, obs, analysis.KindBackground, s.StepIndex, analysis.Request{
+			Refs: bg.Templates, Args: bg.Args, DryRun: bg.DryRun, MeasurementRetention: bg.MeasurementRetention}, now, emit); err != nil {
 			abort(s, now, fmt.Sprintf("background analysis cannot start: %v", err), emit)
 			return false, time.Time{}
 		}

@@ -10,9 +10,39 @@ type AnalysisTemplate struct {
 
 // AnalysisTemplateSpec is the body of an AnalysisTemplate.
 type AnalysisTemplateSpec struct {
-	Args    []TemplateArg `yaml:"args,omitempty" json:"args,omitempty"`
-	Metrics []Metric      `yaml:"metrics" json:"metrics"`
+	Args []TemplateArg `yaml:"args,omitempty" json:"args,omitempty"`
+	// Metrics of this template; may be empty when Templates brings them.
+	Metrics []Metric `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	// Templates composes other templates into this one: their args and
+	// metrics are added to this template's (Argo's template composition).
+	Templates []TemplateRef `yaml:"templates,omitempty" json:"templates,omitempty"`
+	// DryRun marks the metrics whose names match as dry-run (Argo's shape
+	// of a metric's dryRun: true).
+	DryRun []MetricSelector `yaml:"dryRun,omitempty" json:"dryRun,omitempty"`
+	// MeasurementRetention sets how many measurements the matching metrics
+	// keep (Argo's shape of a metric's measurementRetention).
+	MeasurementRetention []MeasurementRetention `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
 }
+
+// MetricSelector selects metrics by name: MetricName is a regular
+// expression matched anywhere in the name, as in Argo (".*" for every
+// metric). A selector that matches no metric of the run is an error.
+type MetricSelector struct {
+	MetricName string `yaml:"metricName" json:"metricName"`
+}
+
+// MeasurementRetention keeps Limit measurements of the matching metrics.
+type MeasurementRetention struct {
+	MetricName string `yaml:"metricName" json:"metricName"`
+	// Limit is 1..1000.
+	Limit int `yaml:"limit" json:"limit"`
+}
+
+// Bounds of a metric's measurementRetention.
+const (
+	DefaultMeasurementRetention = 10
+	MaxMeasurementRetention     = 1000
+)
 
 // TemplateArg declares an argument; Value (or ValueFrom) is its default.
 type TemplateArg struct {
@@ -40,6 +70,9 @@ type Metric struct {
 	// OnNoData is wait (default), inconclusive, fail or pass.
 	OnNoData string   `yaml:"onNoData,omitempty" json:"onNoData,omitempty"`
 	DryRun   bool     `yaml:"dryRun,omitempty" json:"dryRun,omitempty"`
+	// MeasurementRetention is how many of its newest measurements the
+	// metric keeps in the run's status, 1..1000. Default 10.
+	MeasurementRetention *int `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
 	Provider Provider `yaml:"provider" json:"provider"`
 	Judge    *Judge   `yaml:"judge,omitempty" json:"judge,omitempty"`
 }

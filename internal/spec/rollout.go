@@ -276,11 +276,19 @@ type BackgroundAnalysis struct {
 	Templates    []TemplateRef `yaml:"templates" json:"templates"`
 	StartingStep int           `yaml:"startingStep,omitempty" json:"startingStep,omitempty"`
 	Args         []Arg         `yaml:"args,omitempty" json:"args,omitempty"`
+	// DryRun marks the metrics whose names match as dry-run for this
+	// analysis (Argo's shape), in addition to the templates' own.
+	DryRun []MetricSelector `yaml:"dryRun,omitempty" json:"dryRun,omitempty"`
+	// MeasurementRetention overrides the templates' for this analysis.
+	MeasurementRetention []MeasurementRetention `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
 }
 
 // TemplateRef names an AnalysisTemplate.
 type TemplateRef struct {
 	TemplateName string `yaml:"templateName" json:"templateName"`
+	// ClusterScope is Argo's pointer to a ClusterAnalysisTemplate; coalmine
+	// has one scope, so it is accepted and changes nothing.
+	ClusterScope bool `yaml:"clusterScope,omitempty" json:"clusterScope,omitempty"`
 }
 
 // Arg is a template argument value: Value, or ValueFrom.
@@ -374,6 +382,11 @@ type PauseStep struct {
 type AnalysisStep struct {
 	Templates []TemplateRef `yaml:"templates" json:"templates"`
 	Args      []Arg         `yaml:"args,omitempty" json:"args,omitempty"`
+	// DryRun marks the metrics whose names match as dry-run for this
+	// analysis (Argo's shape), in addition to the templates' own.
+	DryRun []MetricSelector `yaml:"dryRun,omitempty" json:"dryRun,omitempty"`
+	// MeasurementRetention overrides the templates' for this analysis.
+	MeasurementRetention []MeasurementRetention `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
 }
 
 // Notification sends events of the listed types to one channel.

@@ -199,6 +199,7 @@ func (v *validator) strategy(p FieldPath, static []HeaderRoute, c CanaryStrategy
 	if a := c.Analysis; a != nil {
 		ap := p.Child("analysis")
 		v.templateRefs(ap, a.Templates, a.Args)
+		v.selectors(ap, a.DryRun, a.MeasurementRetention)
 		if a.StartingStep < 0 || a.StartingStep > len(c.Steps) {
 			v.add(ap.Child("startingStep"), "startingStep %d is out of range: there are %d steps, so use 0 to %d", a.StartingStep, len(c.Steps), len(c.Steps))
 		}
@@ -226,6 +227,7 @@ func (v *validator) strategy(p FieldPath, static []HeaderRoute, c CanaryStrategy
 			}
 		case st.Analysis != nil:
 			v.templateRefs(sp.Child("analysis"), st.Analysis.Templates, st.Analysis.Args)
+			v.selectors(sp.Child("analysis"), st.Analysis.DryRun, st.Analysis.MeasurementRetention)
 		case st.SetHeaderRoute != nil:
 			hp := sp.Child("setHeaderRoute")
 			hr := *st.SetHeaderRoute

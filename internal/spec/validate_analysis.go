@@ -35,9 +35,19 @@ func (t *AnalysisTemplate) Validate() FieldErrors {
 		declared[a.Name] = true
 	}
 
-	if len(t.Spec.Metrics) == 0 {
-		v.add(p.Child("metrics"), "at least one metric is required")
+	if len(t.Spec.Metrics) == 0 && len(t.Spec.Templates) == 0 {
+		v.add(p.Child("metrics"), "at least one metric is required (or templates to compose)")
 	}
+	for i, ref := range t.Spec.Templates {
+		tp := p.Child("templates").Index(i).Child("templateName")
+		switch {
+		case ref.TemplateName == "":
+			v.add(tp, "templateName is required")
+		case ref.TemplateName == t.Metadata.Name:
+			v.add(tp, "a template cannot compose itself")
+		}
+	}
+	v.selectors(p, t.Spec.DryRun, t.Spec.MeasurementRetention)
 	seen := nameSet{}
 	for i, m := range t.Spec.Metrics {
 		mp := p.Child("metrics").Index(i)
@@ -69,6 +79,9 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 		if l.n != nil && *l.n < Unlimited {
 			v.add(p.Child(l.name), "must be -1 (unlimited) or at least 0, not %d", *l.n)
 		}
+	}
+	if r := m.MeasurementRetention; r != nil && (*r < 1 || *r > MaxMeasurementRetention) {
+		v.add(p.Child("measurementRetention"), "keeps 1 to %d measurements, not %d", MaxMeasurementRetention, *r)
 	}
 	if csl := m.ConsecutiveSuccessLimit; csl != nil {
 		switch {

@@ -386,3 +386,27 @@ func (v *validator) argValueFrom(p FieldPath, vf *ArgValueFrom, hasValue bool) {
 		v.oneOf(p.Child("podTemplateHashValue"), "podTemplateHashValue", vf.PodTemplateHashValue, PodTemplateHashStable, PodTemplateHashLatest)
 	}
 }
+
+// selectors checks Argo's dryRun and measurementRetention lists: each
+// metricName a regular expression, each limit in range.
+func (v *validator) selectors(p FieldPath, dryRun []MetricSelector, retention []MeasurementRetention) {
+	pattern := func(q FieldPath, s string) {
+		if s == "" {
+			v.add(q, "metricName is required: a metric name, or a regular expression such as .* for all")
+			return
+		}
+		if _, err := regexp.Compile(s); err != nil {
+			v.add(q, "invalid regular expression %q: %s", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+	}
+	for i, d := range dryRun {
+		pattern(p.Child("dryRun").Index(i).Child("metricName"), d.MetricName)
+	}
+	for i, r := range retention {
+		rp := p.Child("measurementRetention").Index(i)
+		pattern(rp.Child("metricName"), r.MetricName)
+		if r.Limit < 1 || r.Limit > MaxMeasurementRetention {
+			v.add(rp.Child("limit"), "keeps 1 to %d measurements, not %d", MaxMeasurementRetention, r.Limit)
+		}
+	}
+}
