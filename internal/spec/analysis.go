@@ -28,11 +28,13 @@ type AnalysisTemplateSpec struct {
 // expression matched anywhere in the name, as in Argo (".*" for every
 // metric). A selector that matches no metric of the run is an error.
 type MetricSelector struct {
+	// MetricName is a regular expression matched against metric names.
 	MetricName string `yaml:"metricName" json:"metricName"`
 }
 
 // MeasurementRetention keeps Limit measurements of the matching metrics.
 type MeasurementRetention struct {
+	// MetricName is a regular expression matched against metric names.
 	MetricName string `yaml:"metricName" json:"metricName"`
 	// Limit is 1..1000.
 	Limit int `yaml:"limit" json:"limit"`
@@ -46,8 +48,10 @@ const (
 
 // TemplateArg declares an argument; Value (or ValueFrom) is its default.
 type TemplateArg struct {
-	Name      string        `yaml:"name" json:"name"`
-	Value     *string       `yaml:"value,omitempty" json:"value,omitempty"`
+	Name  string  `yaml:"name" json:"name"`
+	Value *string `yaml:"value,omitempty" json:"value,omitempty"`
+	// ValueFrom is a default read from a secret or from the rollout, as in
+	// a rollout's args.
 	ValueFrom *ArgValueFrom `yaml:"valueFrom,omitempty" json:"valueFrom,omitempty"`
 }
 

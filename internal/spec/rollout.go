@@ -321,12 +321,15 @@ type ArgValueFrom struct {
 
 // SecretKeyRef names a key of a Kubernetes secret.
 type SecretKeyRef struct {
+	// Name is the secret's name: a directory under $COALMINE_SECRETS_DIR.
 	Name string `yaml:"name" json:"name"`
-	Key  string `yaml:"key" json:"key"`
+	// Key is the key in the secret: a file in that directory.
+	Key string `yaml:"key" json:"key"`
 }
 
 // FieldRef names a field of the rollout by its path.
 type FieldRef struct {
+	// FieldPath is metadata.name; other Kubernetes paths are errors.
 	FieldPath string `yaml:"fieldPath" json:"fieldPath"`
 }
 
