@@ -233,7 +233,7 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 	}
 	res.Metrics = make([]spec.Metric, len(metrics))
 	for i, m := range metrics {
-		res.Metrics[i] = s.metric(m)
+		res.Metrics[i] = s.numbers(s.metric(m))
 	}
 	// The analysis' own lists come last, so its retention wins.
 	if err := applySelectors(res.Metrics, append(dryRun, req.DryRun...), append(retention, req.MeasurementRetention...)); err != nil {
@@ -360,6 +360,31 @@ func (s *substituter) metric(m spec.Metric) spec.Metric {
 		c.Body = s.fill(field("web.body"), w.Body)
 		c.JSONPath = s.fill(field("web.jsonPath"), w.JSONPath)
 		m.Provider.Web = &c
+	}
+	return m
+}
+
+// numbers fills the metric's number and duration fields written as
+// placeholders and checks them as the loader checks literal ones.
+func (s *substituter) numbers(m spec.Metric) spec.Metric {
+	if len(m.ArgFields) == 0 {
+		return m
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.ArgFields)) {
+		where := fmt.Sprintf("metric %q %s", m.Name, name)
+		text := s.fill(where, m.ArgFields[name])
+		if strings.Contains(text, "{{") {
+			continue // reported by fill
+		}
+		if err := m.SetArgField(name, text); err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("%s = %q: %v", where, m.ArgFields[name], err))
+		}
+	}
+	m.ArgFields = nil
+	for _, fe := range spec.ValidateMetric(m) {
+		if slices.Contains(spec.ArgFieldNames, fe.Path) {
+			s.problems = append(s.problems, fmt.Sprintf("metric %q %s: %s", m.Name, fe.Path, fe.Msg))
+		}
 	}
 	return m
 }

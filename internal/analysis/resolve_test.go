@@ -277,3 +277,29 @@ func TestResolveComposition(t *testing.T) {
 		t.Errorf("unmatched selector: %v", err)
 	}
 }
+
+// TestResolveNumbersFromArgs: Argo's count: "{{args.count}}" and its other
+// number and duration fields, filled and checked when the run starts.
+func TestResolveNumbersFromArgs(t *testing.T) {
+	m := promMetric("m", "http://p:9090", "q", nil)
+	m.ArgFields = map[string]string{"count": "{{args.count}}", "interval": "{{args.interval}}", "failureLimit": "{{ args.limit }}"}
+	tpl := template("t", []spec.TemplateArg{{Name: "count"}, {Name: "interval", Value: str("30")}, {Name: "limit", Value: str("2")}}, m)
+	got, err := analysis.Resolve([]spec.AnalysisTemplate{tpl}, refs("t"), []spec.Arg{{Name: "count", Value: "5"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := got[0]
+	if *r.Count != 5 || r.Interval.D() != 30*time.Second || *r.FailureLimit != 2 || r.ArgFields != nil {
+		t.Errorf("count %v interval %v failureLimit %v argFields %v", *r.Count, r.Interval, *r.FailureLimit, r.ArgFields)
+	}
+	for _, tc := range []struct{ count, interval, want string }{
+		{"five", "30s", `metric "m" count = "{{args.count}}": "five" is not an integer`},
+		{"0", "30s", `metric "m" count: must be at least 1`},
+		{"3", "soon", `metric "m" interval = "{{args.interval}}": invalid duration "soon"`},
+	} {
+		_, err := analysis.Resolve([]spec.AnalysisTemplate{tpl}, refs("t"), []spec.Arg{{Name: "count", Value: tc.count}, {Name: "interval", Value: tc.interval}}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("count %s interval %s: %v, want %q", tc.count, tc.interval, err, tc.want)
+		}
+	}
+}

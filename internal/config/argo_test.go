@@ -188,3 +188,35 @@ func TestArgValueFromErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestArgoNumbersFromArgs(t *testing.T) {
+	doc := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: count, value: "3"}, {name: interval}]
+  metrics:
+  - name: m
+    count: "{{args.count}}"
+    interval: "{{args.interval}}"
+    failureLimit: "{{args.limt}}"
+    successCondition: result[0] > 0
+    provider: {prometheus: {address: "http://p:9090", query: up}}
+`
+	_, err := Parse("x.yaml", []byte(doc))
+	want := `x.yaml:10:19: spec.metrics[0].failureLimit: {{args.limt}} uses argument "limt", which spec.args does not declare`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	b, err := Parse("x.yaml", []byte(strings.Replace(doc, "limt", "count", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := b.Templates[0].Spec.Metrics[0]
+	if m.Count != nil || m.ArgFields["count"] != "{{args.count}}" || m.ArgFields["interval"] != "{{args.interval}}" {
+		t.Errorf("count %v argFields %v", m.Count, m.ArgFields)
+	}
+	if _, err := Parse("x.yaml", []byte(strings.Replace(doc, `"{{args.count}}"`, `"three"`, 1))); err == nil || !strings.Contains(err.Error(), `spec.metrics[0].count: expected an integer, got the string "three"`) {
+		t.Errorf("a string without placeholder must stay a type error: %v", err)
+	}
+}

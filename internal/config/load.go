@@ -357,6 +357,9 @@ func parseDocument(file string, doc *yaml.Node) (*document, Errors) {
 		errs = append(errs, decodeErrors(file, d.ix.root, err)...)
 	}
 	_ = decodeNode(root, obj) // same input, same error as above; a partial result is still checked
+	if d.template != nil {
+		w.moveArgFields(d.template)
+	}
 	obj.SetDefaults()
 	errs = append(errs, w.explicitZeros(root, before.Elem(), reflect.ValueOf(obj).Elem(), "")...)
 	for _, fe := range obj.Validate() {
@@ -613,4 +616,20 @@ func checkComposition(d *document, templates map[string]*spec.AnalysisTemplate, 
 		}
 	}
 	return errs
+}
+
+// moveArgFields gives each metric the fields it wrote as placeholders.
+func (w *walker) moveArgFields(t *spec.AnalysisTemplate) {
+	for p, text := range w.argFields {
+		var i int
+		var name string
+		if _, err := fmt.Sscanf(string(p), "spec.metrics[%d].%s", &i, &name); err != nil || i < 0 || i >= len(t.Spec.Metrics) {
+			continue
+		}
+		m := &t.Spec.Metrics[i]
+		if m.ArgFields == nil {
+			m.ArgFields = map[string]string{}
+		}
+		m.ArgFields[name] = text
+	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,10 @@ type walker struct {
 	dropped map[*yaml.Node]bool     // keys of duplicate or malformed pairs, removed before decoding
 	nodes   int
 	tooBig  bool
+	// argFields are metric fields written as placeholders (count:
+	// "{{args.count}}"), by path; they are nulled for decoding and given
+	// to the metric's ArgFields afterwards.
+	argFields map[spec.FieldPath]string
 }
 
 func newWalker(file string, ix *nodeIndex) *walker {
@@ -140,6 +145,29 @@ func isNull(n *yaml.Node) bool {
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+var metricType = reflect.TypeFor[spec.Metric]()
+
+// argField records a metric field written as a placeholder, such as
+// count: "{{args.count}}", which Argo allows for its number and duration
+// fields; the run fills and parses it.
+func (w *walker) argField(n, key *yaml.Node, p spec.FieldPath) bool {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || !strings.Contains(n.Value, "{{") {
+		return false
+	}
+	name := p[strings.LastIndexByte(string(p), '.')+1:]
+	if !slices.Contains(spec.ArgFieldNames, string(name)) {
+		return false
+	}
+	w.ix.entries[p] = indexEntry{value: posOf(n), key: posOf(key), hasKey: true}
+	if w.argFields == nil {
+		w.argFields = map[spec.FieldPath]string{}
+	}
+	w.argFields[p] = n.Value
+	w.bad = append(w.bad, n)
+	return true
+}
 
 // walk checks n against type t at path p; key is the mapping key that
 // holds n, if any.
@@ -276,6 +304,9 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, p spec.FieldPath) {
 		f, ok := fields.byName[name]
 		if !ok {
 			w.unknownField(k, fields, p)
+			continue
+		}
+		if t == metricType && w.argField(values[i], k, p.Child(name)) {
 			continue
 		}
 		w.walk(values[i], k, f.Type, p.Child(name))

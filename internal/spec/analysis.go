@@ -1,5 +1,11 @@
 package spec
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // AnalysisTemplate lists metrics that decide whether a canary is healthy.
 type AnalysisTemplate struct {
 	APIVersion string               `yaml:"apiVersion" json:"apiVersion"`
@@ -79,6 +85,64 @@ type Metric struct {
 	MeasurementRetention *int `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
 	Provider Provider `yaml:"provider" json:"provider"`
 	Judge    *Judge   `yaml:"judge,omitempty" json:"judge,omitempty"`
+	// ArgFields holds the numeric and duration fields written as
+	// placeholders, as Argo allows (count: "{{args.count}}"), by YAML field
+	// name; a run fills them and parses the result into the typed field.
+	// In YAML they are written in place; the loader moves them here.
+	ArgFields map[string]string `yaml:"-" json:"argFields,omitempty"`
+}
+
+// ArgFieldNames are the Metric fields that may be written as
+// placeholders: Argo's IntOrString and duration-string fields.
+var ArgFieldNames = []string{"interval", "initialDelay", "count", "failureLimit", "inconclusiveLimit",
+	"consecutiveErrorLimit", "consecutiveSuccessLimit", "measurementRetention"}
+
+// SetArgField parses text, a placeholder's value, into the field name
+// ("count", "interval"...).
+func (m *Metric) SetArgField(name, text string) error {
+	text = strings.TrimSpace(text)
+	switch name {
+	case "interval", "initialDelay":
+		d, err := ParseDuration(text)
+		if err != nil {
+			return err
+		}
+		if name == "interval" {
+			m.Interval = &d
+		} else {
+			m.InitialDelay = &d
+		}
+		return nil
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil {
+		return fmt.Errorf("%q is not an integer", text)
+	}
+	switch name {
+	case "count":
+		m.Count = &n
+	case "failureLimit":
+		m.FailureLimit = &n
+	case "inconclusiveLimit":
+		m.InconclusiveLimit = &n
+	case "consecutiveErrorLimit":
+		m.ConsecutiveErrorLimit = &n
+	case "consecutiveSuccessLimit":
+		m.ConsecutiveSuccessLimit = &n
+	case "measurementRetention":
+		m.MeasurementRetention = &n
+	default:
+		return fmt.Errorf("%s cannot take a placeholder", name)
+	}
+	return nil
+}
+
+// ValidateMetric checks one metric on its own, as a run sees it once its
+// placeholders are filled.
+func ValidateMetric(m Metric) FieldErrors {
+	v := &validator{}
+	v.metric("", m, nil)
+	return v.errs
 }
 
 // Provider is a union: exactly one field is set.

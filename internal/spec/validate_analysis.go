@@ -57,6 +57,9 @@ func (t *AnalysisTemplate) Validate() FieldErrors {
 			v.unique(seen, mp.Child("name"), "metric name", m.Name)
 		}
 		v.metric(mp, m, declared)
+		for _, name := range sortedKeys(m.ArgFields) {
+			v.placeholders(mp.Child(name), m.ArgFields[name], declared)
+		}
 	}
 	return v.errs
 }
