@@ -344,6 +344,7 @@ func parseDocument(file string, doc *yaml.Node) (*document, Errors) {
 	t := reflect.TypeOf(obj).Elem()
 	w := newWalker(file, d.ix)
 	w.walk(root, nil, t, "")
+	d.argo = d.argo || w.argoShape
 	errs := append(argoErrs, w.errs...)
 	if w.tooBig {
 		return nil, errs

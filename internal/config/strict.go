@@ -85,6 +85,9 @@ type walker struct {
 	// "{{args.count}}"), by path; they are nulled for decoding and given
 	// to the metric's ArgFields afterwards.
 	argFields map[spec.FieldPath]string
+	// argoShape is set by shapes only Argo users write (a duration as a
+	// bare number of seconds).
+	argoShape bool
 }
 
 func newWalker(file string, ix *nodeIndex) *walker {
@@ -146,7 +149,10 @@ func isNull(n *yaml.Node) bool {
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
-var metricType = reflect.TypeFor[spec.Metric]()
+var (
+	metricType   = reflect.TypeFor[spec.Metric]()
+	durationType = reflect.TypeFor[spec.Duration]()
+)
 
 // argField records a metric field written as a placeholder, such as
 // count: "{{args.count}}", which Argo allows for its number and duration
@@ -197,6 +203,9 @@ func (w *walker) walk(n, key *yaml.Node, t reflect.Type, p spec.FieldPath) {
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if t == durationType && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+			w.argoShape = true
+		}
 		u := reflect.New(t).Interface().(yaml.Unmarshaler)
 		if err := u.UnmarshalYAML(n); err != nil {
 			w.typeError(n, p, "%s", err.Error())
