@@ -805,7 +805,7 @@ func TestCommandsThroughTheController(t *testing.T) {
 func TestUndoThroughTheController(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		window int
+		window spec.RollbackWindow
 		want   want
 	}{
 		{"fast within the rollback window", 1, want{phase: model.PhaseHealthy, revision: 2, step: 5, weight: 0, stable: "v1"}},

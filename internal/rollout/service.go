@@ -163,7 +163,7 @@ func (c *Controller) Undo(ctx context.Context, name string, toRevision int64) (m
 	e.mu.Unlock()
 	window := 1
 	if r.Spec.RollbackWindow != nil {
-		window = *r.Spec.RollbackWindow
+		window = int(*r.Spec.RollbackWindow)
 	}
 	target, fast, err := UndoTarget(name, st, toRevision, window)
 	if err != nil {

@@ -58,9 +58,12 @@ type RolloutSpec struct {
 	// ProgressDeadline limits waiting for a weight to take effect and for an
 	// analysis to see data. Default 10m.
 	ProgressDeadline Duration `yaml:"progressDeadline" json:"progressDeadline"`
-	// RollbackWindow is how many recent stable versions `undo` may return to
-	// without walking the steps again. Default 1.
-	RollbackWindow *int `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
+	// RollbackWindow makes `undo` fast: going back to a version that was
+	// stable within the last N completed revisions skips the steps and
+	// analysis and moves all traffic at once; 0 runs them on every undo. An
+	// integer, or Argo's `{revisions: N}`. Default 1; Argo's default (left
+	// out) is 0.
+	RollbackWindow *RollbackWindow `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
 	// Strategy lists the canary steps and background analysis.
 	Strategy Strategy `yaml:"strategy" json:"strategy"`
 	// Notifications choose channels per event type.

@@ -69,7 +69,7 @@ func (r *Rollout) Validate() FieldErrors {
 	v.trafficRouting(p.Child("trafficRouting"), s.TrafficRouting)
 	v.positive(p.Child("progressDeadline"), s.ProgressDeadline)
 	if s.RollbackWindow != nil {
-		v.atLeast(p.Child("rollbackWindow"), *s.RollbackWindow, 0)
+		v.atLeast(p.Child("rollbackWindow"), int(*s.RollbackWindow), 0)
 	}
 	v.strategy(p.Child("strategy").Child("canary"), s.TrafficRouting.HeaderRoutes, s.Strategy.Canary)
 	for i, n := range s.Notifications {

@@ -319,7 +319,7 @@ func TestRolloutSetDefaults(t *testing.T) {
 		{"balancer", s.TrafficRouting.Balancer, "least-requests"},
 		{"mirrorMaxBodyBytes", s.TrafficRouting.MirrorMaxBodyBytes, int64(1048576)},
 		{"progressDeadline", s.ProgressDeadline, Duration(10 * time.Minute)},
-		{"rollbackWindow", *s.RollbackWindow, 1},
+		{"rollbackWindow", *s.RollbackWindow, RollbackWindow(1)},
 		{"headerRoutes[0].to", s.TrafficRouting.HeaderRoutes[0].To, RoleCanary},
 		{"setHeaderRoute add to", s.Strategy.Canary.Steps[3].SetHeaderRoute.To, RoleCanary},
 		{"setHeaderRoute remove stays a removal", s.Strategy.Canary.Steps[4].SetHeaderRoute.Removes(), true},
@@ -336,7 +336,7 @@ func TestRolloutSetDefaults(t *testing.T) {
 	// Explicit values survive, and a second call changes nothing.
 	r2 := validRollout()
 	r2.Spec.HealthCheck = &HealthCheck{Interval: Duration(time.Second)}
-	r2.Spec.RollbackWindow = ptr(0)
+	r2.Spec.RollbackWindow = ptr(RollbackWindow(0))
 	r2.Spec.TrafficRouting.Balancer = BalancerRoundRobin
 	r2.SetDefaults()
 	r2.SetDefaults()

@@ -331,7 +331,7 @@ func (r *rollout) recentlyStable(version string) bool {
 	}
 	window := spec.DefaultRollbackWindow
 	if w := r.view.Spec.RollbackWindow; w != nil {
-		window = *w
+		window = int(*w)
 	}
 	for i, h := range slices.Backward(r.history) {
 		if len(r.history)-i > window {
