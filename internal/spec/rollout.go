@@ -225,7 +225,9 @@ const (
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return r == RoleStable || r == RoleCanary }
 
-// HeaderRoute sends matching requests to one version. All matches must hold.
+// HeaderRoute sends matching requests to one version. Each match entry is an
+// alternative: the route applies when any one of them holds, as each entry
+// of Argo's setHeaderRoute is its own Istio match.
 type HeaderRoute struct {
 	Name  string        `yaml:"name" json:"name"`
 	Match []HeaderMatch `yaml:"match,omitempty" json:"match,omitempty"`
@@ -251,8 +253,9 @@ type MirrorRoute struct {
 	Name string `yaml:"name" json:"name"`
 	// Percentage of matching requests mirrored, 0..100. Default 100.
 	Percentage *float64 `yaml:"percentage,omitempty" json:"percentage,omitempty"`
-	// Match lists alternatives; a request matching any of them is mirrored.
-	// Empty matches every request (idempotent methods only).
+	// Match lists alternatives; a request matching any of them is mirrored
+	// (idempotent methods only, unless a match names the method). At least
+	// one is required, as in Argo; a step with only `name` removes the route.
 	Match []RequestMatch `yaml:"match,omitempty" json:"match,omitempty"`
 }
 

@@ -173,6 +173,13 @@ func (v *validator) headerRoute(p FieldPath, hr HeaderRoute) {
 
 func (v *validator) mirrorRoute(p FieldPath, mr MirrorRoute) {
 	v.routeName(p, mr.Name)
+	if len(mr.Match) == 0 && mr.Percentage != nil {
+		// Argo removes a mirror route that has no match, whatever its
+		// percentage (it requires a match for safety): accepting this would
+		// either mirror nothing or, as coalmine once did, every GET.
+		v.add(p.Child("match"), "a mirror route needs a match: without one, Argo Rollouts removes the route whatever its percentage, so nothing would be mirrored; "+
+			"to mirror, add a match such as match: [{method: {exact: GET}}] (or [{path: {prefix: /}}] for every idempotent request); to remove route %q, give only its name", mr.Name)
+	}
 	if mr.Percentage != nil && v.finite(p.Child("percentage"), *mr.Percentage) {
 		if *mr.Percentage < 0 || *mr.Percentage > 100 {
 			v.add(p.Child("percentage"), "percentage %v is out of range: it must be between 0 and 100", *mr.Percentage)
@@ -249,7 +256,7 @@ func (v *validator) strategy(p FieldPath, static []HeaderRoute, c CanaryStrategy
 			v.mirrorRoute(mp, mr)
 			if mr.Removes() {
 				if mr.Name != "" && !mirrorRoutes[mr.Name] {
-					v.add(mp.Child("name"), "no earlier setMirrorRoute step adds route %q, so there is nothing to remove; to add it, give it a match or a percentage", mr.Name)
+					v.add(mp.Child("name"), "no earlier setMirrorRoute step adds route %q, so there is nothing to remove; to add it, give it a match", mr.Name)
 				}
 				delete(mirrorRoutes, mr.Name)
 			} else {
