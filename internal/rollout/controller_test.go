@@ -868,6 +868,27 @@ func TestUndoDuringACanaryGoesToThePreviousRevision(t *testing.T) {
 	}
 }
 
+// TestUndoToARevisionThatEndedOnTheStable: --to-revision naming the
+// revision that promoted the current stable ends the canary at once too,
+// and says which revision it went back to.
+func TestUndoToARevisionThatEndedOnTheStable(t *testing.T) {
+	h := newHarness(t, testRollout("shop", "v1", "v2", nil))
+	if _, err := h.c.Promote(h.ctx, "shop", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.SetCanary(h.ctx, "shop", version("v3", 9003)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := h.c.Undo(h.ctx, "shop", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.expect("shop", want{phase: model.PhaseHealthy, revision: 3, stable: "v2"})
+	if !strings.Contains(v.Status.Message, "undo: back to v2, as revision 1 ended") {
+		t.Errorf("message %q", v.Status.Message)
+	}
+}
+
 func want2(phase model.Phase, revision int64, stable, canary string) want {
 	return want{phase: phase, revision: revision, stable: stable, canary: canary}
 }

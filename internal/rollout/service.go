@@ -176,7 +176,11 @@ func (c *Controller) Undo(ctx context.Context, name string, toRevision int64) (m
 		if s.Canary == nil && st.Canary != nil {
 			// Back to the stable during a canary: Plan ended the canary at
 			// once, which Argo also does whatever the rollback window.
-			s.Message = fmt.Sprintf("undo: back to %s, the previous revision, serving 100%%; %s is rolled back", s.Stable.Version, st.Canary.Version)
+			which := "the previous revision"
+			if toRevision > 0 {
+				which = fmt.Sprintf("as revision %d ended", toRevision)
+			}
+			s.Message = fmt.Sprintf("undo: back to %s, %s, serving 100%%; %s is rolled back", s.Stable.Version, which, st.Canary.Version)
 			e.emit(EventCompleted, s.Message, map[string]any{"stable": s.Stable.Version, "rolledBack": st.Canary.Version, "undo": true})
 			return s, e.events, nil
 		}

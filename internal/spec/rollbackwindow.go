@@ -95,7 +95,7 @@ func (w *RollbackWindow) UnmarshalJSON(b []byte) error {
 // shape that leaves rollbackWindow out: coalmine's default differs from
 // Argo's, and an Argo user would otherwise learn it during an incident.
 func RollbackWindowArgoNote() string {
-	return fmt.Sprintf("rollbackWindow is not set, so coalmine's default of %d applies: `coalmine undo` to the stable version of the last revision "+
-		"moves all traffic at once and skips the steps and analysis, while Argo Rollouts runs them again by default; "+
-		"set rollbackWindow: {revisions: 0} to run them on every undo as Argo does", DefaultRollbackWindow)
+	return fmt.Sprintf("rollbackWindow is not set, so coalmine's default of %d applies: `coalmine undo` back to the version that was stable "+
+		"before the last completed rollout moves all traffic at once, skipping the steps and analysis that Argo Rollouts runs again by default; "+
+		"set rollbackWindow: {revisions: 0} to get Argo's behaviour", DefaultRollbackWindow)
 }

@@ -72,7 +72,7 @@ func TestRollbackWindowErrorsSayWhatToWrite(t *testing.T) {
 
 func TestRollbackWindowArgoNote(t *testing.T) {
 	note := RollbackWindowArgoNote()
-	for _, want := range []string{"rollbackWindow: {revisions: 0}", "Argo", "skips the steps"} {
+	for _, want := range []string{"rollbackWindow: {revisions: 0}", "Argo", "skipping the steps and analysis"} {
 		if !strings.Contains(note, want) {
 			t.Errorf("note %q does not mention %q", note, want)
 		}
