@@ -269,8 +269,9 @@ func (f *Fake) SetCanary(_ context.Context, name string, canary spec.VersionSpec
 // Undo starts a new revision whose canary is the previous revision's
 // version, as Argo's rollback to revision N-1 (or revision toRevision's
 // canary). While a canary is in progress that is usually the stable
-// version, so undo returns every request to it at once. When the target was stable within the last rollbackWindow
-// revisions the steps are skipped (fast rollback).
+// version, so undo returns every request to it at once. When the target
+// was stable within the last rollbackWindow revisions the steps are
+// skipped (fast rollback).
 func (f *Fake) Undo(_ context.Context, name string, toRevision int64) (model.View, error) {
 	return f.change(name, func(r *rollout, now time.Time) error {
 		if toRevision < 0 {
@@ -316,7 +317,9 @@ func (r *rollout) undoTarget(toRevision int64) (spec.VersionSpec, error) {
 // seen before was asked for first. Undo goes to the one before the last.
 func (r *rollout) askedVersions() []spec.VersionSpec {
 	var out []spec.VersionSpec
-	has := func(v string) int { return slices.IndexFunc(out, func(o spec.VersionSpec) bool { return o.Version == v }) }
+	has := func(v string) int {
+		return slices.IndexFunc(out, func(o spec.VersionSpec) bool { return o.Version == v })
+	}
 	ask := func(v spec.VersionSpec) {
 		if i := has(v.Version); i >= 0 {
 			out = slices.Delete(out, i, i+1)
