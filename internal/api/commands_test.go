@@ -167,7 +167,8 @@ func TestResumeAfterPause(t *testing.T) {
 func TestUndo(t *testing.T) {
 	const p = "/api/v1/rollouts/checkout/undo"
 	runCases(t, []requestCase{
-		{"to the stable version", "POST", p, "", 200, "Healthy step 0 weight 0 stable v1.4.2 canary ", "", ""},
+		{"to the previous revision, which v1.5.0 superseded", "POST", p, "", 200, "Paused/PauseStep step 3 weight 1 stable v1.4.2 canary v1.5.0-rc.1", "", ""},
+		{"an aborted canary: back to its stable", "POST", "/api/v1/rollouts/payments/undo", "", 200, "Healthy step 0 weight 0 stable v2.0.1 canary ", "", ""},
 		{"to a revision", "POST", p, `{"toRevision": 2}`, 200, "Paused/PauseStep step 3 weight 1 stable v1.4.2 canary v1.5.0-rc.1", "", ""},
 		{"healthy, fast", "POST", "/api/v1/rollouts/search/undo", `{}`, 200, "Healthy step 3 weight 0 stable v0.8.3 canary ", "", ""},
 		{"the current revision", "POST", p, `{"toRevision": 3}`, 409, "", "", "revision 3 is the current revision"},

@@ -153,6 +153,7 @@ func TestGolden(t *testing.T) {
 		{name: "pause", args: []string{"pause", "checkout"}},
 		{name: "resume-not-paused", args: []string{"resume", "checkout"}, code: 1},
 		{name: "undo", args: []string{"undo", "checkout"}},
+		{name: "undo-aborted-canary", args: []string{"undo", "payments"}},
 		{name: "undo-to-revision", args: []string{"undo", "checkout", "--to-revision", "2"}},
 		{name: "undo-unknown-revision", args: []string{"undo", "checkout", "--to-revision", "9"}, code: 2},
 		{name: "undo-negative-revision", args: []string{"undo", "checkout", "--to-revision", "-1"}, code: 2},

@@ -290,7 +290,9 @@ func TestAgainstTheAPI(t *testing.T) {
 	if v, err = c.Promote(ctx, "checkout", true); err != nil || v.Status.Phase != model.PhaseHealthy || v.Status.StableVersion != "v1.5.0" {
 		t.Fatalf("Promote full = %+v, %v", v.Status, err)
 	}
-	if v, err = c.Undo(ctx, "checkout", 0); err != nil || v.Status.StableVersion != "v1.4.2" {
+	// Undo goes to the previous revision (Argo's N-1): v1.5.0-rc.1, which
+	// v1.5.0 superseded, rolled out again with its steps.
+	if v, err = c.Undo(ctx, "checkout", 0); err != nil || v.Status.StableVersion != "v1.5.0" || v.Status.CanaryVersion != "v1.5.0-rc.1" {
 		t.Fatalf("Undo = %+v, %v", v.Status, err)
 	}
 	v, err = c.SetCanary(ctx, "checkout", spec.VersionSpec{Version: "v1.6.0", Endpoints: []string{"http://127.0.0.1:9004"}})

@@ -63,8 +63,8 @@ func (c *Client) Resume(ctx context.Context, name string) (model.View, error) {
 	return c.command(ctx, name, "resume", nil)
 }
 
-// Undo starts a new revision whose canary is the previous stable version,
-// or the canary of revision toRevision when toRevision > 0.
+// Undo goes back to the previous revision's version (Argo's revision N-1),
+// or to revision toRevision's when toRevision > 0.
 func (c *Client) Undo(ctx context.Context, name string, toRevision int64) (model.View, error) {
 	var body any
 	if toRevision > 0 {

@@ -23,6 +23,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"", "---", "kind: Rollout", "- a", "a: &a [*a]", "kind: Rollout\nspec: {<<: {listen: x}}",
 		"kind: Rollout\nspec: {stable: {endpoints: {a: 1}}}", "\t", "kind: AnalysisTemplate\nspec: {metrics: [{successCondition: '('}]}",
+		"kind: Rollout\nspec: {rollbackWindow: {revisions: {a: 1}, <<: {revisions: 2}}}", "kind: Rollout\nspec: {rollbackWindow: [1]}",
 	} {
 		f.Add([]byte(s))
 	}

@@ -213,8 +213,8 @@ type Commands interface {
 	// releases it.
 	Pause(ctx context.Context, name string) (View, error)
 	Resume(ctx context.Context, name string) (View, error)
-	// Undo starts a new revision whose canary is the previous stable version,
-	// or revision toRevision's canary when toRevision > 0.
+	// Undo goes back to the previous revision's version (Argo's revision
+	// N-1), or to revision toRevision's when toRevision > 0.
 	Undo(ctx context.Context, name string, toRevision int64) (View, error)
 	// SetWeight overrides the canary weight by hand and pauses (Manual).
 	SetWeight(ctx context.Context, name string, w spec.Weight) (View, error)

@@ -259,7 +259,7 @@ func TestMirrorPoolFullNeverDelaysPrimary(t *testing.T) {
 	cb := newBackend(t, canaryVersion, blk.handle)
 	r := rolloutSpec(t, []string{sb.url}, []string{cb.url}, nil)
 	cfg := tableConfig(r, 0)
-	cfg.MirrorRoutes = []spec.MirrorRoute{{Name: "all-gets"}} // idempotent methods only
+	cfg.MirrorRoutes = []spec.MirrorRoute{{Name: "all-gets", Match: []spec.RequestMatch{{Path: &spec.StringMatch{Prefix: ptr("/")}}}}} // idempotent methods only
 	g := startProxyWith(t, r, cfg, proxy.Options{MirrorWorkers: 1, MirrorQueue: 1})
 	defer blk.free() // before the proxy's cleanup, which waits for the worker
 	c := newClient(4)

@@ -423,6 +423,25 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "a revision with nothing to roll out is recorded when a canary starts over it", st: healthyState(), sp: rollout("v1", "v2"),
+			wantRev: 2, wantStable: "v1", wantCanary: "v2", wantEvents: []string{EventStarted},
+			check: func(t *testing.T, got State) {
+				want := []RevisionRecord{{Revision: 1, Stable: version("v1", 9001), Outcome: OutcomeSuperseded, EndedAt: now}}
+				if !reflect.DeepEqual(got.History, want) {
+					t.Errorf("History = %+v, want %+v", got.History, want)
+				}
+			},
+		},
+		{
+			name: "a completed revision is not recorded twice when a canary starts over it", st: completedV2, sp: rollout("v2", "v3"),
+			wantRev: 2, wantStable: "v2", wantCanary: "v3", wantEvents: []string{EventStarted},
+			check: func(t *testing.T, got State) {
+				if !reflect.DeepEqual(got.History, completedV2.History) {
+					t.Errorf("History = %+v, want %+v", got.History, completedV2.History)
+				}
+			},
+		},
+		{
 			name: "a file still naming the promoted canary as canary changes nothing", st: completedV2, sp: rollout("v1", "v2"),
 			wantRev: 1, wantStable: "v2", wantStep: 5,
 			check: func(t *testing.T, got State) {
@@ -489,6 +508,16 @@ func TestUndoTarget(t *testing.T) {
 		r.Outcome = OutcomeSuperseded
 		return r
 	}
+	// canaryOver is a revision rolling out canary over stable, after history.
+	canaryOver := func(stable, canary string, history ...RevisionRecord) State {
+		return State{Revision: int64(len(history) + 1), Stable: version(stable, 9001), Canary: versionPtr(canary, 9002), History: history}
+	}
+	stableOnly := func(rev int64, stable string) RevisionRecord {
+		return RevisionRecord{Revision: rev, Stable: version(stable, 9001), Outcome: OutcomeSuperseded, EndedAt: t0}
+	}
+	stableOnlyNow := func(rev int64, stable string, history ...RevisionRecord) State {
+		return State{Revision: rev, Stable: version(stable, 9001), History: history}
+	}
 	v1v2 := completedRecord(1, "v1", "v2")
 	v2v3 := completedRecord(2, "v2", "v3")
 	v3v4 := completedRecord(3, "v3", "v4")
@@ -504,15 +533,35 @@ func TestUndoTarget(t *testing.T) {
 	}{
 		{name: "back to the previous stable, fast within the window", st: stableAfter("v2", v1v2), window: 1, want: "v1", wantFast: true},
 		{name: "back to the previous stable after several completions", st: stableAfter("v4", v1v2, v2v3, v3v4), window: 1, want: "v3", wantFast: true},
-		{name: "aborted and superseded revisions neither count nor hide the previous stable",
-			st: stableAfter("v2", v1v2, aborted(2, "v2", "v3"), superseded(3, "v2", "v4")), window: 1, want: "v1", wantFast: true},
+		{name: "an aborted revision does not count toward the window",
+			st: stableAfter("v3", v1v2, aborted(2, "v2", "v4"), completedRecord(3, "v2", "v3")), toRevision: 1, window: 1, want: "v2", wantFast: true},
+		{name: "after an aborted revision, undo goes to it, with its steps (Argo's revision N-1)",
+			st: stableAfter("v3", v1v2, aborted(2, "v2", "v4"), completedRecord(3, "v2", "v3")), window: 1, want: "v4", wantFast: false},
+		// Argo: undo is a rollback to revision N-1, the version asked for
+		// before the current one. During a canary that is the stable.
+		{name: "during a canary: back to the stable, ending the canary (issue 11)",
+			st: canaryOver("v2", "v3", v1v2), window: 1, want: "v2"},
+		{name: "during a canary, with rollbackWindow 0: the stable all the same",
+			st: canaryOver("v2", "v3", v1v2), window: 0, want: "v2"},
+		{name: "an aborted canary: back to its stable", st: with(canaryOver("v2", "v3", v1v2), func(s *State) { s.Aborted = true }),
+			window: 1, want: "v2"},
+		{name: "during the first revision's canary: back to the first stable", st: canaryOver("v1", "v2"), window: 1, want: "v1"},
+		{name: "after a stable-only first revision", st: canaryOver("v1", "v2", stableOnly(1, "v1")), window: 1, want: "v1"},
+		{name: "an aborted revision is still a revision, as in Argo",
+			st: canaryOver("v2", "v4", v1v2, aborted(2, "v2", "v3")), window: 1, want: "v3"},
+		{name: "undo after an undo to the stable goes forward again, as in Argo",
+			st: stableOnlyNow(3, "v2", v1v2, superseded(2, "v2", "v3")), window: 1, want: "v3"},
+		{name: "a revision that went back to its stable asked for that stable again",
+			st: canaryOver("v2", "v5", v1v2, superseded(2, "v2", "v3"), stableOnly(3, "v2")), window: 1, want: "v2"},
 		{name: "--to-revision N goes to revision N's canary", st: stableAfter("v4", v1v2, v2v3, v3v4), toRevision: 1, window: 2, want: "v2", wantFast: true},
 		{name: "--to-revision N outside the window walks the steps", st: stableAfter("v4", v1v2, v2v3, v3v4), toRevision: 1, window: 1, want: "v2", wantFast: false},
 		{name: "--to-revision N of a revision that did not complete goes to its stable",
 			st: stableAfter("v4", v1v2, aborted(2, "v2", "v3"), completedRecord(3, "v2", "v4")), toRevision: 2, window: 1, want: "v2", wantFast: true},
 		{name: "a window of 0 never skips the steps", st: stableAfter("v2", v1v2), window: 0, want: "v1", wantFast: false},
 		{name: "nothing earlier to go back to", st: healthyState(), wantErr: model.ErrConflict,
-			wantMsg: []string{"no earlier stable version", "v1 has been stable since the first revision"}},
+			wantMsg: []string{"no earlier revision to go back to", "v1 is the only version it has run"}},
+		{name: "--to-revision of a stable-only revision goes to its stable",
+			st: canaryOver("v2", "v5", v1v2, superseded(2, "v2", "v3"), stableOnly(3, "v2"), completedRecord(4, "v2", "v4")), toRevision: 3, window: 1, want: "v2", wantFast: true},
 		{name: "the current revision", st: stableAfter("v4", v1v2, v2v3, v3v4), toRevision: 3, wantErr: model.ErrConflict,
 			wantMsg: []string{"is at revision 3 already"}},
 		{name: "a revision not in the history", st: stableAfter("v2", v1v2), toRevision: 7, wantErr: model.ErrNotFound,

@@ -805,7 +805,7 @@ func TestCommandsThroughTheController(t *testing.T) {
 func TestUndoThroughTheController(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		window int
+		window spec.RollbackWindow
 		want   want
 	}{
 		{"fast within the rollback window", 1, want{phase: model.PhaseHealthy, revision: 2, step: 5, weight: 0, stable: "v1"}},
@@ -826,6 +826,71 @@ func TestUndoThroughTheController(t *testing.T) {
 			h.expect("shop", tc.want)
 		})
 	}
+}
+
+// TestUndoDuringACanaryGoesToThePreviousRevision is issue 11's case: v1,
+// then v2 promoted in full, then v3 set as canary; undo goes back to v2
+// (Argo's revision N-1), ending v3 at once whatever rollbackWindow says,
+// not to v1.
+func TestUndoDuringACanaryGoesToThePreviousRevision(t *testing.T) {
+	for _, window := range []spec.RollbackWindow{0, 1} {
+		t.Run(fmt.Sprintf("rollbackWindow %d", window), func(t *testing.T) {
+			r := testRollout("shop", "v1", "", nil)
+			r.Spec.RollbackWindow = &window
+			h := newHarness(t, r)
+			if _, err := h.c.SetCanary(h.ctx, "shop", version("v2", 9002)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.c.Promote(h.ctx, "shop", true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.c.SetCanary(h.ctx, "shop", version("v3", 9003)); err != nil {
+				t.Fatal(err)
+			}
+			v, err := h.c.Undo(h.ctx, "shop", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := want{phase: model.PhaseHealthy, revision: 4, weight: 0, stable: "v2"}
+			h.expect("shop", want)
+			if v.Status.StableVersion != "v2" || v.Status.CanaryVersion != "" || !strings.Contains(v.Status.Message, "undo: back to v2, the previous revision") {
+				t.Errorf("undo answered stable %q canary %q message %q, want v2, none and what undo did", v.Status.StableVersion, v.Status.CanaryVersion, v.Status.Message)
+			}
+			// Undo again goes forward to v3, as Argo's undo of an undo does,
+			// and walks the steps: v3 was never stable.
+			if _, err := h.c.Undo(h.ctx, "shop", 0); err != nil {
+				t.Fatal(err)
+			}
+			h.expect("shop", want2(model.PhaseProgressing, 5, "v2", "v3"))
+			h.crash()
+			h.expect("shop", want2(model.PhaseProgressing, 5, "v2", "v3"))
+		})
+	}
+}
+
+// TestUndoToARevisionThatEndedOnTheStable: --to-revision naming the
+// revision that promoted the current stable ends the canary at once too,
+// and says which revision it went back to.
+func TestUndoToARevisionThatEndedOnTheStable(t *testing.T) {
+	h := newHarness(t, testRollout("shop", "v1", "v2", nil))
+	if _, err := h.c.Promote(h.ctx, "shop", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.SetCanary(h.ctx, "shop", version("v3", 9003)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := h.c.Undo(h.ctx, "shop", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.expect("shop", want{phase: model.PhaseHealthy, revision: 3, stable: "v2"})
+	if !strings.Contains(v.Status.Message, "undo: back to v2, as revision 1 ended") {
+		t.Errorf("message %q", v.Status.Message)
+	}
+}
+
+func want2(phase model.Phase, revision int64, stable, canary string) want {
+	return want{phase: phase, revision: revision, stable: stable, canary: canary}
 }
 
 // TestRun lets the controller run on its own with the real clock: the

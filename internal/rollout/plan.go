@@ -71,6 +71,11 @@ func Plan(st State, sp *spec.RolloutSpec, now time.Time) (State, []EventDraft) {
 		s.record(OutcomeAborted, now)
 	case s.Canary != nil:
 		s.record(OutcomeSuperseded, now)
+	case len(s.History) == 0 || s.History[len(s.History)-1].Revision != s.Revision:
+		// A revision with nothing to roll out (the first one, or one that
+		// went back to its stable) is kept too: `undo` must know that its
+		// stable was the version in use, as Argo knows from its revisions.
+		s.record(OutcomeSuperseded, now)
 	}
 	archiveRuns(&s, now, "a new revision started")
 	s.Revision++
@@ -173,12 +178,18 @@ func startRevision(s *State, canary *spec.VersionSpec, sp *spec.RolloutSpec, now
 		map[string]any{"stable": s.Stable.Version, "canary": canary.Version, "steps": len(sp.Strategy.Canary.Steps)})
 }
 
-// UndoTarget finds the version `undo` goes back to: the version that served
-// all traffic at the end of revision toRevision (its canary if it completed,
-// otherwise the stable it ran against), or else the version that was stable
-// before the current one. fast reports whether that version was
-// stable within the last rollbackWindow completed revisions, in which case
-// the steps are skipped (fast rollback); with rollbackWindow 0 they never are.
+// UndoTarget finds the version `undo` goes back to. Without toRevision it
+// is the previous revision's version, as in Argo Rollouts (where undo is a
+// rollback to revision N-1): the version the rollout was asked to run
+// before the current one. While a canary is in progress that is usually
+// the stable version, so undo ends the canary (Argo's "rollback to the
+// stable ReplicaSet", which always skips the steps). With toRevision it is
+// the version that served all traffic at the end of that revision (its
+// canary if it completed, otherwise the stable it ran against). fast
+// reports whether the target was stable within the last rollbackWindow
+// completed revisions, in which case the steps are skipped (fast rollback);
+// with rollbackWindow 0 they never are. Going back to the current stable
+// needs no steps whatever the window: Plan ends the canary at once.
 func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (target spec.VersionSpec, fast bool, err error) {
 	if toRevision > 0 {
 		if toRevision == st.Revision {
@@ -199,16 +210,11 @@ func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (ta
 			return target, false, fmt.Errorf("rollout %q has no revision %d in its history (it keeps the last %d): %w", name, toRevision, maxHistory, model.ErrNotFound)
 		}
 	} else {
-		found := false
-		for i := len(st.History) - 1; i >= 0 && !found; i-- {
-			h := st.History[i]
-			if h.Outcome == OutcomeCompleted && h.Canary != nil && h.Canary.Version == st.Stable.Version {
-				target, found = h.Stable, true
-			}
+		asked := askedVersions(st)
+		if len(asked) < 2 {
+			return target, false, conflict(name, "has no earlier revision to go back to: %s is the only version it has run", st.Stable.Version)
 		}
-		if !found {
-			return target, false, conflict(name, "has no earlier stable version to go back to: %s has been stable since the first revision", st.Stable.Version)
-		}
+		target = asked[len(asked)-2]
 	}
 	if target.Version == st.Stable.Version && st.Canary == nil {
 		return target, false, conflict(name, "already has %s as its stable version", target.Version)
@@ -228,4 +234,40 @@ func UndoTarget(name string, st State, toRevision int64, rollbackWindow int) (ta
 	}
 	target.Endpoints = slices.Clone(target.Endpoints)
 	return target, fast, nil
+}
+
+// askedVersions lists the versions the rollout was asked to run, oldest
+// first, each where it was last asked for. These are Argo's revisions: a
+// rollback to an old pod template makes it the newest revision, and an
+// aborted canary stays a revision. A revision asks for its canary, or for
+// its stable when it has none; a stable seen for the first time (the first
+// revision's, or one the operator replaced) was asked for before its
+// canary. A stable that an earlier revision promoted is not asked for
+// again by a revision that rolls out a canary over it.
+func askedVersions(st State) []spec.VersionSpec {
+	var out []spec.VersionSpec
+	ask := func(v spec.VersionSpec) {
+		out = slices.DeleteFunc(out, func(o spec.VersionSpec) bool { return o.Version == v.Version })
+		out = append(out, v)
+	}
+	seen := func(version string) bool {
+		return slices.ContainsFunc(out, func(o spec.VersionSpec) bool { return o.Version == version })
+	}
+	revision := func(stable spec.VersionSpec, canary *spec.VersionSpec) {
+		if canary == nil {
+			ask(stable)
+			return
+		}
+		if !seen(stable.Version) {
+			ask(stable)
+		}
+		ask(*canary)
+	}
+	for _, h := range st.History {
+		revision(h.Stable, h.Canary)
+	}
+	// After a completion the current revision is in the history already;
+	// asking for its stable (the promoted canary) again changes nothing.
+	revision(st.Stable, st.Canary)
+	return out
 }

@@ -163,7 +163,7 @@ func (c *Controller) Undo(ctx context.Context, name string, toRevision int64) (m
 	e.mu.Unlock()
 	window := 1
 	if r.Spec.RollbackWindow != nil {
-		window = *r.Spec.RollbackWindow
+		window = int(*r.Spec.RollbackWindow)
 	}
 	target, fast, err := UndoTarget(name, st, toRevision, window)
 	if err != nil {
@@ -172,10 +172,21 @@ func (c *Controller) Undo(ctx context.Context, name string, toRevision int64) (m
 	r.Spec.Stable = st.Stable
 	r.Spec.Canary = &target
 	return c.applyRollout(ctx, r, func(s State, sp *spec.RolloutSpec, now time.Time) (State, []EventDraft, error) {
+		var e emitter
+		if s.Canary == nil && st.Canary != nil {
+			// Back to the stable during a canary: Plan ended the canary at
+			// once, which Argo also does whatever the rollback window.
+			which := "the previous revision"
+			if toRevision > 0 {
+				which = fmt.Sprintf("as revision %d ended", toRevision)
+			}
+			s.Message = fmt.Sprintf("undo: back to %s, %s, serving 100%%; %s is rolled back", s.Stable.Version, which, st.Canary.Version)
+			e.emit(EventCompleted, s.Message, map[string]any{"stable": s.Stable.Version, "rolledBack": st.Canary.Version, "undo": true})
+			return s, e.events, nil
+		}
 		if !fast || s.Canary == nil {
 			return s, nil, nil
 		}
-		var e emitter
 		e.emit(EventPromoted, fmt.Sprintf("fast rollback to %s: it was stable within the last %d revision(s), so the steps are skipped", target.Version, window), map[string]any{"full": true, "undo": true})
 		complete(&s, len(sp.Strategy.Canary.Steps), now, "fast rollback", e.emit)
 		return s, e.events, nil

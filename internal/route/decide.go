@@ -95,10 +95,11 @@ func (t *Table) decideMirror(r Request, d *Decision, e Entropy) {
 	}
 }
 
+// matches reports whether r is selected by one of the route's matches. A
+// route without any matches nothing: in Argo a setMirrorRoute without match
+// removes the route, and validation rejects one with a percentage, so only
+// a state saved by an older build can hold one.
 func (mr *MirrorRoute) matches(r Request) bool {
-	if len(mr.alts) == 0 {
-		return idempotent(r.Method())
-	}
 	for i := range mr.alts {
 		alt := &mr.alts[i]
 		if !alt.match(r) {

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -28,6 +29,11 @@ func FuzzStringMatch(f *testing.F) {
 		}
 		got := sm.Match([]byte(value))
 		switch kind % 3 {
+		case 2:
+			// A whole-value match is also a match somewhere in the value.
+			if got && !regexp.MustCompile(pattern).MatchString(value) {
+				t.Fatalf("regex %q matched all of %q but not part of it", pattern, value)
+			}
 		case 0:
 			if got != (pattern == value) {
 				t.Fatalf("exact %q on %q = %v", pattern, value, got)

@@ -38,7 +38,14 @@ func CompileStringMatch(m spec.StringMatch) (StringMatcher, error) {
 	}
 	if m.Regex != nil {
 		set++
-		re, err := regexp.Compile(*m.Regex)
+		if _, err := regexp.Compile(*m.Regex); err != nil {
+			return StringMatcher{}, fmt.Errorf("compile regex %q: %w", *m.Regex, err)
+		}
+		// The whole value must match, as in Istio and Envoy (RE2 full
+		// match): a regex of "v2" does not catch "v20" or "xv2". The
+		// pattern compiled alone first, so a group it leaves open cannot
+		// be closed by the wrapper.
+		re, err := regexp.Compile(`^(?:` + *m.Regex + `)$`)
 		if err != nil {
 			return StringMatcher{}, fmt.Errorf("compile regex %q: %w", *m.Regex, err)
 		}
@@ -50,9 +57,7 @@ func CompileStringMatch(m spec.StringMatch) (StringMatcher, error) {
 	return sm, nil
 }
 
-// Match reports whether v matches. A regex matches anywhere in the value
-// unless anchored, as in Argo Rollouts and Envoy's safe_regex users expect
-// to anchor themselves.
+// Match reports whether v matches. A regex must match the whole value.
 func (m *StringMatcher) Match(v []byte) bool {
 	switch m.kind {
 	case matchExact:

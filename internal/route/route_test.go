@@ -227,13 +227,14 @@ func TestMirrorSelection(t *testing.T) {
 			t.Errorf("%s %s: mirror %v, want %v", c.method, c.path, d.Mirror, c.want)
 		}
 	}
+	everything := []spec.RequestMatch{{Path: &spec.StringMatch{Prefix: ptr("/")}}}
 	// Canary-served requests are never mirrored.
-	all := mustTable(t, Config{Revision: 1, Weight: spec.MaxWeight, MirrorRoutes: []spec.MirrorRoute{{Name: "all"}}})
+	all := mustTable(t, Config{Revision: 1, Weight: spec.MaxWeight, MirrorRoutes: []spec.MirrorRoute{{Name: "all", Match: everything}}})
 	if d := all.Decide(&fakeReq{path: "/"}, Entropy{}); d.Mirror {
 		t.Fatalf("a canary-served request was mirrored")
 	}
 	// Percentage.
-	half := mustTable(t, Config{Revision: 1, MirrorRoutes: []spec.MirrorRoute{{Name: "half", Percentage: ptr(50.0)}}})
+	half := mustTable(t, Config{Revision: 1, MirrorRoutes: []spec.MirrorRoute{{Name: "half", Percentage: ptr(50.0), Match: everything}}})
 	n := 0
 	for i := 0; i < 10000; i++ {
 		if half.Decide(&fakeReq{path: "/"}, Entropy{A: uint64(i) * 0x9e3779b97f4a7c15, B: uint64(i) * 31}).Mirror {
@@ -242,6 +243,139 @@ func TestMirrorSelection(t *testing.T) {
 	}
 	if n < 4700 || n > 5300 {
 		t.Fatalf("50%% mirror selected %d of 10000", n)
+	}
+}
+
+// TestMirrorRouteWithoutMatchMirrorsNothing: in Argo a setMirrorRoute
+// without match removes the route, whatever its percentage; validation
+// rejects such a step, and a table built from an older saved state
+// mirrors nothing rather than every GET.
+func TestMirrorRouteWithoutMatchMirrorsNothing(t *testing.T) {
+	tb := mustTable(t, Config{Revision: 1, MirrorRoutes: []spec.MirrorRoute{{Name: "no-match", Percentage: ptr(100.0)}}})
+	for _, m := range []string{"GET", "HEAD", "POST"} {
+		if d := tb.Decide(&fakeReq{method: m, path: "/"}, Entropy{A: 1, B: 2}); d.Mirror {
+			t.Errorf("%s / was mirrored by a route without match", m)
+		}
+	}
+}
+
+// TestHeaderRouteMatchesAreAlternatives: each match entry of a header route
+// is its own match, and any one of them routes the request, as Argo's
+// setHeaderRoute does with Istio (one Istio match per entry).
+func TestHeaderRouteMatchesAreAlternatives(t *testing.T) {
+	tb := mustTable(t, Config{Revision: 1, Weight: 0, HeaderRoutes: []spec.HeaderRoute{
+		{Name: "testers", Match: []spec.HeaderMatch{
+			{HeaderName: "X-Tester", HeaderValue: spec.StringMatch{Exact: ptr("yes")}},
+			{HeaderName: "X-Team", HeaderValue: spec.StringMatch{Prefix: ptr("qa-")}},
+		}},
+	}})
+	for _, c := range []struct {
+		headers map[string]string
+		want    Target
+	}{
+		{map[string]string{"X-Tester": "yes"}, Canary},
+		{map[string]string{"X-Team": "qa-berlin"}, Canary},
+		{map[string]string{"X-Tester": "yes", "X-Team": "qa-berlin"}, Canary},
+		{map[string]string{"X-Tester": "no", "X-Team": "qa-berlin"}, Canary},
+		{map[string]string{"X-Tester": "no", "X-Team": "dev"}, Stable},
+		{map[string]string{}, Stable},
+	} {
+		d := tb.Decide(&fakeReq{headers: c.headers}, Entropy{A: 1})
+		if d.Target != c.want || (c.want == Canary) != (d.Route == 0) {
+			t.Errorf("headers %v: %v via route %d, want %v", c.headers, d.Target, d.Route, c.want)
+		}
+	}
+}
+
+// TestRegexMatchesTheWholeValue: as in Istio and Envoy, a regex must match
+// the whole value, in header routes and in mirror routes alike.
+func TestRegexMatchesTheWholeValue(t *testing.T) {
+	for _, c := range []struct {
+		pattern, value string
+		want           bool
+	}{
+		{"v2", "v2", true},
+		{"v2", "v20", false},
+		{"v2", "xv2", false},
+		{`v2\..*`, "v2.13", true},
+		{"beta|canary", "canary", true},
+		{"beta|canary", "canary-2", false}, // the alternation is grouped before anchoring
+		{"beta|canary", "pre-beta", false},
+		{"^v2$", "v2", true}, // already anchored patterns keep working
+		{".*chrome.*", "Mozilla chrome 120", true},
+		{"(?i)CHROME", "chrome", true},
+		{`a\z`, "a", true},
+	} {
+		m, err := CompileStringMatch(spec.StringMatch{Regex: ptr(c.pattern)})
+		if err != nil {
+			t.Fatalf("%q: %v", c.pattern, err)
+		}
+		if got := m.Match([]byte(c.value)); got != c.want {
+			t.Errorf("regex %q on %q = %v, want %v", c.pattern, c.value, got, c.want)
+		}
+	}
+	// A pattern that is invalid alone stays invalid, even if the wrapper
+	// would close its group.
+	if _, err := CompileStringMatch(spec.StringMatch{Regex: ptr("a)|(b")}); err == nil {
+		t.Errorf(`regex "a)|(b" compiled`)
+	}
+	mirror := mustTable(t, Config{Revision: 1, MirrorRoutes: []spec.MirrorRoute{
+		{Name: "m", Match: []spec.RequestMatch{{Path: &spec.StringMatch{Regex: ptr("/api/v[0-9]+")}}}},
+	}})
+	for path, want := range map[string]bool{"/api/v2": true, "/api/v2/orders": false, "/x/api/v2": false} {
+		if d := mirror.Decide(&fakeReq{path: path}, Entropy{}); d.Mirror != want {
+			t.Errorf("mirror regex on %s: %v, want %v", path, d.Mirror, want)
+		}
+	}
+}
+
+// TestHeaderRouteDecisionDoesNotAllocate keeps the request path free of
+// allocations with several alternatives and a regex to try.
+func TestHeaderRouteDecisionDoesNotAllocate(t *testing.T) {
+	tb := headerRouteTable()
+	for _, r := range []*staticReq{{user: []byte("user-1")}, {user: []byte("v2.13")}} {
+		if a := testing.AllocsPerRun(1000, func() { _ = tb.Decide(r, Entropy{A: 1, B: 2}) }); a != 0 {
+			t.Errorf("Decide with header routes allocates %.1f times per request", a)
+		}
+	}
+}
+
+func headerRouteTable() *Table {
+	tb, err := Compile(Config{Rollout: "r", Revision: 1, Weight: 500, Assignment: spec.Assignment{Cookie: spec.SubjectCookie{Name: "c"}},
+		HeaderRoutes: []spec.HeaderRoute{{Name: "testers", Match: []spec.HeaderMatch{
+			{HeaderName: "X-Tester", HeaderValue: spec.StringMatch{Exact: ptr("yes")}},
+			{HeaderName: "X-User-ID", HeaderValue: spec.StringMatch{Regex: ptr(`v2\.[0-9]+`)}},
+		}}},
+		MirrorRoutes: []spec.MirrorRoute{{Name: "m", Match: []spec.RequestMatch{{Path: &spec.StringMatch{Regex: ptr("/api/.*")}}}}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return tb
+}
+
+// staticReq is benchReq whose method and path are not converted per call,
+// as the proxy's are not.
+type staticReq struct{ user []byte }
+
+var get, root = []byte("GET"), []byte("/api/orders")
+
+func (s *staticReq) Header(name string) ([]byte, bool) {
+	if name == "X-User-ID" {
+		return s.user, true
+	}
+	return nil, false
+}
+func (s *staticReq) Cookie(string) ([]byte, bool) { return nil, false }
+func (s *staticReq) Method() []byte               { return get }
+func (s *staticReq) Path() []byte                 { return root }
+
+func BenchmarkDecideHeaderRoutes(b *testing.B) {
+	tb := headerRouteTable()
+	r := &staticReq{user: []byte("user-123456")}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tb.Decide(r, Entropy{A: 1, B: 2})
 	}
 }
 

@@ -67,7 +67,10 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// HeaderRoute is a compiled header route: all matchers must hold.
+// HeaderRoute is a compiled header route: any one of its matchers decides.
+// Each match entry is an alternative, as each entry of Argo's
+// setHeaderRoute.match becomes its own Istio match, and Istio takes a
+// route when any of its matches holds.
 type HeaderRoute struct {
 	Name     string
 	To       Target
@@ -76,11 +79,11 @@ type HeaderRoute struct {
 
 func (h *HeaderRoute) match(r Request) bool {
 	for i := range h.matchers {
-		if !h.matchers[i].match(r) {
-			return false
+		if h.matchers[i].match(r) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // MirrorRoute is a compiled mirror route.

@@ -121,7 +121,7 @@ func (r *Rollout) SetDefaults() {
 
 	setDuration(&s.ProgressDeadline, DefaultProgressDeadline)
 	if s.RollbackWindow == nil {
-		w := DefaultRollbackWindow
+		w := RollbackWindow(DefaultRollbackWindow)
 		s.RollbackWindow = &w
 	}
 

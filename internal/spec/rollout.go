@@ -58,9 +58,12 @@ type RolloutSpec struct {
 	// ProgressDeadline limits waiting for a weight to take effect and for an
 	// analysis to see data. Default 10m.
 	ProgressDeadline Duration `yaml:"progressDeadline" json:"progressDeadline"`
-	// RollbackWindow is how many recent stable versions `undo` may return to
-	// without walking the steps again. Default 1.
-	RollbackWindow *int `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
+	// RollbackWindow makes `undo` fast: going back to a version that was
+	// stable within the last N completed revisions skips the steps and
+	// analysis and moves all traffic at once; 0 runs them on every undo. An
+	// integer, or Argo's `{revisions: N}`. Default 1; Argo's default (left
+	// out) is 0.
+	RollbackWindow *RollbackWindow `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
 	// Strategy lists the canary steps and background analysis.
 	Strategy Strategy `yaml:"strategy" json:"strategy"`
 	// Notifications choose channels per event type.
@@ -222,7 +225,9 @@ const (
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return r == RoleStable || r == RoleCanary }
 
-// HeaderRoute sends matching requests to one version. All matches must hold.
+// HeaderRoute sends matching requests to one version. Each match entry is an
+// alternative: the route applies when any one of them holds, as each entry
+// of Argo's setHeaderRoute is its own Istio match.
 type HeaderRoute struct {
 	Name  string        `yaml:"name" json:"name"`
 	Match []HeaderMatch `yaml:"match,omitempty" json:"match,omitempty"`
@@ -248,8 +253,9 @@ type MirrorRoute struct {
 	Name string `yaml:"name" json:"name"`
 	// Percentage of matching requests mirrored, 0..100. Default 100.
 	Percentage *float64 `yaml:"percentage,omitempty" json:"percentage,omitempty"`
-	// Match lists alternatives; a request matching any of them is mirrored.
-	// Empty matches every request (idempotent methods only).
+	// Match lists alternatives; a request matching any of them is mirrored
+	// (idempotent methods only, unless a match names the method). At least
+	// one is required, as in Argo; a step with only `name` removes the route.
 	Match []RequestMatch `yaml:"match,omitempty" json:"match,omitempty"`
 }
 

@@ -69,7 +69,7 @@ func (r *Rollout) Validate() FieldErrors {
 	v.trafficRouting(p.Child("trafficRouting"), s.TrafficRouting)
 	v.positive(p.Child("progressDeadline"), s.ProgressDeadline)
 	if s.RollbackWindow != nil {
-		v.atLeast(p.Child("rollbackWindow"), *s.RollbackWindow, 0)
+		v.atLeast(p.Child("rollbackWindow"), int(*s.RollbackWindow), 0)
 	}
 	v.strategy(p.Child("strategy").Child("canary"), s.TrafficRouting.HeaderRoutes, s.Strategy.Canary)
 	for i, n := range s.Notifications {
@@ -173,6 +173,13 @@ func (v *validator) headerRoute(p FieldPath, hr HeaderRoute) {
 
 func (v *validator) mirrorRoute(p FieldPath, mr MirrorRoute) {
 	v.routeName(p, mr.Name)
+	if len(mr.Match) == 0 && mr.Percentage != nil {
+		// Argo removes a mirror route that has no match, whatever its
+		// percentage (it requires a match for safety): accepting this would
+		// either mirror nothing or, as coalmine once did, every GET.
+		v.add(p.Child("match"), "a mirror route needs a match: without one, Argo Rollouts removes the route whatever its percentage, so nothing would be mirrored; "+
+			"to mirror, add a match such as match: [{method: {exact: GET}}] (or [{path: {prefix: /}}] for every idempotent request); to remove route %q, give only its name", mr.Name)
+	}
 	if mr.Percentage != nil && v.finite(p.Child("percentage"), *mr.Percentage) {
 		if *mr.Percentage < 0 || *mr.Percentage > 100 {
 			v.add(p.Child("percentage"), "percentage %v is out of range: it must be between 0 and 100", *mr.Percentage)
@@ -251,7 +258,7 @@ func (v *validator) strategy(p FieldPath, static []HeaderRoute, c CanaryStrategy
 			v.mirrorRoute(mp, mr)
 			if mr.Removes() {
 				if mr.Name != "" && !mirrorRoutes[mr.Name] {
-					v.add(mp.Child("name"), "no earlier setMirrorRoute step adds route %q, so there is nothing to remove; to add it, give it a match or a percentage", mr.Name)
+					v.add(mp.Child("name"), "no earlier setMirrorRoute step adds route %q, so there is nothing to remove; to add it, give it a match", mr.Name)
 				}
 				delete(mirrorRoutes, mr.Name)
 			} else {

@@ -214,7 +214,7 @@ func TestRolloutValidate(t *testing.T) {
 		}},
 		{"mirror route steps", func(r *Rollout) {
 			r.Spec.Strategy.Canary.Steps = []Step{
-				{SetMirrorRoute: &MirrorRoute{Name: "m", Percentage: ptr(100.0)}},
+				{SetMirrorRoute: &MirrorRoute{Name: "m", Percentage: ptr(100.0), Match: []RequestMatch{{Method: &StringMatch{Exact: ptr("GET")}}}}},
 				{SetMirrorRoute: &MirrorRoute{Name: "m", Percentage: ptr(150.0), Match: []RequestMatch{{
 					Method:  &StringMatch{},
 					Path:    &StringMatch{Regex: ptr("[")},
@@ -222,7 +222,8 @@ func TestRolloutValidate(t *testing.T) {
 				}}}},
 				{SetMirrorRoute: &MirrorRoute{Name: "m"}},
 				{SetMirrorRoute: &MirrorRoute{Name: "other"}},
-				{SetMirrorRoute: &MirrorRoute{Percentage: ptr(1.0)}},
+				{SetMirrorRoute: &MirrorRoute{Percentage: ptr(1.0), Match: []RequestMatch{{Method: &StringMatch{Exact: ptr("GET")}}}}},
+				{SetMirrorRoute: &MirrorRoute{Name: "all", Percentage: ptr(10.0)}},
 			}
 		}, []string{
 			"spec.strategy.canary.steps[1].setMirrorRoute.percentage: percentage 150 is out of range: it must be between 0 and 100",
@@ -231,6 +232,7 @@ func TestRolloutValidate(t *testing.T) {
 			`spec.strategy.canary.steps[1].setMirrorRoute.match[0].headers["Bad Name"]: header name "Bad Name" is not a valid token`,
 			`spec.strategy.canary.steps[3].setMirrorRoute.name: no earlier setMirrorRoute step adds route "other"`,
 			"spec.strategy.canary.steps[4].setMirrorRoute.name: a route name is required",
+			`spec.strategy.canary.steps[5].setMirrorRoute.match: a mirror route needs a match: without one, Argo Rollouts removes the route whatever its percentage`,
 		}},
 		{"notifications", func(r *Rollout) {
 			r.Spec.Notifications = []Notification{
@@ -319,7 +321,7 @@ func TestRolloutSetDefaults(t *testing.T) {
 		{"balancer", s.TrafficRouting.Balancer, "least-requests"},
 		{"mirrorMaxBodyBytes", s.TrafficRouting.MirrorMaxBodyBytes, int64(1048576)},
 		{"progressDeadline", s.ProgressDeadline, Duration(10 * time.Minute)},
-		{"rollbackWindow", *s.RollbackWindow, 1},
+		{"rollbackWindow", *s.RollbackWindow, RollbackWindow(1)},
 		{"headerRoutes[0].to", s.TrafficRouting.HeaderRoutes[0].To, RoleCanary},
 		{"setHeaderRoute add to", s.Strategy.Canary.Steps[3].SetHeaderRoute.To, RoleCanary},
 		{"setHeaderRoute remove stays a removal", s.Strategy.Canary.Steps[4].SetHeaderRoute.Removes(), true},
@@ -336,7 +338,7 @@ func TestRolloutSetDefaults(t *testing.T) {
 	// Explicit values survive, and a second call changes nothing.
 	r2 := validRollout()
 	r2.Spec.HealthCheck = &HealthCheck{Interval: Duration(time.Second)}
-	r2.Spec.RollbackWindow = ptr(0)
+	r2.Spec.RollbackWindow = ptr(RollbackWindow(0))
 	r2.Spec.TrafficRouting.Balancer = BalancerRoundRobin
 	r2.SetDefaults()
 	r2.SetDefaults()

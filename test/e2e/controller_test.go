@@ -379,14 +379,15 @@ func TestApplyUndoAndDeliveryState(t *testing.T) {
 		t.Fatalf("after restart with the unchanged file: %+v", st)
 	}
 
-	// undo: v1 was stable one revision ago, so it comes back at once.
+	// undo: as in Argo it goes to the previous revision, v2, the stable
+	// v3 runs against, so v3 ends at once.
 	s.mustCLI("undo", "shop")
 	st := s.status()
-	if st.Phase != "Healthy" || st.StableVersion != "v1" || st.Revision != 3 {
+	if st.Phase != "Healthy" || st.StableVersion != "v2" || st.Revision != 3 {
 		t.Fatalf("after undo: %+v", st)
 	}
-	if sh := share(assign(t, s.Listen, 300), "v1"); sh != 100 {
-		t.Fatalf("after undo v1 serves %.1f%%", sh)
+	if sh := share(assign(t, s.Listen, 300), "v2"); sh != 100 {
+		t.Fatalf("after undo v2 serves %.1f%%", sh)
 	}
 
 	// Every event is delivered, and the status says so.

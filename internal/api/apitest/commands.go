@@ -266,11 +266,12 @@ func (f *Fake) SetCanary(_ context.Context, name string, canary spec.VersionSpec
 	})
 }
 
-// Undo starts a new revision whose canary is the previous stable version
-// (or revision toRevision's canary). While a canary is in progress the
-// previous stable version is the current one, so undo returns every request
-// to it at once. When the target was stable within the last rollbackWindow
-// revisions the steps are skipped (fast rollback).
+// Undo starts a new revision whose canary is the previous revision's
+// version, as Argo's rollback to revision N-1 (or revision toRevision's
+// canary). While a canary is in progress that is usually the stable
+// version, so undo returns every request to it at once. When the target
+// was stable within the last rollbackWindow revisions the steps are
+// skipped (fast rollback).
 func (f *Fake) Undo(_ context.Context, name string, toRevision int64) (model.View, error) {
 	return f.change(name, func(r *rollout, now time.Time) error {
 		if toRevision < 0 {
@@ -303,15 +304,41 @@ func (r *rollout) undoTarget(toRevision int64) (spec.VersionSpec, error) {
 		}
 		return spec.VersionSpec{}, spec.FieldError{Path: "toRevision", Msg: fmt.Sprintf("rollout %q has no revision %d; known revisions: %s", name, toRevision, r.knownRevisions())}
 	}
-	if r.canary != nil {
-		return r.stable, nil
+	asked := r.askedVersions()
+	if len(asked) < 2 {
+		return spec.VersionSpec{}, fmt.Errorf("rollout %q has no earlier revision to go back to: use set canary: %w", name, model.ErrConflict)
 	}
-	for _, h := range slices.Backward(r.history) {
-		if h.Completed && h.Stable.Version != r.stable.Version {
-			return h.Stable, nil
+	return asked[len(asked)-2], nil
+}
+
+// askedVersions lists the versions the rollout was asked to run, oldest
+// first, each where it was last asked for (Argo's revisions): a revision
+// asks for its canary, or for its stable when it has none; a stable not
+// seen before was asked for first. Undo goes to the one before the last.
+func (r *rollout) askedVersions() []spec.VersionSpec {
+	var out []spec.VersionSpec
+	has := func(v string) int {
+		return slices.IndexFunc(out, func(o spec.VersionSpec) bool { return o.Version == v })
+	}
+	ask := func(v spec.VersionSpec) {
+		if i := has(v.Version); i >= 0 {
+			out = slices.Delete(out, i, i+1)
+		}
+		out = append(out, v)
+	}
+	revision := func(stable spec.VersionSpec, canary *spec.VersionSpec) {
+		if canary == nil || has(stable.Version) < 0 {
+			ask(stable)
+		}
+		if canary != nil {
+			ask(*canary)
 		}
 	}
-	return spec.VersionSpec{}, fmt.Errorf("rollout %q has no earlier stable version to return to: use set canary: %w", name, model.ErrConflict)
+	for _, h := range r.history {
+		revision(h.Stable, h.Canary)
+	}
+	revision(r.stable, r.canary)
+	return out
 }
 
 func (r *rollout) knownRevisions() string {
@@ -331,7 +358,7 @@ func (r *rollout) recentlyStable(version string) bool {
 	}
 	window := spec.DefaultRollbackWindow
 	if w := r.view.Spec.RollbackWindow; w != nil {
-		window = *w
+		window = int(*w)
 	}
 	for i, h := range slices.Backward(r.history) {
 		if len(r.history)-i > window {

@@ -149,9 +149,11 @@ func TestCheckoutWalksItsSteps(t *testing.T) {
 			errWant: `rollout "checkout" is Healthy: there is nothing to promote`},
 		{name: "abort a healthy rollout", do: func(f *apitest.Fake) (model.View, error) { return f.Abort(ctx, "checkout") },
 			errWant: "nothing to abort"},
-		{name: "undo returns to the previous stable version at once", do: func(f *apitest.Fake) (model.View, error) { return f.Undo(ctx, "checkout", 0) },
-			want: "Healthy", step: 8, weight: 0, stable: "v1.4.2",
-			events: []string{"rollout-started", "rollout-weight-changed", "rollout-completed"}},
+		{name: "undo goes to the previous revision, v1.5.0-rc.1 that v1.5.0 superseded (Argo's N-1), with its steps",
+			do:   func(f *apitest.Fake) (model.View, error) { return f.Undo(ctx, "checkout", 0) },
+			want: "Paused/PauseStep", step: 3, weight: 1, stable: "v1.5.0", canary: "v1.5.0-rc.1",
+			events: []string{"rollout-started", "rollout-step-completed", "rollout-step-completed", "analysis-started",
+				"rollout-weight-changed", "rollout-step-completed", "rollout-paused"}},
 	})
 	v, _ := f.Get(ctx, "checkout")
 	if v.Status.Revision != 4 {
@@ -191,6 +193,10 @@ func TestAbortRetry(t *testing.T) {
 				"rollout-weight-changed", "rollout-step-completed", "rollout-paused"}},
 		{name: "retry a running rollout", do: func(f *apitest.Fake) (model.View, error) { return f.Retry(ctx, "checkout") },
 			errWant: "only an aborted revision can be retried"},
+	})
+	runSteps(t, apitest.NewFixtures(now), "payments", []step{
+		{name: "undo of an aborted canary goes back to its stable, the previous revision", do: func(f *apitest.Fake) (model.View, error) { return f.Undo(ctx, "payments", 0) },
+			want: "Healthy", step: 0, weight: 0, stable: "v2.0.1", events: []string{"rollout-completed"}},
 	})
 	runSteps(t, f, "payments", []step{
 		{name: "retry payments", do: func(f *apitest.Fake) (model.View, error) { return f.Retry(ctx, "payments") },

@@ -30,14 +30,14 @@ var typeNotes = map[string]string{
 	"TrafficRouting.Timeouts":   "Upstream timeouts, the same for both versions.",
 
 	"HeaderRoute.Name":  "Names the route; unique among the static routes, and a step's route may not reuse a static route's name.",
-	"HeaderRoute.Match": "Header conditions; all must hold.",
+	"HeaderRoute.Match": "Header conditions, each an alternative: the route applies when any one of them holds, as in Argo with Istio.",
 
 	"HeaderMatch.HeaderName":  "Request header to test (case-insensitive, as HTTP header names are). A request without the header never matches, not even `exact: \"\"`.",
 	"HeaderMatch.HeaderValue": "How its value must look: exactly one of `exact`, `prefix`, `regex`.",
 
 	"StringMatch.Exact":  "The whole value equals this string.",
 	"StringMatch.Prefix": "The value starts with this string.",
-	"StringMatch.Regex":  "RE2 regular expression (Go syntax), unanchored: add `^…$` to match the whole value. Compiled at load time.",
+	"StringMatch.Regex":  "RE2 regular expression (Go syntax) that must match the whole value, as in Istio and Envoy: `v2` does not match `v20`; write `.*v2.*` to match anywhere. Compiled at load time.",
 
 	"MirrorRoute.Name": "Names the route, so a later `setMirrorRoute` with only this name removes it.",
 

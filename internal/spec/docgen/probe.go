@@ -44,7 +44,7 @@ func probeRollout() *spec.Rollout {
 				MirrorMaxBodyBytes: 1024,
 			},
 			ProgressDeadline: spec.Duration(time.Minute),
-			RollbackWindow:   ptr(2),
+			RollbackWindow:   ptr(spec.RollbackWindow(2)),
 			Strategy: spec.Strategy{Canary: spec.CanaryStrategy{
 				Analysis: &spec.BackgroundAnalysis{Templates: []spec.TemplateRef{{TemplateName: "golden-signals"}}, StartingStep: 1,
 					Args: []spec.Arg{{Name: "service", Value: "checkout"}}},
