@@ -172,3 +172,41 @@ func (d *document) errAt(n *yaml.Node, p spec.FieldPath, format string, args ...
 	}
 	return e
 }
+
+// argoShaped reports whether a rollout was written for Argo Rollouts: it
+// uses a shape only Argo users write (a duration in bare seconds,
+// rollbackWindow: {revisions}, a clusterScope reference, an analysis'
+// dryRun or measurementRetention list, a Kubernetes valueFrom) or an
+// AnalysisTemplate written with Argo's apiVersion. Such a rollout is
+// warned about the defaults that differ from Argo's.
+func argoShaped(d *document, argoTemplates map[string]bool) bool {
+	if d.argo {
+		return true
+	}
+	c := d.rollout.Spec.Strategy.Canary
+	uses := func(refs []spec.TemplateRef, args []spec.Arg, dry []spec.MetricSelector, ret []spec.MeasurementRetention) bool {
+		if len(dry) > 0 || len(ret) > 0 {
+			return true
+		}
+		for _, r := range refs {
+			if r.ClusterScope || argoTemplates[r.TemplateName] {
+				return true
+			}
+		}
+		for _, a := range args {
+			if f := a.ValueFrom; f != nil && (f.SecretKeyRef != nil || f.FieldRef != nil || f.PodTemplateHashValue != "") {
+				return true
+			}
+		}
+		return false
+	}
+	if a := c.Analysis; a != nil && uses(a.Templates, a.Args, a.DryRun, a.MeasurementRetention) {
+		return true
+	}
+	for _, st := range c.Steps {
+		if a := st.Analysis; a != nil && uses(a.Templates, a.Args, a.DryRun, a.MeasurementRetention) {
+			return true
+		}
+	}
+	return false
+}

@@ -220,3 +220,54 @@ spec:
 		t.Errorf("a string without placeholder must stay a type error: %v", err)
 	}
 }
+
+// TestRollbackWindowWarning: a rollout written for Argo that leaves
+// rollbackWindow out is told that coalmine's default undo is fast where
+// Argo's walks the steps again; one that sets it, or is not Argo-shaped,
+// is not.
+func TestRollbackWindowWarning(t *testing.T) {
+	rollout := func(extra string) string {
+		return `apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: r}
+spec:
+  listen: 127.0.0.1:8080
+  stable: {version: v1, endpoints: [http://127.0.0.1:9001]}
+` + extra + `  strategy:
+    canary:
+      steps:
+      - setWeight: 10
+      - pause: {duration: 10m}
+`
+	}
+	const note = "spec.rollbackWindow: rollbackWindow is not set, so coalmine's default of 1 applies"
+	for _, tc := range []struct {
+		name, doc string
+		warn      bool
+	}{
+		{"coalmine shapes", rollout(""), false},
+		{"pause in seconds", strings.Replace(rollout(""), "10m", "600", 1), true},
+		{"argo shape, window set", strings.Replace(rollout("  rollbackWindow: {revisions: 0}\n"), "10m", "600", 1), false},
+		{"window in argo shape", rollout("  rollbackWindow: {revisions: 2}\n"), false},
+		{"argo template", rollout("") + "---\n" + strings.Replace(tplWithHeaders("{}"), "name: t}", "name: t}", 1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Parse("r.yaml", []byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Contains(b.Warnings.Warnings(), note)
+			if got != tc.warn {
+				t.Errorf("warned %v, want %v:\n%s", got, tc.warn, b.Warnings.Warnings())
+			}
+		})
+	}
+	doc := strings.Replace(rollout(""), "      - pause: {duration: 10m}\n", "      - analysis: {templates: [{templateName: t}]}\n", 1) + "---\n" + tplWithHeaders("{}")
+	b, err := Parse("r.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.Warnings.Warnings(), "r.yaml:4:1: warning: "+note) {
+		t.Errorf("a rollout using an Argo template is not warned:\n%s", b.Warnings.Warnings())
+	}
+}

@@ -478,6 +478,20 @@ func assemble(docs []*document) (*Bundle, Errors) {
 		}
 	}
 	names := sortedNames(mapKeys(templates))
+	argoTemplates := map[string]bool{}
+	for _, d := range docs {
+		if d.template != nil && d.argo {
+			argoTemplates[d.name] = true
+		}
+	}
+	for _, d := range docs {
+		if d.rollout != nil && argoShaped(d, argoTemplates) {
+			if _, written := d.ix.entries["spec.rollbackWindow"]; !written {
+				d.warn(d.ix.locate("spec"), "spec.rollbackWindow", "%s", spec.RollbackWindowArgoNote())
+				b.Warnings = append(b.Warnings, d.warnings[len(d.warnings)-1])
+			}
+		}
+	}
 	for _, d := range docs {
 		if d.template != nil {
 			errs = append(errs, checkComposition(d, templates, names)...)

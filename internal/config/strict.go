@@ -151,7 +151,8 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 var (
 	metricType   = reflect.TypeFor[spec.Metric]()
-	durationType = reflect.TypeFor[spec.Duration]()
+	durationType       = reflect.TypeFor[spec.Duration]()
+	rollbackWindowType = reflect.TypeFor[spec.RollbackWindow]()
 )
 
 // argField records a metric field written as a placeholder, such as
@@ -203,7 +204,8 @@ func (w *walker) walk(n, key *yaml.Node, t reflect.Type, p spec.FieldPath) {
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		if t == durationType && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+		if t == durationType && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" ||
+			t == rollbackWindowType && n.Kind == yaml.MappingNode {
 			w.argoShape = true
 		}
 		u := reflect.New(t).Interface().(yaml.Unmarshaler)
