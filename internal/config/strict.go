@@ -150,7 +150,7 @@ func isNull(n *yaml.Node) bool {
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 var (
-	metricType   = reflect.TypeFor[spec.Metric]()
+	metricType         = reflect.TypeFor[spec.Metric]()
 	durationType       = reflect.TypeFor[spec.Duration]()
 	rollbackWindowType = reflect.TypeFor[spec.RollbackWindow]()
 )

@@ -74,17 +74,17 @@ type Metric struct {
 	// successful measurements in a row (Argo's field); 0 or omitted: off.
 	// With count, a metric that reaches count without such a streak is
 	// Inconclusive, or Failed when failureLimit is -1.
-	ConsecutiveSuccessLimit *int `yaml:"consecutiveSuccessLimit,omitempty" json:"consecutiveSuccessLimit,omitempty"`
-	SuccessCondition      string    `yaml:"successCondition,omitempty" json:"successCondition,omitempty"`
-	FailureCondition      string    `yaml:"failureCondition,omitempty" json:"failureCondition,omitempty"`
+	ConsecutiveSuccessLimit *int   `yaml:"consecutiveSuccessLimit,omitempty" json:"consecutiveSuccessLimit,omitempty"`
+	SuccessCondition        string `yaml:"successCondition,omitempty" json:"successCondition,omitempty"`
+	FailureCondition        string `yaml:"failureCondition,omitempty" json:"failureCondition,omitempty"`
 	// OnNoData is wait (default), inconclusive, fail or pass.
-	OnNoData string   `yaml:"onNoData,omitempty" json:"onNoData,omitempty"`
-	DryRun   bool     `yaml:"dryRun,omitempty" json:"dryRun,omitempty"`
+	OnNoData string `yaml:"onNoData,omitempty" json:"onNoData,omitempty"`
+	DryRun   bool   `yaml:"dryRun,omitempty" json:"dryRun,omitempty"`
 	// MeasurementRetention is how many of its newest measurements the
 	// metric keeps in the run's status, 1..1000. Default 10.
-	MeasurementRetention *int `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
-	Provider Provider `yaml:"provider" json:"provider"`
-	Judge    *Judge   `yaml:"judge,omitempty" json:"judge,omitempty"`
+	MeasurementRetention *int     `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
+	Provider             Provider `yaml:"provider" json:"provider"`
+	Judge                *Judge   `yaml:"judge,omitempty" json:"judge,omitempty"`
 	// ArgFields holds the numeric and duration fields written as
 	// placeholders, as Argo allows (count: "{{args.count}}"), by YAML field
 	// name; a run fills them and parses the result into the typed field.
