@@ -25,13 +25,19 @@ import (
 // The returned JSONPath reports a missing key as no result rather than an
 // error (so the provider can call it no data); it is not safe for
 // concurrent use, so parse once per query.
-func ParseJSONPath(src string) (jp *jsonpath.JSONPath, err error) {
+func ParseJSONPath(src string) (*jsonpath.JSONPath, error) {
+	return parseJSONPathAs(src, src)
+}
+
+// parseJSONPathAs parses text and names it src in errors: validation
+// parses a path with its substitutions filled but shows it as written.
+func parseJSONPathAs(src, text string) (jp *jsonpath.JSONPath, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			jp, err = nil, fmt.Errorf("invalid JSONPath %q", src)
 		}
 	}()
-	text := NormalizeJSONPath(src)
+	text = NormalizeJSONPath(text)
 	parsed, err := jsonpath.Parse("jsonPath", text)
 	if err != nil {
 		return nil, fmt.Errorf("invalid JSONPath %q: %s; write it as {$.field.sub[0]}", src, err)

@@ -42,7 +42,7 @@ func (v *validator) webOptions(p FieldPath, w *WebProvider, args map[string]bool
 		v.jsonPlaceholders(p.Child("jsonBody"), w.JSONBody, args)
 	}
 	if w.JSONPath != "" && v.placeholders(p.Child("jsonPath"), w.JSONPath, args) {
-		if _, err := ParseJSONPath(fillPlaceholders(w.JSONPath)); err != nil {
+		if _, err := parseJSONPathAs(w.JSONPath, fillPlaceholders(w.JSONPath)); err != nil {
 			v.add(p.Child("jsonPath"), "%s", err)
 		}
 	}
