@@ -351,6 +351,7 @@ func (s *substituter) metric(m spec.Metric) spec.Metric {
 		c.Address = s.fill(field("prometheus.address"), p.Address)
 		c.Query = s.fill(field("prometheus.query"), p.Query)
 		c.Headers = s.fillMap(field("prometheus.headers"), p.Headers)
+		s.prometheusOptions(field, &c)
 		m.Provider.Prometheus = &c
 	}
 	if w := m.Provider.Web; w != nil {
@@ -359,6 +360,7 @@ func (s *substituter) metric(m spec.Metric) spec.Metric {
 		c.Headers = s.fillMap(field("web.headers"), w.Headers)
 		c.Body = s.fill(field("web.body"), w.Body)
 		c.JSONPath = s.fill(field("web.jsonPath"), w.JSONPath)
+		s.webOptions(field, &c)
 		m.Provider.Web = &c
 	}
 	return m

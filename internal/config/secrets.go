@@ -131,30 +131,43 @@ func resolveSecrets(b *Bundle, env func(string) (string, bool), readFile func(st
 		for _, ref := range argSecretRefs(r, dir) {
 			errs = append(errs, b.checkSecret(d, "Rollout", r.Metadata.Name, ref, env, readFile)...)
 		}
-		for _, ref := range secretRefs(r) {
-			if ref.ref == nil || (ref.ref.Env == "") == (ref.ref.File == "") {
-				continue // a malformed reference is a validation error
-			}
-			field := ref.path.Child("env")
-			if ref.ref.File != "" {
-				field = ref.path.Child("file")
-			}
-			v, err := resolveSecret(ref.ref, env, readFile)
-			if err == nil && ref.isURL {
-				err = checkSecretURL(ref.ref, v)
-			}
-			if err != nil {
-				e := Error{Path: string(field), Msg: err.Error()}
-				if d != nil {
-					e = d.errorAt(field, "%s", err)
-				} else {
-					e.Path = fmt.Sprintf("Rollout %q: %s", r.Metadata.Name, field)
-				}
-				errs = append(errs, e)
-				continue
-			}
-			b.Secrets[*ref.ref] = Secret(v)
+		errs = append(errs, b.resolveRefs(secretRefs(r), d, "Rollout", r.Metadata.Name, env, readFile)...)
+	}
+	for i := range b.Templates {
+		t := &b.Templates[i]
+		d := b.docs[docKey{spec.KindAnalysisTemplate, t.Metadata.Name}]
+		errs = append(errs, b.resolveRefs(templateSecretRefs(t), d, "AnalysisTemplate", t.Metadata.Name, env, readFile)...)
+	}
+	return errs
+}
+
+// resolveRefs resolves the references of one object into b.Secrets; d
+// gives positions when the object came from a file (nil otherwise).
+func (b *Bundle) resolveRefs(refs []secretRefAt, d *document, kind, name string, env func(string) (string, bool), readFile func(string) ([]byte, error)) Errors {
+	var errs Errors
+	for _, ref := range refs {
+		if ref.ref == nil || (ref.ref.Env == "") == (ref.ref.File == "") {
+			continue // a malformed reference is a validation error
 		}
+		field := ref.path.Child("env")
+		if ref.ref.File != "" {
+			field = ref.path.Child("file")
+		}
+		v, err := resolveSecret(ref.ref, env, readFile)
+		if err == nil && ref.isURL {
+			err = checkSecretURL(ref.ref, v)
+		}
+		if err != nil {
+			e := Error{Path: string(field), Msg: err.Error()}
+			if d != nil {
+				e = d.errorAt(field, "%s", err)
+			} else {
+				e.Path = fmt.Sprintf("%s %q: %s", kind, name, field)
+			}
+			errs = append(errs, e)
+			continue
+		}
+		b.Secrets[*ref.ref] = Secret(v)
 	}
 	return errs
 }
@@ -240,6 +253,35 @@ func secretRefs(r *spec.Rollout) []secretRefAt {
 			out = append(out, secretRefAt{p.Child("slack").Child("webhookURLFrom"), n.Slack.WebhookURLFrom, true, nil})
 		case n.PagerDuty != nil:
 			out = append(out, secretRefAt{p.Child("pagerduty").Child("routingKeyFrom"), n.PagerDuty.RoutingKeyFrom, false, nil})
+		}
+	}
+	return out
+}
+
+// templateSecretRefs lists the secret references of a template's
+// provider credentials with their paths.
+func templateSecretRefs(t *spec.AnalysisTemplate) []secretRefAt {
+	var out []secretRefAt
+	for i, m := range t.Spec.Metrics {
+		p := spec.FieldPath("spec.metrics").Index(i).Child("provider")
+		var auth *spec.Authentication
+		switch {
+		case m.Provider.Prometheus != nil:
+			auth, p = m.Provider.Prometheus.Authentication, p.Child("prometheus")
+		case m.Provider.Web != nil:
+			auth, p = m.Provider.Web.Authentication, p.Child("web")
+		}
+		if auth == nil {
+			continue
+		}
+		p = p.Child("authentication")
+		switch {
+		case auth.BasicAuth != nil && auth.BasicAuth.PasswordFrom != nil:
+			out = append(out, secretRefAt{p.Child("basicAuth").Child("passwordFrom"), auth.BasicAuth.PasswordFrom, false, nil})
+		case auth.Bearer != nil && auth.Bearer.TokenFrom != nil:
+			out = append(out, secretRefAt{p.Child("bearer").Child("tokenFrom"), auth.Bearer.TokenFrom, false, nil})
+		case auth.OAuth2 != nil && auth.OAuth2.ClientSecretFrom != nil:
+			out = append(out, secretRefAt{p.Child("oauth2").Child("clientSecretFrom"), auth.OAuth2.ClientSecretFrom, false, nil})
 		}
 	}
 	return out

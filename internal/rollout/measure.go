@@ -136,18 +136,26 @@ func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outco
 			return out
 		}
 	}
-	timeout := defaultQueryTimeout
-	if pr := q.Spec.Prometheus; pr != nil && pr.Timeout != nil && pr.Timeout.D() > 0 {
-		timeout = pr.Timeout.D() + time.Second
-	}
-	if w := q.Spec.Web; w != nil && w.Timeout != nil && w.Timeout.D() > 0 {
-		timeout = w.Timeout.D() + time.Second
-	}
-	qctx, cancel := context.WithTimeout(ctx, timeout)
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout(q.Spec))
 	defer cancel()
 	out.Result, out.Err = p.Query(qctx, q)
 	out.FinishedAt = c.cfg.Now()
 	return out
+}
+
+// queryTimeout is the controller's bound on one query: the metric's own
+// timeout plus a second, so the provider's error (which names the timeout)
+// wins the race, or defaultQueryTimeout.
+func queryTimeout(sp spec.Provider) time.Duration {
+	switch {
+	case sp.Prometheus != nil && sp.Prometheus.Timeout != nil && sp.Prometheus.Timeout.D() > 0:
+		return sp.Prometheus.Timeout.D() + time.Second
+	case sp.Web != nil && sp.Web.Timeout != nil && sp.Web.Timeout.D() > 0:
+		return sp.Web.Timeout.D() + time.Second
+	case sp.Web != nil && sp.Web.TimeoutSeconds != nil && *sp.Web.TimeoutSeconds > 0:
+		return time.Duration(*sp.Web.TimeoutSeconds)*time.Second + time.Second
+	}
+	return defaultQueryTimeout
 }
 
 // recordMeasurement books a measurement into its run, persists the state

@@ -179,10 +179,22 @@ func (b BuiltinProvider) CountsConnectFailures() bool {
 	return b.ConnectFailures != ConnectFailuresIgnore
 }
 
-// PrometheusProvider runs an instant query.
+// PrometheusProvider runs a PromQL query: an instant query, or a range
+// query with rangeQuery.
 type PrometheusProvider struct {
-	Address string            `yaml:"address" json:"address"`
-	Query   string            `yaml:"query" json:"query"`
+	Address string `yaml:"address" json:"address"`
+	Query   string `yaml:"query" json:"query"`
+
+	// RangeQuery runs the query over a time range instead of at one
+	// instant, as Argo Rollouts does; `result` is then every value of every
+	// series, in one list.
+	RangeQuery *PrometheusRangeQuery `yaml:"rangeQuery,omitempty" json:"rangeQuery,omitempty"`
+	// Insecure skips the verification of the server's TLS certificate.
+	Insecure bool `yaml:"insecure,omitempty" json:"insecure,omitempty"`
+	// Authentication is how the query proves who sends it: basicAuth,
+	// bearer or oauth2.
+	Authentication *Authentication `yaml:"authentication,omitempty" json:"authentication,omitempty"`
+
 	Timeout *Duration         `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
 }
@@ -195,6 +207,19 @@ type WebProvider struct {
 	Body     string            `yaml:"body,omitempty" json:"body,omitempty"`
 	JSONPath string            `yaml:"jsonPath,omitempty" json:"jsonPath,omitempty"`
 	Timeout  *Duration         `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+
+	// TimeoutSeconds is Argo Rollouts' spelling of timeout, in whole
+	// seconds; set one of them, not both.
+	TimeoutSeconds *int `yaml:"timeoutSeconds,omitempty" json:"timeoutSeconds,omitempty"`
+	// JSONBody is a request body written as YAML (an object, a list or any
+	// value) and sent as JSON with Content-Type application/json; set it or
+	// body, not both.
+	JSONBody *JSONValue `yaml:"jsonBody,omitempty" json:"jsonBody,omitempty"`
+	// Insecure skips the verification of the server's TLS certificate.
+	Insecure bool `yaml:"insecure,omitempty" json:"insecure,omitempty"`
+	// Authentication is how the request proves who sends it: basicAuth,
+	// bearer or oauth2.
+	Authentication *Authentication `yaml:"authentication,omitempty" json:"authentication,omitempty"`
 }
 
 // Judge compares canary with stable statistically (SPEC §5.4).

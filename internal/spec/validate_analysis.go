@@ -146,6 +146,7 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 		if q.Timeout != nil {
 			v.positive(pp.Child("timeout"), *q.Timeout)
 		}
+		v.prometheusOptions(pp, q, args)
 		v.headers(pp.Child("headers"), q.Headers)
 		for _, k := range sortedKeys(q.Headers) {
 			v.placeholders(pp.Child("headers").Key(k), q.Headers[k], args)
@@ -167,6 +168,7 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 		if w.Timeout != nil {
 			v.positive(wp.Child("timeout"), *w.Timeout)
 		}
+		v.webOptions(wp, w, args)
 	}
 }
 
@@ -204,9 +206,23 @@ func checkableURL(s string) bool {
 }
 
 // fillPlaceholders replaces substitutions with a plain word so the rest of a
-// URL can be checked before the values are known.
+// URL can be checked before the values are known; one that stands in a
+// URL's port gets a number instead, since a word is not a port (Argo's own
+// example is http://{{args.host}}:{{args.port}}/api).
 func fillPlaceholders(s string) string {
-	return placeholderRE.ReplaceAllString(s, "placeholder")
+	var b strings.Builder
+	last := 0
+	for _, m := range placeholderRE.FindAllStringIndex(s, -1) {
+		b.WriteString(s[last:m[0]])
+		if portPlaceholderRE.MatchString(b.String()) {
+			b.WriteString("1")
+		} else {
+			b.WriteString("placeholder")
+		}
+		last = m[1]
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 func (v *validator) judge(p FieldPath, j Judge) {

@@ -1,7 +1,9 @@
 // Package prometheus answers analysis queries with a PromQL instant query
 // against a Prometheus server (SPEC §5.3 `prometheus: {address, query,
-// timeout, headers}`), through the official client's HTTP client
-// (client_golang/api) and the official value types (common/model).
+// timeout, headers}`), or a range query with Argo Rollouts' rangeQuery,
+// through the official client's HTTP client (client_golang/api) and the
+// official value types (common/model). Argo's insecure and authentication
+// fields are handled by package httpauth, shared with the web provider.
 //
 // The response envelope is decoded here rather than by
 // client_golang/api/prometheus/v1: below Go 1.27 that package decodes with
@@ -14,8 +16,13 @@
 // matters); a scalar is a float64, as in Argo Rollouts (SPEC §5.3 said a
 // one-element list, which broke `result >= 0.95`). NaN and ±Inf are kept, for
 // conditions to test with isNaN and isInf. An empty vector is no data
-// (provider.ErrNoData). A range vector or a string is an error: conditions
-// expect numbers.
+// (provider.ErrNoData). A string is an error: conditions expect numbers.
+//
+// A range query's result is, as in Argo, every value of every series in one
+// list ([]any of float64, series after series in the server's order, each
+// in time order), for conditions such as `all(result, {# < 1000})`; an
+// empty matrix is no data. Start and end are computed from one reading of
+// coalmine's clock, so they cannot drift apart.
 //
 // The query is evaluated at the server's current time (no time parameter),
 // so clock skew between coalmine and Prometheus cannot shift the window.
@@ -38,7 +45,10 @@ import (
 	"github.com/prometheus/client_golang/api"
 	"github.com/prometheus/common/model"
 
+	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/provider"
+	"github.com/coalmine-dev/coalmine/internal/provider/httpauth"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // DefaultTimeout bounds a query whose metric sets no timeout.
@@ -50,26 +60,36 @@ type Config struct {
 	// Transport carries the queries; a clone of http.DefaultTransport when
 	// nil. It is shared by all queries, so connections are reused.
 	Transport http.RoundTripper
+	// Resolve reads the secret references of authentication at each query;
+	// nil = config.ResolveSecret (environment or file).
+	Resolve httpauth.Resolver
+	// Now reads the clock for range queries' now(); nil = time.Now.
+	Now func() time.Time
 }
 
-// Provider runs instant queries. It is safe for concurrent use.
+// Provider runs instant and range queries. It is safe for concurrent use.
 type Provider struct {
-	transport http.RoundTripper
+	transports *httpauth.Transports
+	auth       *httpauth.Auth
+	now        func() time.Time
 }
 
 var _ provider.Provider = (*Provider)(nil)
 
 // New returns a Prometheus provider.
 func New(cfg Config) *Provider {
-	t := cfg.Transport
-	if t == nil {
-		t = http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.Resolve == nil {
+		cfg.Resolve = config.ResolveSecret
 	}
-	return &Provider{transport: t}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Provider{transports: httpauth.NewTransports(cfg.Transport), auth: httpauth.New(cfg.Resolve), now: cfg.Now}
 }
 
-// Query runs q.Spec.Prometheus.Query as an instant query within the
-// metric's timeout (DefaultTimeout when unset), sending its headers.
+// Query runs q.Spec.Prometheus.Query as an instant query (or a range query
+// with rangeQuery) within the metric's timeout (DefaultTimeout when unset),
+// sending its headers and credentials.
 func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result, error) {
 	s := q.Spec.Prometheus
 	if s == nil {
@@ -86,16 +106,32 @@ func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result
 	if s.Timeout != nil && s.Timeout.D() > 0 {
 		timeout = s.Timeout.D()
 	}
-	client, err := api.NewClient(api.Config{
-		Address:      addr.String(),
-		RoundTripper: &headerTransport{base: p.transport, host: addr.Host, headers: s.Headers},
-	})
-	if err != nil {
-		return fail(err)
+	var rng *timeRange
+	if s.RangeQuery != nil {
+		if rng, err = evalRange(s.RangeQuery, p.now()); err != nil {
+			return fail(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	val, err := instantQuery(ctx, client, s.Query, timeout)
+	val, err := func() (any, error) {
+		base := p.transports.For(s.Insecure)
+		rt, err := p.auth.Transport(ctx, base, s.Authentication, addr.Host, s.Insecure)
+		if err != nil {
+			return nil, err
+		}
+		client, err := api.NewClient(api.Config{
+			Address:      addr.String(),
+			RoundTripper: &headerTransport{base: rt, host: addr.Host, headers: s.Headers},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if rng != nil {
+			return rangeQuery(ctx, client, s.Query, *rng, timeout)
+		}
+		return instantQuery(ctx, client, s.Query, timeout)
+	}()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer within the timeout of %s: %w", timeout, err)
@@ -120,8 +156,64 @@ type envelope struct {
 // server, and the timeout is passed on so Prometheus stops evaluating when
 // we stop waiting.
 func instantQuery(ctx context.Context, client api.Client, query string, timeout time.Duration) (any, error) {
-	u := client.URL("/api/v1/query", nil)
 	form := url.Values{"query": {query}, "timeout": {strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)}}
+	return post(ctx, client, "/api/v1/query", form)
+}
+
+// timeRange is a range query's evaluated start, end and step.
+type timeRange struct {
+	start, end time.Time
+	step       time.Duration
+}
+
+// evalRange computes a rangeQuery's start and end from one reading of the
+// clock.
+func evalRange(rq *spec.PrometheusRangeQuery, now time.Time) (*timeRange, error) {
+	var r timeRange
+	for _, f := range []struct {
+		name, src string
+		into      *time.Time
+	}{{"start", rq.Start, &r.start}, {"end", rq.End, &r.end}} {
+		e, err := spec.CompileTimeExpr(f.src)
+		if err == nil {
+			*f.into, err = e.Eval(now)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rangeQuery.%s %q: %w", f.name, f.src, err)
+		}
+	}
+	if rq.Step == nil || rq.Step.D() <= 0 {
+		return nil, errors.New("rangeQuery.step must be a positive duration, such as 1m")
+	}
+	r.step = rq.Step.D()
+	if r.end.Before(r.start) {
+		return nil, fmt.Errorf("rangeQuery: end %s is before start %s", r.end.Format(time.RFC3339), r.start.Format(time.RFC3339))
+	}
+	return &r, nil
+}
+
+// rangeQuery calls /api/v1/query_range like instantQuery calls
+// /api/v1/query.
+func rangeQuery(ctx context.Context, client api.Client, query string, r timeRange, timeout time.Duration) (any, error) {
+	form := url.Values{
+		"query":   {query},
+		"start":   {formatTime(r.start)},
+		"end":     {formatTime(r.end)},
+		"step":    {strconv.FormatFloat(r.step.Seconds(), 'f', -1, 64)},
+		"timeout": {strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)},
+	}
+	return post(ctx, client, "/api/v1/query_range", form)
+}
+
+// formatTime writes a time as the API's Unix seconds with a fraction.
+func formatTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
+}
+
+// post sends a query form to an API endpoint, as a POST that falls back to
+// GET, and decodes the answer.
+func post(ctx context.Context, client api.Client, endpoint string, form url.Values) (any, error) {
+	u := client.URL(endpoint, nil)
 	req, err := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err
@@ -199,12 +291,35 @@ func values(typ model.ValueType, raw json.RawMessage) (any, error) {
 		// A number, as Argo gives it: `result >= 0.95` works on scalar().
 		return float64(s.Value), nil
 	case model.ValMatrix:
-		return nil, errors.New("the query returned a range vector; an instant query needs an instant vector or a scalar (wrap the range in rate(), avg_over_time() or similar)")
+		var m model.Matrix
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("the response's matrix is malformed: %w", err)
+		}
+		return matrixValues(m)
 	case model.ValString:
 		return nil, errors.New("the query returned a string; conditions need numbers")
 	default:
 		return nil, errors.New("the response has no result type")
 	}
+}
+
+// matrixValues flattens a matrix as Argo does: every value of every series,
+// in one list. It is what a range query returns, and what an instant query
+// of a range selector (`x[5m]`) returns.
+func matrixValues(m model.Matrix) (any, error) {
+	var out []any
+	for _, series := range m {
+		if len(series.Histograms) > 0 {
+			return nil, fmt.Errorf("the query returned native histograms for %s; conditions need numbers (use histogram_quantile() or histogram_count())", series.Metric)
+		}
+		for _, v := range series.Values {
+			out = append(out, float64(v.Value))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("the range query returned no samples: %w", provider.ErrNoData)
+	}
+	return out, nil
 }
 
 // withWarnings adds the server's warnings to a failure; a success drops

@@ -1,15 +1,18 @@
 // Package web answers analysis queries from any HTTP endpoint that returns
-// JSON (SPEC §5.3 `web: {url, method, headers, body, jsonPath, timeout}`);
-// it is also how external gates are written.
+// JSON (SPEC §5.3 `web: {url, method, headers, body, jsonPath, timeout}`,
+// and Argo Rollouts' timeoutSeconds, jsonBody, insecure and
+// authentication); it is also how external gates are written.
 //
 // The request is sent with the metric's method (GET by default), headers
-// and body, within its timeout (DefaultTimeout when unset). A non-2xx
-// answer is an error naming the status and an excerpt of the body. The
-// body must be JSON; the value at jsonPath (see jsonpath.go for the
-// subset) is the result, unchanged: numbers are float64, strings stay
-// strings (conditions convert with asFloat), objects and arrays are
-// map[string]any and []any. A missing or null value is no data
-// (provider.ErrNoData).
+// and body (or jsonBody, as JSON), within its timeout (DefaultTimeout when
+// unset). A non-2xx answer is an error naming the status and an excerpt of
+// the body. The value at jsonPath (Kubernetes' JSONPath, as in Argo; see
+// spec.ParseJSONPath) is the result, unchanged: numbers are float64,
+// strings stay strings (conditions convert with asFloat), objects and
+// arrays are map[string]any and []any. When the path matches several
+// values the result is the first, as in Argo. A path that matches nothing,
+// or only null, is no data (provider.ErrNoData), where Argo reports an
+// error. A body that is not JSON is the result as a string, as in Argo.
 //
 // Headers are often credentials: they are never printed, and a redirect to
 // another host does not receive them. For the same reason errors show the
@@ -28,7 +31,12 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/util/jsonpath"
+
+	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/provider"
+	"github.com/coalmine-dev/coalmine/internal/provider/httpauth"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // Defaults for what a metric or the Config leaves unset.
@@ -46,22 +54,26 @@ type Config struct {
 	// MaxBodyBytes caps the response body read; a larger answer is an
 	// error. DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
+	// Resolve reads the secret references of authentication at each query;
+	// nil = config.ResolveSecret (environment or file).
+	Resolve httpauth.Resolver
 }
 
 // Provider queries JSON endpoints. It is safe for concurrent use.
 type Provider struct {
-	transport http.RoundTripper
-	maxBody   int64
+	transports *httpauth.Transports
+	auth       *httpauth.Auth
+	maxBody    int64
 }
 
 var _ provider.Provider = (*Provider)(nil)
 
 // New returns a web provider.
 func New(cfg Config) *Provider {
-	p := &Provider{transport: cfg.Transport, maxBody: cfg.MaxBodyBytes}
-	if p.transport == nil {
-		p.transport = http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.Resolve == nil {
+		cfg.Resolve = config.ResolveSecret
 	}
+	p := &Provider{transports: httpauth.NewTransports(cfg.Transport), auth: httpauth.New(cfg.Resolve), maxBody: cfg.MaxBodyBytes}
 	if p.maxBody <= 0 {
 		p.maxBody = DefaultMaxBodyBytes
 	}
@@ -85,17 +97,30 @@ func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result
 	fail := func(err error) (provider.Result, error) {
 		return provider.Result{}, fmt.Errorf("web %s %s for metric %q: %w", method, safeURL(u, ""), q.Metric, err)
 	}
-	path, err := parsePath(w.JSONPath)
+	path, err := spec.ParseJSONPath(w.JSONPath)
 	if err != nil {
 		return fail(err)
 	}
 	timeout := DefaultTimeout
-	if w.Timeout != nil && w.Timeout.D() > 0 {
+	switch {
+	case w.Timeout != nil && w.Timeout.D() > 0:
 		timeout = w.Timeout.D()
+	case w.TimeoutSeconds != nil && *w.TimeoutSeconds > 0:
+		timeout = time.Duration(*w.TimeoutSeconds) * time.Second
+	}
+	body, contentType := w.Body, ""
+	if w.JSONBody != nil {
+		body, contentType = string(w.JSONBody.Raw()), "application/json"
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	body, err := p.fetch(ctx, method, u, w.Headers, w.Body)
+	respBody, err := func() ([]byte, error) {
+		rt, err := p.auth.Transport(ctx, p.transports.For(w.Insecure), w.Authentication, u.Host, w.Insecure)
+		if err != nil {
+			return nil, err
+		}
+		return p.fetch(ctx, rt, request{method: method, url: u, headers: w.Headers, body: body, contentType: contentType})
+	}()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer within the timeout of %s: %w", timeout, err)
@@ -103,24 +128,62 @@ func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result
 		return fail(err)
 	}
 	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		if len(path.steps) == 0 {
-			// Not JSON and no path into it: the body is the result, as a
-			// string, as in Argo (its web.md: result == "I am OK").
-			// Surrounding white space (a trailing newline) is trimmed.
-			return provider.Result{Value: strings.TrimSpace(string(body))}, nil
-		}
-		return fail(fmt.Errorf("the response is not JSON (%v), so jsonPath %s cannot apply: %s", err, path, excerpt(body)))
+	if err := json.Unmarshal(respBody, &doc); err != nil {
+		// Not JSON: the body is the result, as a string, whatever the
+		// path, as in Argo (its web.md: result == "I am OK"). Surrounding
+		// white space (a trailing newline) is trimmed.
+		return provider.Result{Value: strings.TrimSpace(string(respBody))}, nil
 	}
-	v, err := path.eval(doc)
+	v, err := evalPath(path, doc)
 	if err != nil {
-		return fail(fmt.Errorf("jsonPath %s: %w", path, err))
+		return fail(fmt.Errorf("jsonPath %s: %w", spec.NormalizeJSONPath(w.JSONPath), err))
 	}
 	return provider.Result{Value: v}, nil
 }
 
-// fetch sends the request and returns the body of a 2xx answer.
-func (p *Provider) fetch(ctx context.Context, method string, u *url.URL, headers map[string]string, body string) ([]byte, error) {
+// evalPath returns the first value the path selects, as Argo does. Nothing
+// selected, an index past the end of an array, or a null is no data.
+func evalPath(path *jsonpath.JSONPath, doc any) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("cannot evaluate: %v", r)
+		}
+	}()
+	results, err := path.FindResults(doc)
+	if err != nil {
+		// AllowMissingKeys covers missing fields but not indexes: Kubernetes
+		// reports those with this message only.
+		if strings.Contains(err.Error(), "array index out of bounds") {
+			return nil, fmt.Errorf("%s: %w", err, provider.ErrNoData)
+		}
+		return nil, err
+	}
+	for _, rs := range results {
+		for _, r := range rs {
+			if !r.IsValid() || !r.CanInterface() {
+				continue
+			}
+			if x := r.Interface(); x != nil {
+				return x, nil
+			}
+			return nil, fmt.Errorf("the value is null: %w", provider.ErrNoData)
+		}
+	}
+	return nil, fmt.Errorf("nothing matches: %w", provider.ErrNoData)
+}
+
+// request is what fetch sends.
+type request struct {
+	method      string
+	url         *url.URL
+	headers     map[string]string
+	body        string
+	contentType string // set before the headers, which may replace it
+}
+
+// fetch sends the request through rt and returns the body of a 2xx answer.
+func (p *Provider) fetch(ctx context.Context, rt http.RoundTripper, r request) ([]byte, error) {
+	method, u, headers, body := r.method, r.url, r.headers, r.body
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -133,6 +196,9 @@ func (p *Provider) fetch(ctx context.Context, method string, u *url.URL, headers
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
 	for k, v := range headers {
 		if http.CanonicalHeaderKey(k) == "Host" {
 			req.Host = v
@@ -140,7 +206,7 @@ func (p *Provider) fetch(ctx context.Context, method string, u *url.URL, headers
 		}
 		req.Header.Set(k, v)
 	}
-	client := &http.Client{Transport: p.transport, CheckRedirect: func(next *http.Request, via []*http.Request) error {
+	client := &http.Client{Transport: rt, CheckRedirect: func(next *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("stopped after %d redirects", maxRedirects)
 		}

@@ -91,7 +91,7 @@ var typeNotes = map[string]string{
 	"Metric.Judge":                 "Compare canary with stable statistically (needs `provider: {builtin: {}}`); see [analysis.md](analysis.md#judges-spec-54-statisticsmd).",
 
 	"Provider.Builtin":    "The proxy's own per-version measurements: `result` is `{canary: S, stable: S}` with S = `{requests, errors, errorRate, successRate, rps, p50, p90, p95, p99, mean}` (latencies in ms).",
-	"Provider.Prometheus": "An instant PromQL query; `result` is the vector's values as a list (a scalar gives a one-element list); an empty vector is no data.",
+	"Provider.Prometheus": "A PromQL query; `result` is the vector's values as a list (a scalar gives a number; a range query, every value of every series in one list); no samples is no data.",
 	"Provider.Web":        "An HTTP endpoint returning JSON; `result` is the value at `jsonPath`; missing or null is no data, a non-2xx answer is an Error.",
 
 	"PrometheusProvider.Address": "Base URL of the Prometheus server (http:// or https://). May use substitutions.",
@@ -103,7 +103,7 @@ var typeNotes = map[string]string{
 	"WebProvider.Method":   "HTTP method.",
 	"WebProvider.Headers":  "Request headers. Values may use substitutions; they are plain text in the file.",
 	"WebProvider.Body":     "Request body, sent as written (after substitutions).",
-	"WebProvider.JSONPath": "Argo's form `{$.data.value}` (braces and `$` optional): fields, `['x']`, `[n]` and `[-1]`; filters, wildcards and `..` are rejected.",
+	"WebProvider.JSONPath": "Kubernetes JSONPath as in Argo: `{$.data.value}`, `[?(@.name == \"x\")]`, `[*]`, `..`; braces optional; one `{…}` expression, checked at load time. Several matches give the first, as in Argo.",
 	"WebProvider.Timeout":  "Limit for one request.",
 
 	"Judge.Quantile":            "Latency only: the quantile to compare (0 < q < 1).",

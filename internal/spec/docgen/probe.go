@@ -16,6 +16,14 @@ func ptr[T any](v T) *T { return &v }
 
 func dur(d time.Duration) *spec.Duration { return ptr(spec.Duration(d)) }
 
+func mustJSON(raw string) *spec.JSONValue {
+	v, err := spec.NewJSONValue(raw)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func probeRollout() *spec.Rollout {
 	return &spec.Rollout{
 		APIVersion: spec.APIVersion,
@@ -94,6 +102,19 @@ func probeTemplate() *spec.AnalysisTemplate {
 					Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://127.0.0.1:8000/gate", Method: "POST",
 						Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"service": "{{args.service}}"}`,
 						JSONPath: "{$.ok}", Timeout: dur(5 * time.Second)}}},
+				{Name: "latency-range", SuccessCondition: "all(result, {# < 0.5})",
+					Provider: spec.Provider{Prometheus: &spec.PrometheusProvider{Address: "https://prometheus.example:9090", Query: "p99_latency_seconds",
+						RangeQuery:     &spec.PrometheusRangeQuery{Start: `now() - duration("10m")`, End: "now()", Step: dur(time.Minute)},
+						Insecure:       true,
+						Authentication: &spec.Authentication{BasicAuth: &spec.BasicAuth{Username: "coalmine", PasswordFrom: &spec.SecretRef{Env: "PROM_PASSWORD"}}}}}},
+				{Name: "gate-oauth2", SuccessCondition: "result == true",
+					Provider: spec.Provider{Web: &spec.WebProvider{URL: "https://gate.example/check", Method: "POST",
+						JSONBody: mustJSON(`{"service": "{{args.service}}"}`), TimeoutSeconds: ptr(20), Insecure: true,
+						Authentication: &spec.Authentication{OAuth2: &spec.OAuth2Auth{TokenURL: "https://idp.example/token", ClientID: "coalmine",
+							ClientSecretFrom: &spec.SecretRef{Env: "GATE_CLIENT_SECRET"}, Scopes: []string{"gate:read"}}}}}},
+				{Name: "gate-bearer", SuccessCondition: "result == true",
+					Provider: spec.Provider{Web: &spec.WebProvider{URL: "https://gate.example/check",
+						Authentication: &spec.Authentication{Bearer: &spec.BearerAuth{TokenFrom: &spec.SecretRef{File: "/run/secrets/gate-token"}}}}}},
 			},
 		},
 	}

@@ -1,0 +1,97 @@
+package analysis
+
+import (
+	"encoding/json"
+
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// This file substitutes the provider fields that Argo Rollouts templates
+// fill from arguments: a range query's start and end, credentials (Argo's
+// docs pass secrets as clientSecret: "{{args.oauthSecret}}") and the
+// strings of a JSON body. Pointers are copied before they are changed, so
+// the template keeps its text.
+
+func (s *substituter) prometheusOptions(field func(string) string, c *spec.PrometheusProvider) {
+	if rq := c.RangeQuery; rq != nil {
+		r := *rq
+		r.Start = s.fill(field("prometheus.rangeQuery.start"), rq.Start)
+		r.End = s.fill(field("prometheus.rangeQuery.end"), rq.End)
+		c.RangeQuery = &r
+	}
+	c.Authentication = s.authentication(func(f string) string { return field("prometheus.authentication." + f) }, c.Authentication)
+}
+
+func (s *substituter) webOptions(field func(string) string, c *spec.WebProvider) {
+	if c.JSONBody != nil {
+		c.JSONBody = s.jsonBody(field("web.jsonBody"), c.JSONBody)
+	}
+	c.Authentication = s.authentication(func(f string) string { return field("web.authentication." + f) }, c.Authentication)
+}
+
+func (s *substituter) authentication(field func(string) string, a *spec.Authentication) *spec.Authentication {
+	if a == nil {
+		return nil
+	}
+	out := *a
+	if b := a.BasicAuth; b != nil {
+		c := *b
+		c.Username = s.fill(field("basicAuth.username"), b.Username)
+		c.Password = s.fill(field("basicAuth.password"), b.Password)
+		out.BasicAuth = &c
+	}
+	if b := a.Bearer; b != nil {
+		c := *b
+		c.Token = s.fill(field("bearer.token"), b.Token)
+		out.Bearer = &c
+	}
+	if o := a.OAuth2; o != nil {
+		c := *o
+		c.TokenURL = s.fill(field("oauth2.tokenUrl"), o.TokenURL)
+		c.ClientID = s.fill(field("oauth2.clientId"), o.ClientID)
+		c.ClientSecret = s.fill(field("oauth2.clientSecret"), o.ClientSecret)
+		c.Scopes = make([]string, len(o.Scopes))
+		for i, sc := range o.Scopes {
+			c.Scopes[i] = s.fill(field("oauth2.scopes"), sc)
+		}
+		out.OAuth2 = &c
+	}
+	return &out
+}
+
+// jsonBody substitutes inside the body's strings (keys and values), after
+// decoding, so a value with a quote or a backslash stays valid JSON.
+func (s *substituter) jsonBody(where string, j *spec.JSONValue) *spec.JSONValue {
+	var v any
+	if err := json.Unmarshal(j.Raw(), &v); err != nil {
+		return j // validated at load time; sent as it is
+	}
+	raw, err := json.Marshal(s.jsonValue(where, v))
+	if err != nil {
+		return j
+	}
+	out, err := spec.NewJSONValue(string(raw))
+	if err != nil {
+		return j
+	}
+	return out
+}
+
+func (s *substituter) jsonValue(where string, v any) any {
+	switch t := v.(type) {
+	case string:
+		return s.fill(where, t)
+	case []any:
+		for i, e := range t {
+			t[i] = s.jsonValue(where, e)
+		}
+		return t
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[s.fill(where, k)] = s.jsonValue(where, e)
+		}
+		return out
+	}
+	return v
+}

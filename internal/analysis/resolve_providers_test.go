@@ -1,0 +1,52 @@
+package analysis_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// TestResolveProviderOptions fills the fields Argo's docs fill from
+// arguments: rangeQuery start/end, credentials, and a jsonBody's strings.
+func TestResolveProviderOptions(t *testing.T) {
+	step := spec.Duration(time.Minute)
+	body, err := spec.NewJSONValue(`{"service":"{{args.svc}}","quote":"{{args.odd}}","list":["{{rollout.canary.version}}",1]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := promMetric("latency", "http://prom:9090", "x", nil)
+	prom.Provider.Prometheus.RangeQuery = &spec.PrometheusRangeQuery{Start: `now() - duration("{{args.lookback}}")`, End: "now()", Step: &step}
+	prom.Provider.Prometheus.Authentication = &spec.Authentication{OAuth2: &spec.OAuth2Auth{TokenURL: "https://idp/token",
+		ClientID: "{{args.svc}}", ClientSecret: "{{ args.oauthSecret }}", Scopes: []string{"{{args.svc}}:read"}}}
+	web := spec.Metric{Name: "gate", Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://gate", Method: "POST", JSONBody: body,
+		Authentication: &spec.Authentication{BasicAuth: &spec.BasicAuth{Username: "{{args.svc}}", Password: "{{args.oauthSecret}}"}}}}}
+	tmpl := template("t", []spec.TemplateArg{{Name: "svc"}, {Name: "lookback", Value: str("5m")}, {Name: "oauthSecret"}, {Name: "odd"}}, prom, web)
+	templates := []spec.AnalysisTemplate{tmpl}
+	orig, _ := json.Marshal(templates)
+
+	got, err := analysis.Resolve(templates, refs("t"), []spec.Arg{{Name: "svc", Value: "checkout"}, {Name: "oauthSecret", Value: "s3cret"},
+		{Name: "odd", Value: `a "quoted" \ value`}}, analysis.Vars("checkout", "v2", "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got[0].Provider.Prometheus
+	if p.RangeQuery.Start != `now() - duration("5m")` || p.RangeQuery.End != "now()" {
+		t.Errorf("rangeQuery %+v", p.RangeQuery)
+	}
+	if o := p.Authentication.OAuth2; o.ClientID != "checkout" || o.ClientSecret != "s3cret" || o.Scopes[0] != "checkout:read" {
+		t.Errorf("oauth2 %+v", o)
+	}
+	w := got[1].Provider.Web
+	if b := w.Authentication.BasicAuth; b.Username != "checkout" || b.Password != "s3cret" {
+		t.Errorf("basicAuth %+v", b)
+	}
+	if want := `{"list":["v2",1],"quote":"a \"quoted\" \\ value","service":"checkout"}`; string(w.JSONBody.Raw()) != want {
+		t.Errorf("jsonBody %s\nwant     %s", w.JSONBody.Raw(), want)
+	}
+	if after, _ := json.Marshal(templates); string(after) != string(orig) {
+		t.Errorf("Resolve modified the templates:\n%s\n%s", orig, after)
+	}
+}
