@@ -32,7 +32,9 @@ var placeholder = regexp.MustCompile(`\{\{\s*(.*?)\s*\}\}`)
 // and {{args.NAME}} and the keys of vars ({{rollout.name}},
 // {{rollout.canary.version}}, {{rollout.stable.version}}) substituted into
 // every string of the providers (prometheus address, query and header
-// values; web url, body, header values and jsonPath). An argument's value
+// values; web url, body, header values and jsonPath; command arguments,
+// dir and env values). A command's env also gets every argument and
+// rollout value as a COALMINE_ variable (see command). An argument's value
 // is the one given in args, else its template default.
 //
 // Like Argo, it refuses a metric name defined twice and a declared argument
@@ -150,6 +152,9 @@ func (s *substituter) metric(m spec.Metric) spec.Metric {
 		c.Body = s.fill(field("web.body"), w.Body)
 		c.JSONPath = s.fill(field("web.jsonPath"), w.JSONPath)
 		m.Provider.Web = &c
+	}
+	if c := m.Provider.Command; c != nil {
+		m.Provider.Command = s.command(m.Name, *c)
 	}
 	return m
 }

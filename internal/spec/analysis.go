@@ -43,6 +43,10 @@ type Provider struct {
 	Builtin    *BuiltinProvider    `yaml:"builtin,omitempty" json:"builtin,omitempty"`
 	Prometheus *PrometheusProvider `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 	Web        *WebProvider        `yaml:"web,omitempty" json:"web,omitempty"`
+	// Command runs a program on the server: exit 0 is a success (judged
+	// further by the conditions on its stdout), any other exit a failure.
+	// See CommandProvider.
+	Command *CommandProvider `yaml:"command,omitempty" json:"command,omitempty"`
 }
 
 // BuiltinProvider reads the proxy's own per-version telemetry.

@@ -77,7 +77,7 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	v.provider(p.Child("provider"), m.Provider, args)
 	if m.Judge != nil {
 		v.judge(p.Child("judge"), *m.Judge)
-		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil) {
+		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil || m.Provider.Command != nil) {
 			// A judge needs per-version counts and latency distributions,
 			// which only the builtin provider has.
 			v.add(p.Child("judge"), "a judge needs provider builtin: it compares the proxy's own canary and stable measurements")
@@ -95,8 +95,8 @@ func (v *validator) condition(p FieldPath, src string) {
 }
 
 func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
-	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web"},
-		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil}) {
+	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web", "command"},
+		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil, pr.Command != nil}) {
 		return
 	}
 	switch {
@@ -142,6 +142,8 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 		if w.Timeout != nil {
 			v.positive(wp.Child("timeout"), *w.Timeout)
 		}
+	case pr.Command != nil:
+		v.command(p.Child("command"), *pr.Command, args)
 	}
 }
 
