@@ -76,6 +76,9 @@ func startRun(s *State, obs *Observation, kind string, step int, refs []spec.Tem
 	names := make([]string, 0, len(refs))
 	for _, ref := range refs {
 		t, ok := obs.Templates[ref.TemplateName]
+		if why := obs.RefusedTemplates[ref.TemplateName]; !ok && why != "" {
+			return fmt.Errorf("AnalysisTemplate %q %s", ref.TemplateName, why)
+		}
 		if !ok {
 			return fmt.Errorf("AnalysisTemplate %q does not exist (any more): apply it, or change the rollout", ref.TemplateName)
 		}

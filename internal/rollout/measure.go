@@ -15,7 +15,7 @@ import (
 // Providers are the measurement sources, one per kind (SPEC §5.3). A nil
 // one makes its metrics end in Error with a message saying so.
 type Providers struct {
-	Builtin, Prometheus, Web provider.Provider
+	Builtin, Prometheus, Web, Command provider.Provider
 }
 
 func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
@@ -26,6 +26,8 @@ func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
 		return p.Prometheus, "prometheus"
 	case sp.Web != nil:
 		return p.Web, "web"
+	case sp.Command != nil:
+		return p.Command, "command"
 	}
 	return nil, "unknown"
 }
@@ -131,6 +133,11 @@ func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outco
 	}
 	if w := q.Spec.Web; w != nil && w.Timeout != nil && w.Timeout.D() > 0 {
 		timeout = w.Timeout.D() + time.Second
+	}
+	if cmd := q.Spec.Command; cmd != nil {
+		// The provider kills the command at its own timeout; the margin
+		// lets it do so and report why.
+		timeout = cmd.RunTimeout() + 10*time.Second
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -1,35 +1,52 @@
 package spec
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
+
+// DefaultCommandTimeout limits a command whose metric sets no timeout: long
+// enough for a smoke-test suite, and a check that hangs is still cut off.
+const DefaultCommandTimeout = 5 * time.Minute
+
+// RunTimeout is the time one run of the command may take.
+func (c CommandProvider) RunTimeout() time.Duration {
+	if c.Timeout != nil && c.Timeout.D() > 0 {
+		return c.Timeout.D()
+	}
+	return DefaultCommandTimeout
+}
 
 // CommandProvider runs a program once per measurement, coalmine's
 // counterpart of Argo's Job provider: smoke tests and synthetic checks. It
 // runs on the coalmine server, with the server's privileges.
 type CommandProvider struct {
-	// Command is the program and its arguments, run directly without a
-	// shell (write ["sh", "-c", "..."] for one). Each element may use
-	// {{args.NAME}} and {{rollout.*}} substitutions. The program is a name
-	// looked up in PATH, an absolute path, or a path relative to dir.
+	// The program and its arguments, run directly, without a shell (write
+	// `["sh", "-c", "..."]` for one, and let the script read values from
+	// the environment). Elements may use `{{args.NAME}}` and `{{rollout.*}}`.
+	// The program is a name looked up in PATH, an absolute path, or a path
+	// relative to `dir`.
 	Command []string `yaml:"command" json:"command"`
-	// Env adds environment variables, after the server's own environment
-	// (without its COALMINE_ variables) and the COALMINE_ variables coalmine
-	// sets: every analysis argument as COALMINE_ARG_<NAME>, and
-	// COALMINE_ROLLOUT, COALMINE_CANARY_VERSION, COALMINE_STABLE_VERSION and
-	// COALMINE_METRIC. Values may use substitutions.
+	// Extra environment variables. The command also gets the server's
+	// environment without its COALMINE_ variables, every analysis argument
+	// as `COALMINE_ARG_<NAME>` (upper-cased, other characters than letters
+	// and digits as `_`), and `COALMINE_ROLLOUT`, `COALMINE_CANARY_VERSION`,
+	// `COALMINE_STABLE_VERSION` and `COALMINE_METRIC`. Values may use
+	// substitutions.
 	Env []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
-	// Dir is the absolute working directory of the command; a relative
-	// program path (./smoke.sh) is resolved against it.
+	// Absolute working directory of the command; a relative program path
+	// (`./smoke.sh`) is resolved against it. May use substitutions.
 	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
-	// Timeout limits one run; when it passes, the command's whole process
-	// group is killed and the measurement is an Error.
+	// Limit for one run; when it passes, the command's whole process group
+	// is killed and the measurement is an Error.
 	Timeout *Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // EnvVar is one environment variable of a command.
 type EnvVar struct {
-	// Name of the variable. Names starting with COALMINE_ are reserved.
+	// Name of the variable; names starting with `COALMINE_` are reserved.
 	Name string `yaml:"name" json:"name"`
-	// Value of the variable; may use substitutions.
+	// Its value; may use substitutions.
 	Value string `yaml:"value" json:"value"`
 }
 

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -46,6 +47,9 @@ func (t *AnalysisTemplate) Validate() FieldErrors {
 			v.unique(seen, mp.Child("name"), "metric name", m.Name)
 		}
 		v.metric(mp, m, declared)
+		if m.Provider.Command != nil && i == slices.IndexFunc(t.Spec.Metrics, func(m Metric) bool { return m.Provider.Command != nil }) {
+			v.argEnvNames(p.Child("args"), t.Spec.Args)
+		}
 	}
 	return v.errs
 }

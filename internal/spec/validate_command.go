@@ -56,15 +56,19 @@ func (v *validator) command(p FieldPath, c CommandProvider, args map[string]bool
 		v.positive(p.Child("timeout"), *c.Timeout)
 	}
 
-	// Two argument names that map to one variable would hide one of them.
+}
+
+// argEnvNames checks, for a template with a command metric, that no two
+// arguments become the same environment variable, which would hide one.
+func (v *validator) argEnvNames(p FieldPath, args []TemplateArg) {
 	byEnv := map[string]string{}
-	for _, name := range sortedKeys(args) {
-		env := ArgEnvName(name)
-		if other, dup := byEnv[env]; dup {
-			v.add(p, "arguments %q and %q would both be %s in the command's environment: rename one", other, name, env)
+	for i, a := range args {
+		env := ArgEnvName(a.Name)
+		if other, dup := byEnv[env]; dup && other != a.Name {
+			v.add(p.Index(i).Child("name"), "arguments %q and %q would both be %s in the environment of the template's command metrics: rename one", other, a.Name, env)
 			continue
 		}
-		byEnv[env] = name
+		byEnv[env] = a.Name
 	}
 }
 

@@ -67,7 +67,9 @@ func TestCommandProviderValidate(t *testing.T) {
 		{"arguments that share a variable", func(t *AnalysisTemplate) {
 			t.Spec.Args = append(t.Spec.Args, TemplateArg{Name: "Service"})
 			command(t, CommandProvider{Command: []string{"check"}})
-		}, []string{`spec.metrics[0].provider.command: arguments "Service" and "service" would both be COALMINE_ARG_SERVICE`}},
+			t.Spec.Metrics = append(t.Spec.Metrics, t.Spec.Metrics[0])
+			t.Spec.Metrics[1].Name = "again"
+		}, []string{`spec.args[1].name: arguments "service" and "Service" would both be COALMINE_ARG_SERVICE in the environment of the template's command metrics: rename one`}},
 		{"substitution inside a shell script", func(t *AnalysisTemplate) {
 			command(t, CommandProvider{Command: []string{"/bin/bash", "-euo", "pipefail", "-c", "curl -f {{args.service}} && echo {{rollout.name}}"}})
 		}, []string{

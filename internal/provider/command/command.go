@@ -16,8 +16,9 @@
 //   - a non-zero exit or death by a signal: provider.ErrFailed, so the
 //     measurement is Failed whatever the conditions say, as a failed Job
 //     is in Argo; the message keeps the end of stderr;
-//   - the timeout: the command's whole process group is killed and the
-//     measurement is an Error (retried, counted by consecutiveErrorLimit);
+//   - the timeout (spec.DefaultCommandTimeout when unset): the command's
+//     whole process group is killed and the measurement is an Error
+//     (retried, counted by consecutiveErrorLimit);
 //   - a program that cannot be found or run: an Error saying what to fix.
 //
 // When the command ends, whatever it left running in its process group is
@@ -43,9 +44,6 @@ import (
 
 // Defaults for what a metric or the Config leaves unset.
 const (
-	// DefaultTimeout is long enough for a smoke-test suite; a check that
-	// hangs is cut off after it.
-	DefaultTimeout         = 5 * time.Minute
 	DefaultMaxStdoutBytes  = 1 << 20
 	DefaultStderrTailBytes = 4 << 10
 	// pipeWait bounds how long the output of a finished command is waited
@@ -92,14 +90,6 @@ func New(cfg Config) *Provider {
 	return p
 }
 
-// Timeout is the time a run of c may take.
-func Timeout(c *spec.CommandProvider) time.Duration {
-	if c != nil && c.Timeout != nil && c.Timeout.D() > 0 {
-		return c.Timeout.D()
-	}
-	return DefaultTimeout
-}
-
 // Query runs the metric's command once.
 func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result, error) {
 	c := q.Spec.Command
@@ -125,7 +115,7 @@ func (p *Provider) Query(ctx context.Context, q provider.Query) (provider.Result
 	stderr := &tail{max: p.stderrTail}
 	cmd := &exec.Cmd{Path: path, Args: c.Command, Env: env, Dir: c.Dir, Stdout: stdout, Stderr: stderr, WaitDelay: pipeWait}
 	setProcessGroup(cmd)
-	timeout := Timeout(c)
+	timeout := c.RunTimeout()
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	started := time.Now()

@@ -94,6 +94,9 @@ func probeTemplate() *spec.AnalysisTemplate {
 					Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://127.0.0.1:8000/gate", Method: "POST",
 						Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"service": "{{args.service}}"}`,
 						JSONPath: "{$.ok}", Timeout: dur(5 * time.Second)}}},
+				{Name: "smoke", SuccessCondition: "result.failed == 0",
+					Provider: spec.Provider{Command: &spec.CommandProvider{Command: []string{"./smoke.sh", "--service", "{{args.service}}"},
+						Env: []spec.EnvVar{{Name: "MODE", Value: "quick"}}, Dir: "/opt/checks", Timeout: dur(2 * time.Minute)}}},
 			},
 		},
 	}
