@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -157,4 +158,84 @@ spec:
 			t.Errorf("apply of a command template: exit %d:\n%s", code, out)
 		}
 	})
+}
+
+// TestArgoCommandProviderThroughTheAPI: with serve --allow-command-provider
+// a command template can be applied and runs; after a restart without the
+// flag the stored template no longer runs, and the analysis that needs it
+// aborts saying why and what to do.
+func TestArgoCommandProviderThroughTheAPI(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "ok.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"smoke test of $COALMINE_CANARY_VERSION\" >&2\necho 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
+	s := newServer(t, stable, canary, "--allow-command-provider")
+	s.start()
+
+	files := t.TempDir()
+	template := filepath.Join(files, "template.yaml")
+	writeFile(t, template, fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: api-smoke}
+spec:
+  metrics:
+    - name: smoke
+      successCondition: result == 1
+      provider: {command: {command: [%s]}}
+`, script))
+	rollout := filepath.Join(files, "rollout.yaml")
+	writeFile(t, rollout, fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: api}
+spec:
+  listen: %s
+  stable: {version: v1, endpoints: [%s]}
+  canary: {version: v2, endpoints: [%s]}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 10
+        - analysis: {templates: [{templateName: api-smoke}]}
+        - pause: {}
+`, freeAddr(t), stable.URL, canary.URL))
+	s.mustCLI("apply", "-f", template)
+	s.mustCLI("apply", "-f", rollout)
+	apiStatus := func() status {
+		var v struct {
+			Status status `json:"status"`
+		}
+		s.getJSON("/api/v1/rollouts/api", &v)
+		return v.Status
+	}
+	var st status
+	eventually(t, 30*time.Second, "the applied analysis to pass", func() bool {
+		st = apiStatus()
+		return st.StepIndex == 2 || st.Phase == "Degraded"
+	})
+	if st.Phase == "Degraded" {
+		t.Fatalf("the applied command analysis failed: %s", st.Message)
+	}
+
+	s.signal(syscall.SIGTERM)
+	if code := s.waitExit(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	s.extra = nil
+	s.start()
+	s.mustCLI("set", "canary", "api", "v3", "--endpoint", canary.URL)
+	eventually(t, 30*time.Second, "the analysis of v3 to be refused", func() bool {
+		st = apiStatus()
+		return st.CanaryVersion == "v3" && (st.Phase == "Degraded" || st.StepIndex == 2)
+	})
+	t.Logf("v3: %s: %s", st.Phase, st.Message)
+	for _, want := range []string{`AnalysisTemplate "api-smoke" was applied through the API with a command metric`, "--allow-command-provider"} {
+		if st.Phase != "Degraded" || !strings.Contains(st.Message, want) {
+			t.Errorf("after a restart without --allow-command-provider: %s %q, want Degraded saying %q", st.Phase, st.Message, want)
+		}
+	}
+	if !strings.Contains(s.logs.String(), "stored analysis template will not run") {
+		t.Errorf("the start-up log does not name the refused template:\n%s", s.logs.String())
+	}
 }
