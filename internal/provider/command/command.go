@@ -221,6 +221,13 @@ func findProgram(name, dir, pathList string) (string, error) {
 	if notExecutable != "" {
 		return "", fmt.Errorf("%s was found in PATH but is not executable: chmod +x it, or run it through its interpreter, such as [\"sh\", %q]", notExecutable, notExecutable)
 	}
+	if dir != "" {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && !fi.IsDir() {
+			// As in a shell, a bare name is never looked up in the working
+			// directory.
+			return "", fmt.Errorf("not found in PATH; to run %s from dir, write ./%s", filepath.Join(dir, name), name)
+		}
+	}
 	if pathList == "" {
 		return "", fmt.Errorf("not found: PATH is empty, so only an absolute path can name the program; write one, or set PATH in env")
 	}

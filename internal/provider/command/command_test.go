@@ -219,6 +219,8 @@ func TestQueryCannotRun(t *testing.T) {
 			"command no-such-check: not found in PATH (/usr/local/bin:/usr/bin:/bin): install it on the server, write its absolute path, or set PATH in env"},
 		{"PATH from env", spec.CommandProvider{Command: []string{"plain.sh"}, Env: []spec.EnvVar{{Name: "PATH", Value: dir}}},
 			"command plain.sh: " + notExec + " was found in PATH but is not executable: chmod +x it, or run it through its interpreter, such as [\"sh\", \"" + notExec + "\"]"},
+		{"a bare name is not looked up in dir", spec.CommandProvider{Command: []string{"plain.sh"}, Dir: dir},
+			"command plain.sh: not found in PATH; to run " + notExec + " from dir, write ./plain.sh"},
 		{"missing file", spec.CommandProvider{Command: []string{"./smoke.sh"}, Dir: dir},
 			"command ./smoke.sh: ./smoke.sh (" + filepath.Join(dir, "smoke.sh") + ") does not exist on this server: check command[0] and dir"},
 		{"not executable", spec.CommandProvider{Command: []string{notExec}},
