@@ -30,6 +30,7 @@ type serveOptions struct {
 	logLevel          string
 	drainTimeout      time.Duration
 	pprofAddr         string
+	allowAPICommands  bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -46,6 +47,10 @@ State (weights, revisions) lives in --data-dir and survives restarts.
 The admin API binds to loopback by default; binding it elsewhere needs a
 token (--token-file or COALMINE_TOKEN), which every /api/ call must send as
 "Authorization: Bearer TOKEN".
+
+AnalysisTemplates with command metrics run programs on this server with its
+privileges: they are accepted from the -f files, and through the API only
+with --allow-command-provider.
 
 Signals: SIGTERM or SIGINT stop accepting connections and let in-flight
 requests finish (up to --drain-timeout); SIGHUP reloads the -f files with the
@@ -70,6 +75,7 @@ same validation as lint, keeping the running configuration if they are invalid.`
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	f.BoolVar(&o.allowAPICommands, "allow-command-provider", false, "accept AnalysisTemplates with command metrics through the API (apply), not only from -f files: whoever can apply then runs programs on this server")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (for performance work)")
 	_ = f.MarkHidden("pprof-addr")
 	return cmd
@@ -153,7 +159,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 	a, err := app.Start(ctx, app.Config{
 		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir,
-		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger,
+		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger, AllowAPICommands: o.allowAPICommands,
 	})
 	if err != nil {
 		return err

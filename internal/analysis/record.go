@@ -35,6 +35,8 @@ type JudgeFactory func(spec.Judge) (judge.Judge, error)
 //
 // The measurement's verdict:
 //   - Err wrapping provider.ErrNoData: NoData;
+//   - Err wrapping provider.ErrFailed: Failed, whatever the conditions say
+//     (a command that exited non-zero);
 //   - any other Err: Error (retried after ErrorRetryInterval, not counted);
 //   - a judge metric: the judge's verdict on Result.Versions, which hold
 //     the data since the run started; Continue leaves the measurement
@@ -137,6 +139,9 @@ func evaluate(m spec.Metric, mr MetricRun, out Outcome, judges JudgeFactory, run
 	if out.Err != nil {
 		if errors.Is(out.Err, provider.ErrNoData) {
 			return verdict{phase: PhaseNoData, message: "no data: " + oneLine(out.Err.Error())}, state
+		}
+		if errors.Is(out.Err, provider.ErrFailed) {
+			return verdict{phase: PhaseFailed, message: oneLine(out.Err.Error())}, state
 		}
 		return verdict{phase: PhaseError, message: "query failed: " + oneLine(out.Err.Error())}, state
 	}

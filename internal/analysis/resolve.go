@@ -126,7 +126,9 @@ func applySelectors(metrics []spec.Metric, dryRun []spec.MetricSelector, retenti
 // and {{args.NAME}} and the keys of vars ({{rollout.name}},
 // {{rollout.canary.version}}, {{rollout.stable.version}}) substituted into
 // every string of the providers (prometheus address, query and header
-// values; web url, body, header values and jsonPath). An argument's value
+// values; web url, body, header values and jsonPath; command arguments,
+// dir and env values). A command's env also gets every argument and
+// rollout value as a COALMINE_ variable (see command). An argument's value
 // is the one given in args, else its template default; either may be a
 // valueFrom: the rollout's name (fieldRef metadata.name), a version
 // (podTemplateHashValue Stable or Latest) or a secret. A literal value may
@@ -362,6 +364,9 @@ func (s *substituter) metric(m spec.Metric) spec.Metric {
 		c.JSONPath = s.fill(field("web.jsonPath"), w.JSONPath)
 		s.webOptions(field, &c)
 		m.Provider.Web = &c
+	}
+	if c := m.Provider.Command; c != nil {
+		m.Provider.Command = s.command(m.Name, *c)
 	}
 	return m
 }

@@ -303,3 +303,38 @@ func TestResolveNumbersFromArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretArgumentInACommand: a secret argument reaches a command's
+// environment only when the measurement runs, and the env is not rebuilt.
+func TestSecretArgumentInACommand(t *testing.T) {
+	tpl := template("t", []spec.TemplateArg{{Name: "token", ValueFrom: &spec.ArgValueFrom{Env: "TOKEN"}}},
+		spec.Metric{Name: "smoke", Provider: spec.Provider{Command: &spec.CommandProvider{Command: []string{"/bin/true", "{{args.token}}"}}}})
+	res, err := analysis.ResolveRun([]spec.AnalysisTemplate{tpl}, analysis.Request{Refs: refs("t")}, analysis.Vars("r", "v2", "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := json.Marshal(res.Metrics)
+	if strings.Contains(string(stored), "tok-value") {
+		t.Fatalf("the secret is in the stored run: %s", stored)
+	}
+	p, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(spec.ArgValueFrom) (string, error) { return "tok-value", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Command
+	if c.Command[1] != "tok-value" {
+		t.Errorf("argv = %q", c.Command)
+	}
+	if len(c.Env) != len(res.Metrics[0].Provider.Command.Env) {
+		t.Errorf("env rebuilt: %v", c.Env)
+	}
+	var got string
+	for _, e := range c.Env {
+		if e.Name == "COALMINE_ARG_TOKEN" {
+			got = e.Value
+		}
+	}
+	if got != "tok-value" {
+		t.Errorf("COALMINE_ARG_TOKEN = %q", got)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/notify"
 	"github.com/coalmine-dev/coalmine/internal/provider/builtin"
+	"github.com/coalmine-dev/coalmine/internal/provider/command"
 	promprovider "github.com/coalmine-dev/coalmine/internal/provider/prometheus"
 	"github.com/coalmine-dev/coalmine/internal/provider/web"
 	"github.com/coalmine-dev/coalmine/internal/proxy"
@@ -45,6 +47,9 @@ type Config struct {
 	Token             string
 	ReadOnlyAnonymous bool
 	Logger            *slog.Logger
+	// AllowAPICommands accepts AnalysisTemplates with command metrics
+	// through the API, not only from the files.
+	AllowAPICommands bool
 }
 
 // App is a running coalmine. Stop it with Shutdown.
@@ -126,8 +131,12 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			Builtin:    builtinProvider,
 			Prometheus: promprovider.New(promprovider.Config{}),
 			Web:        web.New(web.Config{}),
+			Command:    command.New(command.Config{}),
 		},
-		Judges:       judge.New,
+		Judges: judge.New,
+		ResolveArgSecret: func(from spec.ArgValueFrom) (string, error) {
+			return config.ResolveSecret(from.Secret(config.SecretsDir(os.LookupEnv)))
+		},
 		Router:       routerAdapter{a.Proxy},
 		Store:        st,
 		Notifier:     a.notifier,
@@ -145,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 				}
 			}
 		},
+		AllowAPICommands: cfg.AllowAPICommands,
 	})
 	if err := a.Controller.Load(ctx, cfg.Rollouts, cfg.Templates, true); err != nil {
 		return a, err

@@ -1,6 +1,7 @@
 // Package provider answers one measurement query of an analysis metric
 // (SPEC §5.3): builtin (the proxy's own per-version telemetry), prometheus
-// (an instant query) and web (JSON over HTTP). Each kind lives in its own
+// (an instant query), web (JSON over HTTP) and command (a program run on
+// the server). Each kind lives in its own
 // sub-package and implements Provider; the analysis engine calls them
 // through this interface only.
 package provider
@@ -8,6 +9,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -18,6 +20,24 @@ import (
 // requests in a builtin window. It is an outcome of its own (SPEC §5.2),
 // never a failure and never an error.
 var ErrNoData = errors.New("no data")
+
+// ErrFailed is returned (wrapped) when the source itself says the canary
+// is bad: a command that exited non-zero, as a failed Job is in Argo. The
+// measurement is Failed whatever the metric's conditions say, and the
+// error's text (what failed, and the command's own explanation) is its
+// message. It is never an Error, which would only be retried.
+var ErrFailed = errors.New("failed")
+
+// Failed returns an error wrapping ErrFailed whose text is the formatted
+// message alone, for the measurement's message.
+func Failed(format string, args ...any) error {
+	return failure(fmt.Sprintf(format, args...))
+}
+
+type failure string
+
+func (f failure) Error() string { return string(f) }
+func (f failure) Unwrap() error { return ErrFailed }
 
 // Query is one measurement request. Spec has its {{args.*}} and
 // {{rollout.*}} placeholders already substituted.

@@ -78,7 +78,11 @@ func startRun(s *State, obs *Observation, kind string, step int, req analysis.Re
 	emit func(string, string, map[string]any)) error {
 	names := make([]string, 0, len(req.Refs))
 	for _, ref := range req.Refs {
-		if _, ok := obs.Templates[ref.TemplateName]; !ok {
+		_, ok := obs.Templates[ref.TemplateName]
+		if why := obs.RefusedTemplates[ref.TemplateName]; !ok && why != "" {
+			return fmt.Errorf("AnalysisTemplate %q %s", ref.TemplateName, why)
+		}
+		if !ok {
 			return fmt.Errorf("AnalysisTemplate %q does not exist (any more): apply it, or change the rollout", ref.TemplateName)
 		}
 		names = append(names, ref.TemplateName)

@@ -112,6 +112,13 @@ type Config struct {
 	// a judge metric (nil: judge metrics end in Error).
 	Providers Providers
 	Judges    analysis.JudgeFactory
+	// AllowAPICommands accepts AnalysisTemplates with command metrics
+	// through the API (ApplyTemplate); without it only the -f files may
+	// define them (see commands_gate.go).
+	AllowAPICommands bool
+	// ResolveArgSecret reads a secret argument (args[].valueFrom) when a
+	// measurement runs; nil makes such measurements end in Error.
+	ResolveArgSecret func(spec.ArgValueFrom) (string, error)
 }
 
 // Controller runs rollouts: it keeps each one's spec and persisted State,
@@ -137,6 +144,9 @@ type Controller struct {
 	// templateSet is a read-only copy of the templates for Next, replaced
 	// whenever a template changes.
 	templateSet atomic.Pointer[map[string]spec.AnalysisTemplate]
+	// refusedSet names the stored templates that may not run, with why
+	// (refusedTemplate); they are not in templateSet.
+	refusedSet atomic.Pointer[map[string]string]
 
 	// runCtx is Run's context while it runs; measurements run on
 	// goroutines it owns and waits for.
@@ -412,7 +422,7 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 
 // observe reads what the data plane does for e.
 func (c *Controller) observe(e *entry) Observation {
-	base := Observation{Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap()}
+	base := Observation{Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap(), RefusedTemplates: c.refusedTemplates()}
 	if !e.served {
 		return base
 	}
@@ -421,7 +431,7 @@ func (c *Controller) observe(e *entry) Observation {
 		return base
 	}
 	return Observation{Synced: e.table != nil && gen == e.table.Generation, Weight: w, CanaryAvailable: avail,
-		Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap()}
+		Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap(), RefusedTemplates: c.refusedTemplates()}
 }
 
 // commit persists a new state with its events (and, when given, a new
@@ -631,12 +641,27 @@ func (c *Controller) templateMap() map[string]spec.AnalysisTemplate {
 	return nil
 }
 
+// refusedTemplates returns the stored templates that may not run, with
+// why (read-only).
+func (c *Controller) refusedTemplates() map[string]string {
+	if m := c.refusedSet.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
 // refreshTemplates publishes a new read-only copy of the templates.
 // Callers hold c.mu.
 func (c *Controller) refreshTemplates() {
 	m := make(map[string]spec.AnalysisTemplate, len(c.templates))
+	refused := map[string]string{}
 	for n, t := range c.templates {
+		if why := c.refusedTemplate(t); why != "" {
+			refused[n] = why
+			continue
+		}
 		m[n] = t.Template
 	}
 	c.templateSet.Store(&m)
+	c.refusedSet.Store(&refused)
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
-	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/provider"
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -17,7 +15,7 @@ import (
 // Providers are the measurement sources, one per kind (SPEC §5.3). A nil
 // one makes its metrics end in Error with a message saying so.
 type Providers struct {
-	Builtin, Prometheus, Web provider.Provider
+	Builtin, Prometheus, Web, Command provider.Provider
 }
 
 func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
@@ -28,6 +26,8 @@ func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
 		return p.Prometheus, "prometheus"
 	case sp.Web != nil:
 		return p.Web, "web"
+	case sp.Command != nil:
+		return p.Command, "command"
 	}
 	return nil, "unknown"
 }
@@ -130,7 +130,7 @@ func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outco
 	}
 	if len(q.Secrets) > 0 {
 		var err error
-		if q.Spec, err = analysis.RevealSecrets(q.Spec, q.Secrets, resolveArgSecret); err != nil {
+		if q.Spec, err = analysis.RevealSecrets(q.Spec, q.Secrets, c.resolveArgSecret); err != nil {
 			out.Err = err
 			out.FinishedAt = c.cfg.Now()
 			return out
@@ -154,6 +154,10 @@ func queryTimeout(sp spec.Provider) time.Duration {
 		return sp.Web.Timeout.D() + time.Second
 	case sp.Web != nil && sp.Web.TimeoutSeconds != nil && *sp.Web.TimeoutSeconds > 0:
 		return time.Duration(*sp.Web.TimeoutSeconds)*time.Second + time.Second
+	case sp.Command != nil:
+		// The provider kills the command at its own timeout; the margin
+		// lets it do so and report why.
+		return sp.Command.RunTimeout() + 10*time.Second
 	}
 	return defaultQueryTimeout
 }
@@ -235,9 +239,11 @@ func material(before, after analysis.MetricRun) bool {
 		before.ConsecutiveErrors != after.ConsecutiveErrors || !before.NoDataSince.Equal(after.NoDataSince)
 }
 
-// resolveArgSecret reads a secret argument from the server's environment
-// or files, where lint checked it; secretKeyRef files live under
-// $COALMINE_SECRETS_DIR.
-func resolveArgSecret(from spec.ArgValueFrom) (string, error) {
-	return config.ResolveSecret(from.Secret(config.SecretsDir(os.LookupEnv)))
+// resolveArgSecret reads a secret argument through the configured
+// resolver.
+func (c *Controller) resolveArgSecret(from spec.ArgValueFrom) (string, error) {
+	if c.cfg.ResolveArgSecret == nil {
+		return "", errors.New("this server cannot read secret arguments")
+	}
+	return c.cfg.ResolveArgSecret(from)
 }

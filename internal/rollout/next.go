@@ -24,6 +24,9 @@ type Observation struct {
 	// that exist, for starting analysis runs.
 	Rollout   string
 	Templates map[string]spec.AnalysisTemplate
+	// RefusedTemplates are stored templates that exist but may not run,
+	// with why (not in Templates).
+	RefusedTemplates map[string]string
 }
 
 // Effects is what the controller must do after Next.

@@ -30,6 +30,9 @@ func (c *Controller) loadTemplates(ctx context.Context, templates []spec.Analysi
 				return fmt.Errorf("decode stored analysis template %q: %w", raw.Key, err)
 			}
 			c.templates[raw.Key] = rec
+			if why := c.refusedTemplate(rec); why != "" {
+				c.log.Error("stored analysis template will not run", "template", raw.Key, "reason", why)
+			}
 		}
 		c.refreshTemplates()
 		c.mu.Unlock()
@@ -105,6 +108,9 @@ func (c *Controller) ApplyTemplate(ctx context.Context, t spec.AnalysisTemplate)
 	t.SetDefaults()
 	if fes := t.Validate(); len(fes) > 0 {
 		return spec.AnalysisTemplate{}, fes
+	}
+	if err := c.apiCommandErrors(t); err != nil {
+		return spec.AnalysisTemplate{}, err
 	}
 	if c.cfg.Check != nil {
 		rollouts, templates := c.snapshot(t.Metadata.Name)

@@ -150,6 +150,11 @@ type Provider struct {
 	Builtin    *BuiltinProvider    `yaml:"builtin,omitempty" json:"builtin,omitempty"`
 	Prometheus *PrometheusProvider `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 	Web        *WebProvider        `yaml:"web,omitempty" json:"web,omitempty"`
+	// A program run on the coalmine server (Argo's Job provider, without
+	// Kubernetes): exit 0 is a success, judged further by the conditions
+	// on `result`, its stdout; any other exit is Failed; the timeout is an
+	// Error. See [analysis.md](analysis.md#the-command-provider).
+	Command *CommandProvider `yaml:"command,omitempty" json:"command,omitempty"`
 }
 
 // BuiltinProvider reads the proxy's own per-version telemetry.

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -60,6 +61,9 @@ func (t *AnalysisTemplate) Validate() FieldErrors {
 		for _, name := range sortedKeys(m.ArgFields) {
 			v.placeholders(mp.Child(name), m.ArgFields[name], declared)
 		}
+		if m.Provider.Command != nil && i == slices.IndexFunc(t.Spec.Metrics, func(m Metric) bool { return m.Provider.Command != nil }) {
+			v.argEnvNames(p.Child("args"), t.Spec.Args)
+		}
 	}
 	return v.errs
 }
@@ -102,7 +106,7 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	v.provider(p.Child("provider"), m.Provider, args)
 	if m.Judge != nil {
 		v.judge(p.Child("judge"), *m.Judge)
-		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil) {
+		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil || m.Provider.Command != nil) {
 			// A judge needs per-version counts and latency distributions,
 			// which only the builtin provider has.
 			v.add(p.Child("judge"), "a judge needs provider builtin: it compares the proxy's own canary and stable measurements")
@@ -120,8 +124,8 @@ func (v *validator) condition(p FieldPath, src string) {
 }
 
 func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
-	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web"},
-		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil}) {
+	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web", "command"},
+		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil, pr.Command != nil}) {
 		return
 	}
 	switch {
@@ -169,6 +173,8 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 			v.positive(wp.Child("timeout"), *w.Timeout)
 		}
 		v.webOptions(wp, w, args)
+	case pr.Command != nil:
+		v.command(p.Child("command"), *pr.Command, args)
 	}
 }
 

@@ -87,7 +87,7 @@ var typeNotes = map[string]string{
 	"Metric.SuccessCondition":      "expr-lang expression over `result`; true = Successful, false = Failed (when there is no failureCondition). Compiled at load time.",
 	"Metric.FailureCondition":      "expr-lang expression over `result`; true = Failed. With both conditions, failure wins and neither true = Inconclusive.",
 	"Metric.DryRun":                "Measure and report, but never decide the run.",
-	"Metric.Provider":              "Where the value comes from: exactly one of `builtin`, `prometheus`, `web`.",
+	"Metric.Provider":              "Where the value comes from: exactly one of `builtin`, `prometheus`, `web`, `command`.",
 	"Metric.Judge":                 "Compare canary with stable statistically (needs `provider: {builtin: {}}`); see [analysis.md](analysis.md#judges-spec-54-statisticsmd).",
 
 	"Provider.Builtin":    "The proxy's own per-version measurements: `result` is `{canary: S, stable: S}` with S = `{requests, errors, errorRate, successRate, rps, p50, p90, p95, p99, mean}` (latencies in ms).",
@@ -151,6 +151,8 @@ var laterDefaults = map[string]string{
 	"spec.metrics[].provider.web.method":         "`GET`",
 	"spec.metrics[].provider.web.jsonPath":       "the whole document",
 	"spec.metrics[].provider.web.timeout":        "`" + formatDuration(web.DefaultTimeout) + "`",
+	"spec.metrics[].provider.command.timeout":    "`" + formatDuration(spec.DefaultCommandTimeout) + "`",
+	"spec.metrics[].provider.command.dir":        "the server's working directory (a relative program path then needs `dir`)",
 	"spec.metrics[].judge.alpha":                 "`0.05`",
 	"spec.metrics[].judge.maxRelativeIncrease":   "`0`",
 	"spec.metrics[].judge.quantile":              "sequential: p50, p90 and p99; fixed: the whole distribution",

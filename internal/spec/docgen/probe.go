@@ -115,6 +115,9 @@ func probeTemplate() *spec.AnalysisTemplate {
 				{Name: "gate-bearer", SuccessCondition: "result == true",
 					Provider: spec.Provider{Web: &spec.WebProvider{URL: "https://gate.example/check",
 						Authentication: &spec.Authentication{Bearer: &spec.BearerAuth{TokenFrom: &spec.SecretRef{File: "/run/secrets/gate-token"}}}}}},
+				{Name: "smoke", SuccessCondition: "result.failed == 0",
+					Provider: spec.Provider{Command: &spec.CommandProvider{Command: []string{"./smoke.sh", "--service", "{{args.service}}"},
+						Env: []spec.EnvVar{{Name: "MODE", Value: "quick"}}, Dir: "/opt/checks", Timeout: dur(2 * time.Minute)}}},
 			},
 		},
 	}
