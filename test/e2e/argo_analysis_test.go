@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -178,4 +179,25 @@ spec:
 		}
 	}
 
+}
+
+// TestArgoCorpusLints runs `coalmine lint` on the Argo-shaped corpus
+// (testdata/argo) as a user would: exit 0, the warnings on stderr.
+func TestArgoCorpusLints(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("COALMINE_SECRETS_DIR", dir)
+	for _, f := range []string{"prometheus/password", "prometheus-oauth/client-secret", "status-api/token", "gate-oauth/client-secret"} {
+		p := dir + "/" + f
+		if err := os.MkdirAll(p[:strings.LastIndexByte(p, '/')], 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, p, "s3cret\n")
+	}
+	out, code := run(t, "lint", "-f", "../../testdata/argo")
+	if code != 0 || !strings.Contains(out, "ok: 2 rollout(s), 10 analysis template(s)") {
+		t.Fatalf("coalmine lint -f testdata/argo: exit %d\n%s", code, out)
+	}
+	if n := strings.Count(out, ": warning: "); n != 6 {
+		t.Errorf("%d warnings, want the 6 of testdata/argo/warnings.txt:\n%s", n, out)
+	}
 }
