@@ -1,11 +1,14 @@
 package analysis_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/provider"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
 // TestMeasurementVerdict covers SPEC §5.1's condition rules and every
@@ -79,6 +82,13 @@ func TestMeasurementVerdict(t *testing.T) {
 		// Provider outcomes.
 		{name: "provider found no data", success: "result[0] >= 0.95", out: noData(), want: analysis.PhaseNoData, metric: analysis.PhaseRunning,
 			message: "no data: prometheus query up: empty vector: no data; waiting for data (onNoData: wait)"},
+		// A condition written for an empty result decides when the
+		// provider finds nothing, as in Argo: Prometheus gives [] (so
+		// default() keeps the list), others nil.
+		{name: "no data, len() decides", success: "len(result) > 0 && result[0] >= 0.95", out: noData(), want: analysis.PhaseFailed, metric: analysis.PhaseFailed,
+			message: "result [] did not satisfy len(result) > 0 && result[0] >= 0.95 (no data: prometheus query up: empty vector: no data)", counted: true},
+		{name: "no data, len() passes", success: "len(result) == 0 || result[0] >= 0.95", out: noData(), want: analysis.PhaseSuccessful, metric: analysis.PhaseSuccessful, counted: true},
+		{name: "no data, default() on a list still waits", success: "default(result, 0) < 0.05", out: noData(), want: analysis.PhaseNoData, metric: analysis.PhaseRunning},
 		{name: "provider error", success: "result[0] >= 0.95", out: queryErr(), want: analysis.PhaseError, metric: analysis.PhaseRunning,
 			message: "query failed: query prometheus http://prom:9090: connection refused"},
 	}
@@ -135,5 +145,27 @@ func TestEmptyResultIsNeverAFailure(t *testing.T) {
 	d.record(0, vec(0.5))
 	if got, want := countersOf(d.metric(0)), (counters{Phase: analysis.PhaseFailed, Count: 1, Failed: 1, NoData: 50}); got != want {
 		t.Fatalf("after a real value: %+v, want %+v", got, want)
+	}
+}
+
+// TestNoDataWithIsNilOnWeb: a web value that is missing or null reaches a
+// condition written for it as nil, as in Argo (isNil(result), default()).
+func TestNoDataWithIsNilOnWeb(t *testing.T) {
+	web := func(m *spec.Metric) {
+		m.Provider = spec.Provider{Web: &spec.WebProvider{URL: "http://x.example/", JSONPath: "{$.ok}"}}
+	}
+	for _, tc := range []struct {
+		cond string
+		want analysis.Phase
+	}{
+		{"isNil(result) || result == true", analysis.PhaseSuccessful},
+		{"default(result, false) == true", analysis.PhaseFailed},
+		{"result == true", analysis.PhaseNoData},
+	} {
+		d := newDriver(t, metric("m", web, success(tc.cond)))
+		d.record(0, analysis.Outcome{Err: fmt.Errorf("the value is null: %w", provider.ErrNoData)})
+		if got := d.last(0); got.Phase != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.cond, got.Phase, got.Message, tc.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -288,3 +289,23 @@ func finiteEvidence(e *model.Evidence) *model.Evidence {
 // oneLine collapses the whitespace of a condition or an error so that a
 // multi-line expression reads as one sentence.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// emptyRE finds what only a condition written for an empty result uses.
+var emptyRE = regexp.MustCompile(`\b(default|isNil|len)\s*\(`)
+
+// handlesEmpty reports whether the metric's conditions say what an empty
+// result means: they call default(), isNil() or len(). Such a metric is
+// evaluated on the empty value when its provider finds nothing, as Argo
+// does; any other waits for data (NoData), where Argo would fail it.
+func handlesEmpty(m spec.Metric) bool {
+	return emptyRE.MatchString(m.SuccessCondition) || emptyRE.MatchString(m.FailureCondition)
+}
+
+// emptyValue is the result Argo's provider of m passes to conditions when
+// it finds nothing: an empty list for Prometheus, nil for the others.
+func emptyValue(m spec.Metric) any {
+	if m.Provider.Prometheus != nil {
+		return []any{}
+	}
+	return nil
+}

@@ -138,7 +138,16 @@ func evaluate(m spec.Metric, mr MetricRun, out Outcome, judges JudgeFactory, run
 	state := mr.JudgeState
 	if out.Err != nil {
 		if errors.Is(out.Err, provider.ErrNoData) {
-			return verdict{phase: PhaseNoData, message: "no data: " + oneLine(out.Err.Error())}, state
+			noData := verdict{phase: PhaseNoData, message: "no data: " + oneLine(out.Err.Error())}
+			if m.Judge == nil && handlesEmpty(m) {
+				// As in Argo, a condition written for an empty result
+				// (default(result, 0) < 0.05, isNil(result) || ...) decides.
+				if v := assessConditions(m, emptyValue(m)); v.phase != PhaseNoData {
+					v.message += " (" + noData.message + ")"
+					return v, state
+				}
+			}
+			return noData, state
 		}
 		if errors.Is(out.Err, provider.ErrFailed) {
 			return verdict{phase: PhaseFailed, message: oneLine(out.Err.Error())}, state
