@@ -54,7 +54,7 @@ var typeNotes = map[string]string{
 	"AnalysisStep.Templates":          "AnalysisTemplates to run together as one analysis run; at least one.",
 	"AnalysisStep.Args":               "Values for the templates' arguments.",
 	"TemplateRef.TemplateName":        "Name of an AnalysisTemplate. It must be defined in the loaded files (`serve`, `lint`) or, for `apply`, in the files or on the server.",
-	"Arg.Name":                        "An argument the referenced templates declare; an argument no template declares is an error (usually a typo).",
+	"Arg.Name":                        "An argument the referenced templates declare; an argument no template declares is ignored, as in Argo, and lint warns (usually a typo).",
 	"Arg.Value":                       "Its value, substituted for `{{args.NAME}}` in the templates' provider fields.",
 	"PauseStep.Duration":              "How long to wait, measured from a persisted start time, so a restart neither resets nor extends it. Omitted (`pause: {}`): wait for `coalmine promote`.",
 
