@@ -85,9 +85,8 @@ func TestMeasurementVerdict(t *testing.T) {
 		// A condition written for an empty result decides when the
 		// provider finds nothing, as in Argo: Prometheus gives [] (so
 		// default() keeps the list), others nil.
-		{name: "no data, len() decides", success: "len(result) > 0 && result[0] >= 0.95", out: noData(), want: analysis.PhaseFailed, metric: analysis.PhaseFailed,
-			message: "result [] did not satisfy len(result) > 0 && result[0] >= 0.95 (no data: prometheus query up: empty vector: no data)", counted: true},
-		{name: "no data, len() passes", success: "len(result) == 0 || result[0] >= 0.95", out: noData(), want: analysis.PhaseSuccessful, metric: analysis.PhaseSuccessful, counted: true},
+		{name: "no data, len() still waits", success: "len(result) > 0 && result[0] >= 0.95", out: noData(), want: analysis.PhaseNoData, metric: analysis.PhaseRunning},
+		{name: "no data, isNil() decides on []", success: "isNil(result) || result[0] >= 0.95", out: noData(), want: analysis.PhaseNoData, metric: analysis.PhaseRunning},
 		{name: "no data, default() on a list still waits", success: "default(result, 0) < 0.05", out: noData(), want: analysis.PhaseNoData, metric: analysis.PhaseRunning},
 		{name: "provider error", success: "result[0] >= 0.95", out: queryErr(), want: analysis.PhaseError, metric: analysis.PhaseRunning,
 			message: "query failed: query prometheus http://prom:9090: connection refused"},

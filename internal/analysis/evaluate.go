@@ -291,12 +291,15 @@ func finiteEvidence(e *model.Evidence) *model.Evidence {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // emptyRE finds what only a condition written for an empty result uses.
-var emptyRE = regexp.MustCompile(`\b(default|isNil|len)\s*\(`)
+var emptyRE = regexp.MustCompile(`\b(default|isNil)\s*\(`)
 
-// handlesEmpty reports whether the metric's conditions say what an empty
-// result means: they call default(), isNil() or len(). Such a metric is
-// evaluated on the empty value when its provider finds nothing, as Argo
-// does; any other waits for data (NoData), where Argo would fail it.
+// handlesEmpty reports whether the metric's conditions say what a missing
+// result means: they call default() or isNil(), which exist for that. Such
+// a metric is evaluated on the empty value when its provider finds
+// nothing, as Argo does; any other waits for data (NoData), where Argo
+// would fail it. len() does not count: `len(result) > 0 && result[0] > x`
+// is how coalmine's own examples wait for data, and a canary is never
+// rolled back for lack of it.
 func handlesEmpty(m spec.Metric) bool {
 	return emptyRE.MatchString(m.SuccessCondition) || emptyRE.MatchString(m.FailureCondition)
 }

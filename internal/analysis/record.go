@@ -223,6 +223,7 @@ func book(mr *MetricRun, m spec.Metric, meas *Measurement) Phase {
 	case PhaseError:
 		mr.Error++
 		mr.ConsecutiveErrors++
+		mr.ConsecutiveSuccesses = 0 // as in Argo: an error breaks the streak
 		return PhaseError
 	case PhaseNoData:
 		mr.NoData++

@@ -2,13 +2,16 @@ package analysis
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/coalmine-dev/coalmine/internal/provider"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -180,7 +183,7 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 			switch {
 			case d.def == nil:
 				d.def, d.template = def, t.Metadata.Name
-			case def != nil && *def != *d.def && d.conflict == "":
+			case def != nil && !def.equal(*d.def) && d.conflict == "":
 				d.conflict = fmt.Sprintf("AnalysisTemplates %q and %q give argument %q different defaults (%s and %s): set it in the rollout's args",
 					d.template, t.Metadata.Name, a.Name, d.def, def)
 			}
@@ -253,6 +256,10 @@ type argValue struct {
 	from    *spec.ArgValueFrom
 }
 
+func (a argValue) equal(b argValue) bool {
+	return a.literal == b.literal && reflect.DeepEqual(a.from, b.from)
+}
+
 func (a argValue) String() string {
 	if a.from != nil {
 		b, _ := json.Marshal(a.from)
@@ -285,6 +292,9 @@ const secretPrefix = "secret."
 func (a argValue) value(name string, vars map[string]string) (filled, error) {
 	from := a.from
 	if from == nil {
+		if strings.Contains(a.literal, "{{"+secretPrefix) {
+			return filled{}, fmt.Errorf("argument %q: {{%s...}} is reserved for secret arguments; use valueFrom", name, secretPrefix)
+		}
 		// A literal may name the rollout's own values; nothing else is
 		// expanded, so a value is never substituted twice.
 		text := placeholder.ReplaceAllStringFunc(a.literal, func(match string) string {
@@ -318,21 +328,96 @@ func (a argValue) value(name string, vars map[string]string) (filled, error) {
 // RevealSecrets fills the {{secret.NAME}} placeholders of one query's
 // provider with the values read through resolve, just before the query
 // runs. The returned provider is a copy; p is not modified.
-func RevealSecrets(p spec.Provider, secrets map[string]spec.ArgValueFrom, resolve func(spec.ArgValueFrom) (string, error)) (spec.Provider, error) {
+//
+// It also returns a Redactor for the values it filled in: a provider's
+// error or a string result may quote them (a URL, a query, a command's
+// stderr), and what it says is stored with the run, so it must go through
+// the Redactor first, as Argo redacts secrets from measurement messages.
+func RevealSecrets(p spec.Provider, secrets map[string]spec.ArgValueFrom, resolve func(spec.ArgValueFrom) (string, error)) (spec.Provider, Redactor, error) {
 	if len(secrets) == 0 {
-		return p, nil
+		return p, Redactor{}, nil
 	}
 	values := map[string]string{}
-	for name, from := range secrets {
-		v, err := resolve(from)
+	var red Redactor
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		v, err := resolve(secrets[name])
 		if err != nil {
-			return p, fmt.Errorf("secret argument %q: %w", name, err)
+			return p, Redactor{}, fmt.Errorf("secret argument %q: %w", name, err)
 		}
 		values[secretPrefix+name] = v
+		red.values = append(red.values, v)
 	}
+	// Longest first, so a secret that contains another is hidden whole.
+	slices.SortFunc(red.values, func(a, b string) int { return len(b) - len(a) })
 	s := substituter{vars: values, only: true}
 	m := s.metric(spec.Metric{Provider: p})
-	return m.Provider, nil
+	return m.Provider, red, nil
+}
+
+// Redactor hides secret values in what a provider said.
+type Redactor struct{ values []string }
+
+// redactedMark replaces a secret value, as Argo's "*****".
+const redactedMark = "*****"
+
+// String returns s with every secret value replaced.
+func (r Redactor) String(s string) string {
+	for _, v := range r.values {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, redactedMark)
+		}
+	}
+	return s
+}
+
+// Outcome returns out with the secrets hidden in its error and in a
+// string result. The error keeps what errors.Is needs (no data, failed).
+func (r Redactor) Outcome(out Outcome) Outcome {
+	if len(r.values) == 0 {
+		return out
+	}
+	if out.Err != nil {
+		if msg := r.String(out.Err.Error()); msg != out.Err.Error() {
+			out.Err = redactedError{msg: msg, kind: out.Err}
+		}
+	}
+	out.Result.Value = r.value(out.Result.Value)
+	return out
+}
+
+// value hides secrets in the strings of a result (a string, or the lists
+// and maps JSON decodes to), copying what it changes.
+func (r Redactor) value(v any) any {
+	switch x := v.(type) {
+	case string:
+		return r.String(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.value(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[r.String(k)] = r.value(e)
+		}
+		return out
+	}
+	return v
+}
+
+// redactedError is an error whose text had secrets removed; Is reports
+// the sentinel errors of the original so the verdict does not change.
+type redactedError struct {
+	msg  string
+	kind error
+}
+
+func (e redactedError) Error() string { return e.msg }
+
+func (e redactedError) Is(target error) bool {
+	return (target == provider.ErrNoData || target == provider.ErrFailed) && errors.Is(e.kind, target)
 }
 
 // substituter fills placeholders and collects the ones it cannot fill.
@@ -380,6 +465,10 @@ func (s *substituter) numbers(m spec.Metric) spec.Metric {
 	for _, name := range slices.Sorted(maps.Keys(m.ArgFields)) {
 		where := fmt.Sprintf("metric %q %s", m.Name, name)
 		text := s.fill(where, m.ArgFields[name])
+		if strings.Contains(text, "{{"+secretPrefix) {
+			s.problems = append(s.problems, fmt.Sprintf("%s = %q: a number cannot come from a secret argument (valueFrom env, file or secretKeyRef); give the argument a value", where, m.ArgFields[name]))
+			continue
+		}
 		if strings.Contains(text, "{{") {
 			continue // reported by fill
 		}

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -61,9 +62,16 @@ func (s *substituter) authentication(field func(string) string, a *spec.Authenti
 
 // jsonBody substitutes inside the body's strings (keys and values), after
 // decoding, so a value with a quote or a backslash stays valid JSON.
+// A body without placeholders is sent byte for byte; numbers are kept as
+// written (json.Number), never rounded through float64.
 func (s *substituter) jsonBody(where string, j *spec.JSONValue) *spec.JSONValue {
+	if !bytes.Contains(j.Raw(), []byte("{{")) {
+		return j
+	}
 	var v any
-	if err := json.Unmarshal(j.Raw(), &v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(j.Raw()))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
 		return j // validated at load time; sent as it is
 	}
 	raw, err := json.Marshal(s.jsonValue(where, v))

@@ -2,6 +2,7 @@ package analysis_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +49,24 @@ func TestResolveProviderOptions(t *testing.T) {
 	}
 	if after, _ := json.Marshal(templates); string(after) != string(orig) {
 		t.Errorf("Resolve modified the templates:\n%s\n%s", orig, after)
+	}
+}
+
+// TestJSONBodyNumbersSurvive: a large integer in a jsonBody is sent as
+// written when the body is substituted, not rounded through float64.
+func TestJSONBodyNumbersSurvive(t *testing.T) {
+	body, err := spec.NewJSONValue(`{"id": 9007199254740993, "svc": "{{args.svc}}"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := spec.AnalysisTemplate{Metadata: spec.Metadata{Name: "t"}, Spec: spec.AnalysisTemplateSpec{
+		Args: []spec.TemplateArg{{Name: "svc"}},
+		Metrics: []spec.Metric{{Name: "m", Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://x.example/", Method: "POST", JSONBody: body}}}}}}
+	got, err := analysis.Resolve([]spec.AnalysisTemplate{tpl}, []spec.TemplateRef{{TemplateName: "t"}}, []spec.Arg{{Name: "svc", Value: "checkout"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw := string(got[0].Provider.Web.JSONBody.Raw()); !strings.Contains(raw, "9007199254740993") || !strings.Contains(raw, `"checkout"`) {
+		t.Errorf("body = %s", raw)
 	}
 }

@@ -2,12 +2,15 @@ package analysis_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
+	"github.com/coalmine-dev/coalmine/internal/provider"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
@@ -221,7 +224,7 @@ func TestResolveArgoArgs(t *testing.T) {
 	if got := res.Secrets["token"]; got.Env != "API_TOKEN" {
 		t.Errorf("secrets = %v", res.Secrets)
 	}
-	p, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(f spec.ArgValueFrom) (string, error) {
+	p, _, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(f spec.ArgValueFrom) (string, error) {
 		return "tok-" + f.Env, nil
 	})
 	if err != nil || p.Web.Headers["Authorization"] != "Bearer tok-API_TOKEN" {
@@ -317,7 +320,7 @@ func TestSecretArgumentInACommand(t *testing.T) {
 	if strings.Contains(string(stored), "tok-value") {
 		t.Fatalf("the secret is in the stored run: %s", stored)
 	}
-	p, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(spec.ArgValueFrom) (string, error) { return "tok-value", nil })
+	p, _, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(spec.ArgValueFrom) (string, error) { return "tok-value", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,5 +339,57 @@ func TestSecretArgumentInACommand(t *testing.T) {
 	}
 	if got != "tok-value" {
 		t.Errorf("COALMINE_ARG_TOKEN = %q", got)
+	}
+}
+
+// TestRedactor: what a provider says about a query that used a secret is
+// stored with the run, so the secret is hidden first, and the verdict's
+// kind (no data, failed) survives.
+func TestRedactor(t *testing.T) {
+	tpl := template("t", []spec.TemplateArg{{Name: "key", ValueFrom: &spec.ArgValueFrom{Env: "KEY"}}},
+		spec.Metric{Name: "m", Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://x.example/hooks/{{args.key}}"}}})
+	res, err := analysis.ResolveRun([]spec.AnalysisTemplate{tpl}, analysis.Request{Refs: refs("t")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, red, err := analysis.RevealSecrets(res.Metrics[0].Provider, res.Secrets, func(spec.ArgValueFrom) (string, error) { return "TOPSECRET42", nil })
+	if err != nil || p.Web.URL != "http://x.example/hooks/TOPSECRET42" {
+		t.Fatalf("revealed %q, %v", p.Web.URL, err)
+	}
+	out := red.Outcome(analysis.Outcome{
+		Err:    fmt.Errorf("web GET %s: nothing matches: %w", p.Web.URL, provider.ErrNoData),
+		Result: provider.Result{Value: map[string]any{"echo": []any{"TOPSECRET42", 1.0}}},
+	})
+	if strings.Contains(out.Err.Error(), "TOPSECRET42") || !errors.Is(out.Err, provider.ErrNoData) {
+		t.Errorf("error %q (no data: %v)", out.Err, errors.Is(out.Err, provider.ErrNoData))
+	}
+	if got := fmt.Sprint(out.Result.Value); strings.Contains(got, "TOPSECRET42") {
+		t.Errorf("result %s", got)
+	}
+}
+
+// TestResolveReviewCases: two templates with the same valueFrom default
+// agree; a number cannot come from a secret; a literal cannot name a
+// secret placeholder.
+func TestResolveReviewCases(t *testing.T) {
+	from := func() *spec.ArgValueFrom {
+		return &spec.ArgValueFrom{SecretKeyRef: &spec.SecretKeyRef{Name: "prom", Key: "token"}}
+	}
+	web := func(name string) spec.Metric {
+		return spec.Metric{Name: name, Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://x.example/", Headers: map[string]string{"A": "{{args.token}}"}}}}
+	}
+	a := template("a", []spec.TemplateArg{{Name: "token", ValueFrom: from()}}, web("ma"))
+	b := template("b", []spec.TemplateArg{{Name: "token", ValueFrom: from()}}, web("mb"))
+	if _, err := analysis.ResolveRun([]spec.AnalysisTemplate{a, b}, analysis.Request{Refs: refs("a", "b")}, nil); err != nil {
+		t.Errorf("identical valueFrom defaults: %v", err)
+	}
+	m := promMetric("m", "http://p:9090", "q", nil)
+	m.ArgFields = map[string]string{"count": "{{args.n}}"}
+	n := template("n", []spec.TemplateArg{{Name: "n", ValueFrom: &spec.ArgValueFrom{Env: "N"}}}, m)
+	if _, err := analysis.Resolve([]spec.AnalysisTemplate{n}, refs("n"), nil, nil); err == nil || !strings.Contains(err.Error(), "a number cannot come from a secret argument") {
+		t.Errorf("number from a secret: %v", err)
+	}
+	if _, err := analysis.Resolve([]spec.AnalysisTemplate{a}, refs("a"), []spec.Arg{{Name: "token", Value: "{{secret.token}}"}}, nil); err == nil || !strings.Contains(err.Error(), "reserved for secret arguments") {
+		t.Errorf("literal secret placeholder: %v", err)
 	}
 }

@@ -106,6 +106,9 @@ func TestRunVerdict(t *testing.T) {
 		{"count reached without the streak, no failure limit", []spec.Metric{oneShot("m", interval(time.Minute), count(3), consecutiveSuccessLimit(2), failureLimit(-1))},
 			[]rec{{0, pass}, {0, fail}, {0, pass}},
 			analysis.PhaseFailed, []analysis.Phase{analysis.PhaseFailed}, `metric "m" assessed Failed: count 3 reached without 2 successful measurements in a row`},
+		{"an error breaks the streak", []spec.Metric{oneShot("m", interval(time.Minute), count(5), consecutiveSuccessLimit(2))},
+			[]rec{{0, pass}, {0, queryErr()}, {0, pass}},
+			analysis.PhaseRunning, []analysis.Phase{analysis.PhaseRunning}, ""},
 		// As in Argo, the run waits for its dry-run metrics: with the
 		// decisive metric done, the run goes on until the dry-run one has
 		// measured its count.

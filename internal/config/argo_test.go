@@ -271,3 +271,64 @@ spec:
 		t.Errorf("a rollout using an Argo template is not warned:\n%s", b.Warnings.Warnings())
 	}
 }
+
+// TestArgFieldsReviewCases pins what review found: a placeholder interval
+// counts as an interval; an explicit key overrides a merged placeholder;
+// an argument one composed template defaults is not required; a dryRun
+// rule matching no metric fails lint.
+func TestArgFieldsReviewCases(t *testing.T) {
+	doc := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: interval, value: 30s}, {name: count, value: "3"}]
+  metrics:
+  - &base
+    name: a
+    count: "{{args.count}}"
+    interval: "{{args.interval}}"
+    provider: {prometheus: {address: "http://p:9090", query: up}}
+  - <<: *base
+    name: b
+    count: 5
+`
+	b, err := Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := b.Templates[0].Spec.Metrics[1]; m.ArgFields["count"] != "" || m.Count == nil || *m.Count != 5 || m.ArgFields["interval"] == "" {
+		t.Errorf("metric b: count %v argFields %v", m.Count, m.ArgFields)
+	}
+	composedDefault := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: base}
+spec:
+  args: [{name: svc, value: payments}]
+  metrics: [{name: m, provider: {web: {url: "http://x.example/{{args.svc}}"}}}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: top}
+spec:
+  templates: [{templateName: base}]
+  args: [{name: svc}]
+  metrics: [{name: n, provider: {web: {url: "http://x.example/{{args.svc}}"}}}]
+---
+apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: r}
+spec:
+  listen: 127.0.0.1:8080
+  stable: {version: v1, endpoints: [http://127.0.0.1:9001]}
+  strategy:
+    canary:
+      steps:
+      - analysis:
+          templates: [{templateName: top}]
+          dryRun: [{metricName: "^mm$"}]
+`
+	_, err = Parse("c.yaml", []byte(composedDefault))
+	if err == nil || strings.Contains(err.Error(), "needs argument") || !strings.Contains(err.Error(), `c.yaml:27:33: spec.strategy.canary.steps[0].analysis.dryRun[0].metricName: metricName "^mm$" matches none of the metrics (n, m)`) {
+		t.Errorf("got %v", err)
+	}
+}

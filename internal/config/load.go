@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -503,13 +504,14 @@ func assemble(docs []*document) (*Bundle, Errors) {
 		}
 		c := d.rollout.Spec.Strategy.Canary
 		if a := c.Analysis; a != nil {
-			e, w := checkRefs(d, "spec.strategy.canary.analysis", a.Templates, a.Args, templates, names)
+			e, w := checkRefs(d, "spec.strategy.canary.analysis", analysisRefs{a.Templates, a.Args, a.DryRun, a.MeasurementRetention}, templates, names)
 			errs, b.Warnings = append(errs, e...), append(b.Warnings, w...)
 		}
 		for i, st := range c.Steps {
 			if st.Analysis != nil {
 				p := spec.FieldPath("spec.strategy.canary.steps").Index(i).Child("analysis")
-				e, w := checkRefs(d, p, st.Analysis.Templates, st.Analysis.Args, templates, names)
+				a := st.Analysis
+				e, w := checkRefs(d, p, analysisRefs{a.Templates, a.Args, a.DryRun, a.MeasurementRetention}, templates, names)
 				errs, b.Warnings = append(errs, e...), append(b.Warnings, w...)
 			}
 		}
@@ -529,10 +531,14 @@ func mapKeys[V any](m map[string]V) map[string]bool {
 // argument they need without a default is given. An argument that none of
 // them declares is ignored, as Argo does, with a warning: it is usually a
 // typo or a leftover.
-func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []spec.Arg, templates map[string]*spec.AnalysisTemplate, names []string) (errs, warnings Errors) {
+func checkRefs(d *document, p spec.FieldPath, a analysisRefs, templates map[string]*spec.AnalysisTemplate, names []string) (errs, warnings Errors) {
+	refs, args := a.refs, a.args
 	declared := map[string]bool{}
+	defaulted := map[string]bool{}
 	type need struct{ template, arg string }
 	var required []need
+	var metricNames []string
+	seen := map[string]bool{}
 	allFound := true
 	var used []string
 	for i, ref := range refs {
@@ -551,10 +557,19 @@ func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []sp
 		}
 		used = append(used, strconv.Quote(ref.TemplateName))
 		for _, t := range composed(t, templates) {
+			if seen[t.Metadata.Name] {
+				continue
+			}
+			seen[t.Metadata.Name] = true
+			for _, m := range t.Spec.Metrics {
+				metricNames = append(metricNames, m.Name)
+			}
 			for _, a := range t.Spec.Args {
 				declared[a.Name] = true
 				if a.Value == nil && a.ValueFrom == nil {
 					required = append(required, need{t.Metadata.Name, a.Name})
+				} else {
+					defaulted[a.Name] = true
 				}
 			}
 		}
@@ -562,6 +577,10 @@ func checkRefs(d *document, p spec.FieldPath, refs []spec.TemplateRef, args []sp
 	if !allFound {
 		return errs, nil
 	}
+	// As in Argo, an argument one template leaves open and another gives a
+	// default has that default.
+	required = slices.DeleteFunc(required, func(r need) bool { return defaulted[r.arg] })
+	errs = append(errs, checkSelectors(d, p, a.dryRun, a.retention, metricNames)...)
 	given := map[string]bool{}
 	for i, a := range args {
 		given[a.Name] = true
@@ -609,6 +628,15 @@ func composed(t *spec.AnalysisTemplate, templates map[string]*spec.AnalysisTempl
 // leads back to the template itself.
 func checkComposition(d *document, templates map[string]*spec.AnalysisTemplate, names []string) Errors {
 	var errs Errors
+	// The template's own dryRun and measurementRetention lists apply to
+	// its metrics and those it composes.
+	var metrics []string
+	for _, t := range composed(d.template, templates) {
+		for _, m := range t.Spec.Metrics {
+			metrics = append(metrics, m.Name)
+		}
+	}
+	errs = append(errs, checkSelectors(d, "spec", d.template.Spec.DryRun, d.template.Spec.MeasurementRetention, metrics)...)
 	for i, ref := range d.template.Spec.Templates {
 		if ref.TemplateName == "" || ref.TemplateName == d.name {
 			continue // reported by validation
@@ -647,4 +675,40 @@ func (w *walker) moveArgFields(t *spec.AnalysisTemplate) {
 		}
 		m.ArgFields[name] = text
 	}
+}
+
+// analysisRefs is what one analysis (background or a step's) asks of its
+// templates.
+type analysisRefs struct {
+	refs      []spec.TemplateRef
+	args      []spec.Arg
+	dryRun    []spec.MetricSelector
+	retention []spec.MeasurementRetention
+}
+
+// checkSelectors reports dryRun and measurementRetention rules that match
+// none of the metrics, as the run would (Argo refuses them too), so a typo
+// fails lint instead of aborting the rollout.
+func checkSelectors(d *document, p spec.FieldPath, dryRun []spec.MetricSelector, retention []spec.MeasurementRetention, metrics []string) Errors {
+	var errs Errors
+	check := func(q spec.FieldPath, pattern string) {
+		re, err := regexp.Compile(pattern)
+		if err != nil || pattern == "" {
+			return // reported by validation
+		}
+		if !slices.ContainsFunc(metrics, re.MatchString) {
+			msg := fmt.Sprintf("metricName %q matches none of the metrics (%s)", pattern, strings.Join(metrics, ", "))
+			if s := suggest(pattern, metrics); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			errs = append(errs, d.errorAt(q, "%s", msg))
+		}
+	}
+	for i, s := range dryRun {
+		check(p.Child("dryRun").Index(i).Child("metricName"), s.MetricName)
+	}
+	for i, r := range retention {
+		check(p.Child("measurementRetention").Index(i).Child("metricName"), r.MetricName)
+	}
+	return errs
 }

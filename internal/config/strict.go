@@ -317,8 +317,14 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, p spec.FieldPath) {
 			w.unknownField(k, fields, p)
 			continue
 		}
-		if t == metricType && w.argField(values[i], k, p.Child(name)) {
-			continue
+		if t == metricType {
+			if !merged[i] {
+				// An explicit key overrides what a merge (<<: *base) gave.
+				delete(w.argFields, p.Child(name))
+			}
+			if w.argField(values[i], k, p.Child(name)) {
+				continue
+			}
 		}
 		w.walk(values[i], k, f.Type, p.Child(name))
 	}

@@ -128,9 +128,10 @@ func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outco
 		out.FinishedAt = c.cfg.Now()
 		return out
 	}
+	var red analysis.Redactor
 	if len(q.Secrets) > 0 {
 		var err error
-		if q.Spec, err = analysis.RevealSecrets(q.Spec, q.Secrets, c.resolveArgSecret); err != nil {
+		if q.Spec, red, err = analysis.RevealSecrets(q.Spec, q.Secrets, c.resolveArgSecret); err != nil {
 			out.Err = err
 			out.FinishedAt = c.cfg.Now()
 			return out
@@ -139,6 +140,7 @@ func (c *Controller) query(ctx context.Context, q provider.Query) analysis.Outco
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout(q.Spec))
 	defer cancel()
 	out.Result, out.Err = p.Query(qctx, q)
+	out = red.Outcome(out)
 	out.FinishedAt = c.cfg.Now()
 	return out
 }

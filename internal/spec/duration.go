@@ -62,7 +62,13 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 			*d = v
 			return nil
 		}
-		return fmt.Errorf("invalid duration %s: a bare number is whole seconds, at most %d; or use a unit, such as 500ms, 30s, 5m or 1h", n.Value, maxSeconds)
+		switch v := strings.TrimPrefix(n.Value, "+"); {
+		case strings.HasPrefix(v, "-"):
+			return fmt.Errorf("invalid duration %s: must not be negative", n.Value)
+		case strings.Trim(v, "0123456789") != "":
+			return fmt.Errorf("invalid duration %s: write whole seconds in decimal, such as 30, or use a unit, such as 500ms, 30s, 5m or 1h", n.Value)
+		}
+		return fmt.Errorf("invalid duration %s: a bare number is whole seconds, at most %d; or use a unit, such as 5m or 1h", n.Value, maxSeconds)
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 		return fmt.Errorf("invalid duration %q: use a number with a unit, such as 500ms, 30s, 5m or 1h", n.Value)

@@ -74,7 +74,7 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	}
 	if m.Count != nil {
 		v.atLeast(p.Child("count"), *m.Count, 1)
-		if *m.Count > 1 && m.Interval == nil {
+		if *m.Count > 1 && m.Interval == nil && m.ArgFields["interval"] == "" {
 			// As in Argo: several measurements need a time between them.
 			v.add(p.Child("interval"), "count %d needs an interval between the measurements, such as interval: 1m", *m.Count)
 		}
@@ -85,6 +85,16 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	}{{"failureLimit", m.FailureLimit}, {"inconclusiveLimit", m.InconclusiveLimit}, {"consecutiveErrorLimit", m.ConsecutiveErrorLimit}} {
 		if l.n != nil && *l.n < Unlimited {
 			v.add(p.Child(l.name), "must be -1 (unlimited) or at least 0, not %d", *l.n)
+		}
+	}
+	for _, name := range sortedKeys(m.ArgFields) {
+		// Reached through the API's JSON; the loader only fills known
+		// fields with placeholders.
+		switch {
+		case !slices.Contains(ArgFieldNames, name):
+			v.add(p.Child("argFields").Key(name), "%s cannot be written as a placeholder: only %s can", name, strings.Join(ArgFieldNames, ", "))
+		case !strings.Contains(m.ArgFields[name], "{{"):
+			v.add(p.Child("argFields").Key(name), "%q is not a placeholder: write the value in the field itself", m.ArgFields[name])
 		}
 	}
 	if r := m.MeasurementRetention; r != nil && (*r < 1 || *r > MaxMeasurementRetention) {

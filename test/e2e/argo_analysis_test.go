@@ -201,3 +201,68 @@ func TestArgoCorpusLints(t *testing.T) {
 		t.Errorf("%d warnings, want the 6 of testdata/argo/warnings.txt:\n%s", n, out)
 	}
 }
+
+// TestArgoConditionHelpersAndTimeout shows issue 11's item 10 through the
+// binary: a condition written for a missing value (isNil, default) decides
+// when the provider finds nothing, as in Argo, and a Prometheus query
+// without a timeout may take longer than 10 s (Argo's default is 30 s).
+// The slow Prometheus is an HTTP server speaking its query API, since a
+// real one cannot be made to take 11 s on demand.
+func TestArgoConditionHelpersAndTimeout(t *testing.T) {
+	webURL := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok": null}`) //nolint:errcheck
+	})
+	slowProm := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(11 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"scalar","result":[%d,"1"]}}`, time.Now().Unix()) //nolint:errcheck
+	})
+	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
+	stub := &backend{URL: stable.URL}
+	s := newServer(t, stub, stub)
+	s.writeConfig(fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: shop}
+spec:
+  listen: %s
+  stable: {version: v1, endpoints: [%s]}
+  canary: {version: v2, endpoints: [%s]}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 10
+        - analysis: {templates: [{templateName: argo}]}
+        - pause: {}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: argo}
+spec:
+  metrics:
+    - name: flag-or-missing
+      successCondition: isNil(result) || result == true
+      provider:
+        web: {url: "%s/flag", jsonPath: "{$.ok}"}
+    - name: missing-is-zero
+      successCondition: default(result, 0) < 1
+      provider:
+        web: {url: "%s/errors", jsonPath: "{$.errors}"}
+    - name: slow-prometheus
+      successCondition: result >= 1
+      provider:
+        prometheus: {address: "%s", query: "scalar(vector(1))"}
+`, s.Listen, stable.URL, canary.URL, webURL, webURL, slowProm))
+	s.start()
+	st := s.waitFor("the analysis step to end", 45*time.Second, func(st status) bool {
+		return st.StepIndex >= 2 || st.Phase == "Degraded" || st.Phase == "Paused"
+	})
+	if st.StepIndex < 2 {
+		out, _ := s.cli("get", "analysisruns", "shop")
+		t.Fatalf("phase %s at step %d: %s\n%s", st.Phase, st.StepIndex, st.Message, out)
+	}
+}
