@@ -1,0 +1,268 @@
+// Package postgres is the shared store: coalmine's records and event streams
+// in a PostgreSQL database, for replicas that must see one state. It keeps
+// every promise of the embedded store (compare-and-swap versions, atomic
+// and durable batches, sequence numbers never reused) with PostgreSQL
+// transactions, and creates or upgrades its schema itself at Open.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/coalmine-dev/coalmine/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is a store.Store in a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// IsURL reports whether s names a PostgreSQL database (postgres:// or
+// postgresql://), the form --store accepts.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// connectTimeout bounds each connection attempt when the URL does not set
+// connect_timeout: an unreachable server fails start-up instead of hanging.
+const connectTimeout = 10 * time.Second
+
+// Open connects to the database at rawURL (postgres://user:password@host:port/db?...),
+// and creates or upgrades the schema. A database whose schema is newer
+// than this binary's is refused with a *NewerSchemaError. Errors never
+// contain the URL's password.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	return open(ctx, rawURL, embeddedMigrations())
+}
+
+func open(ctx context.Context, rawURL string, migrations []migration) (*Store, error) {
+	where := Redact(rawURL)
+	if !IsURL(rawURL) {
+		return nil, fmt.Errorf("open PostgreSQL store %s: not a postgres:// or postgresql:// URL", where)
+	}
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		// pgx's own message quotes the URL; only the cause is passed on.
+		var pce *pgconn.ParseConfigError
+		if errors.As(err, &pce) && errors.Unwrap(pce) != nil {
+			err = errors.Unwrap(pce)
+		} else {
+			err = errors.New("the URL cannot be parsed")
+		}
+		return nil, fmt.Errorf("open PostgreSQL store %s: %v; the form is postgres://user:password@host:5432/database?sslmode=disable", where, err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	params := cfg.ConnConfig.RuntimeParams
+	// A Commit must be durable when it returns, whatever the server's
+	// default; a URL that says otherwise is the operator's choice.
+	if _, set := params["synchronous_commit"]; !set {
+		params["synchronous_commit"] = "on"
+	}
+	if _, set := params["application_name"]; !set {
+		params["application_name"] = "coalmine"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL store %s: %w", where, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL %s: %w; check that the server runs and accepts connections there, and the user, password and database in --store (or COALMINE_STORE)", where, err)
+	}
+	if err := migrate(ctx, pool, migrations); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("prepare the schema of PostgreSQL %s: %w", where, err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Redact returns a URL for messages: its password replaced by "xxxxx",
+// and anything that is not a URL replaced entirely.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" && u.User == nil {
+		return "(the given URL)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Get reads one record.
+func (s *Store) Get(ctx context.Context, collection, key string) (store.Record, error) {
+	rec := store.Record{Key: key}
+	var version int64
+	err := s.pool.QueryRow(ctx, "SELECT version, data FROM coalmine_records WHERE collection = $1 AND key = $2", collection, key).Scan(&version, &rec.Data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("get %s/%s: %w", collection, key, err)
+	}
+	rec.Version = uint64(version)
+	return rec, nil
+}
+
+// List reads every record of a collection in key order.
+func (s *Store) List(ctx context.Context, collection string) ([]store.Record, error) {
+	rows, err := s.pool.Query(ctx, "SELECT key, version, data FROM coalmine_records WHERE collection = $1 ORDER BY key", collection)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", collection, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Record, error) {
+		var r store.Record
+		var version int64
+		err := row.Scan(&r.Key, &version, &r.Data)
+		r.Version = uint64(version)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", collection, err)
+	}
+	return out, nil
+}
+
+// Put writes a record with compare-and-swap on its version.
+func (s *Store) Put(ctx context.Context, collection string, r store.Record) (store.Record, error) {
+	var out store.Record
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = put(ctx, tx, collection, r)
+		return err
+	})
+	if err != nil {
+		return store.Record{}, err
+	}
+	return out, nil
+}
+
+// put writes one record inside tx. The version check is part of the write
+// itself: an UPDATE that matches no row at the expected version, or an
+// INSERT that finds the key taken, changed nothing.
+func put(ctx context.Context, tx pgx.Tx, collection string, r store.Record) (store.Record, error) {
+	if r.Key == "" {
+		return store.Record{}, fmt.Errorf("put into %s: empty key", collection)
+	}
+	data := nonNil(r.Data)
+	var tag pgconn.CommandTag
+	var err error
+	switch {
+	case r.Version == 0:
+		tag, err = tx.Exec(ctx, `INSERT INTO coalmine_records (collection, key, version, data) VALUES ($1, $2, 1, $3)
+			ON CONFLICT (collection, key) DO NOTHING`, collection, r.Key, data)
+	case r.Version < math.MaxInt64:
+		tag, err = tx.Exec(ctx, `UPDATE coalmine_records SET version = version + 1, data = $4
+			WHERE collection = $1 AND key = $2 AND version = $3`, collection, r.Key, int64(r.Version), data)
+	default:
+		// No stored version can be this large (they are bigint), so the
+		// check fails like any other stale version.
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("put %s/%s: %w", collection, r.Key, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return store.Record{Key: r.Key, Version: r.Version + 1, Data: r.Data}, nil
+	}
+	var current int64
+	err = tx.QueryRow(ctx, "SELECT version FROM coalmine_records WHERE collection = $1 AND key = $2", collection, r.Key).Scan(&current)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return store.Record{}, fmt.Errorf("put %s/%s: %w", collection, r.Key, err)
+	}
+	return store.Record{}, fmt.Errorf("put %s/%s: %w: stored version %d, expected %d", collection, r.Key, store.ErrConflict, current, r.Version)
+}
+
+// Delete removes a record; deleting a missing record is not an error.
+func (s *Store) Delete(ctx context.Context, collection, key string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM coalmine_records WHERE collection = $1 AND key = $2", collection, key); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", collection, key, err)
+	}
+	return nil
+}
+
+// nonNil keeps an empty value from being stored as NULL (pgx sends a nil
+// slice as NULL).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Transient failures a whole transaction is tried again for. They roll the
+// transaction back, so nothing of it was written, and every compare-and-swap
+// is checked again in the next attempt: a retry can fail with ErrConflict,
+// but never writes over a change it did not see.
+const (
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+	txAttempts           = 5
+)
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == serializationFailure || pgErr.Code == deadlockDetected)
+}
+
+// inTx runs fn in a READ COMMITTED transaction and commits it, trying
+// again a few times after a deadlock. READ COMMITTED is enough: every write
+// carries its own condition (the expected version, the absent key), which
+// PostgreSQL checks against the newest committed row after waiting for any
+// concurrent writer of that row.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		wrote := false
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			wrote = true
+			return nil
+		})
+		var pgErr *pgconn.PgError
+		if err != nil && wrote && !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) {
+			// The connection failed around COMMIT: the server may have
+			// committed without being able to say so.
+			return fmt.Errorf("the connection failed while committing, so the writes may or may not be saved: %w", err)
+		}
+		if err == nil || !retryable(err) || attempt == txAttempts {
+			if err != nil && retryable(err) {
+				err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
+			return err
+		}
+		// Deadlocked transactions retrying in step would meet again.
+		backoff := time.Duration(attempt) * time.Duration(1+time.Now().UnixNano()%5) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}

@@ -1,0 +1,285 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/coalmine-dev/coalmine/internal/store"
+	"github.com/coalmine-dev/coalmine/internal/store/postgres/pgtest"
+	"github.com/coalmine-dev/coalmine/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func mustOpen(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	dsns := map[store.Store]string{}
+	open := func(t *testing.T) store.Store {
+		dsn := pgtest.DSN(t)
+		s := mustOpen(t, dsn)
+		dsns[s] = dsn
+		return s
+	}
+	reopen := func(t *testing.T, s store.Store) store.Store {
+		dsn := dsns[s]
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s2 := mustOpen(t, dsn)
+		dsns[s2] = dsn
+		return s2
+	}
+	storetest.Run(t, open, reopen)
+}
+
+// query runs one statement on its own connection, beside the store.
+func query(t *testing.T, dsn, sql string, args ...any) pgx.Row {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn.QueryRow(context.Background(), sql, args...)
+}
+
+func schemaVersion(t *testing.T, dsn string) (version, rows int) {
+	t.Helper()
+	if err := query(t, dsn, "SELECT coalesce(max(version), 0), count(*) FROM coalmine_schema_migrations").Scan(&version, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return version, rows
+}
+
+func TestOpenRefusesANewerSchema(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if v, _ := schemaVersion(t, dsn); v != SchemaVersion() {
+		t.Fatalf("schema version %d after Open, want %d", v, SchemaVersion())
+	}
+	// A newer coalmine migrated the database further.
+	newer := SchemaVersion() + 1
+	var ignored int
+	if err := query(t, dsn, "INSERT INTO coalmine_schema_migrations (version, name) VALUES ($1, 'from_the_future') RETURNING version", newer).Scan(&ignored); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), dsn)
+	want := fmt.Sprintf("database schema version %d is newer than this coalmine (%d): upgrade coalmine", newer, SchemaVersion())
+	var nse *NewerSchemaError
+	if !errors.As(err, &nse) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open of a newer schema: %v; want an error saying %q", err, want)
+	}
+}
+
+// Replicas starting together on an empty database: each migration runs
+// once (a second CREATE TABLE would fail), and all of them start.
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	migrations := append(embeddedMigrations(),
+		// Slow, so the others arrive while it runs.
+		migration{Version: SchemaVersion() + 1, Name: "slow", SQL: "SELECT pg_sleep(0.2); CREATE TABLE test_slow (x int)"},
+		migration{Version: SchemaVersion() + 2, Name: "after_slow", SQL: "CREATE TABLE test_after_slow (x int)"},
+	)
+	const replicas = 4
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := open(context.Background(), dsn, migrations)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+	if v, rows := schemaVersion(t, dsn); v != len(migrations) || rows != len(migrations) {
+		t.Fatalf("schema at version %d with %d rows, want %d and %d", v, rows, len(migrations), len(migrations))
+	}
+}
+
+// Each migration is one transaction: a failing one leaves the database at
+// the one before, with nothing of itself, and a fixed binary goes on.
+func TestFailedMigrationChangesNothing(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	base := embeddedMigrations()
+	broken := append(base[:len(base):len(base)], migration{Version: len(base) + 1, Name: "broken", SQL: "CREATE TABLE test_half (x int); SELECT no_such_column FROM test_half"})
+	_, err := open(context.Background(), dsn, broken)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("apply schema migration %d (broken)", len(base)+1)) {
+		t.Fatalf("Open with a broken migration: %v", err)
+	}
+	if v, _ := schemaVersion(t, dsn); v != len(base) {
+		t.Fatalf("schema version %d after a failed migration, want %d", v, len(base))
+	}
+	var exists bool
+	if err := query(t, dsn, "SELECT to_regclass('test_half') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("the failed migration's table exists: %v %v", exists, err)
+	}
+	fixed := append(base[:len(base):len(base)], migration{Version: len(base) + 1, Name: "fixed", SQL: "CREATE TABLE test_half (x int)"})
+	s, err := open(context.Background(), dsn, fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if v, _ := schemaVersion(t, dsn); v != len(base)+1 {
+		t.Fatalf("schema version %d after the fixed migration, want %d", v, len(base)+1)
+	}
+}
+
+// A deadlock between a batch and another writer is resolved by
+// PostgreSQL aborting one of them; the batch is tried again instead of
+// failing the command.
+func TestDeadlockedCommitIsRetried(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := mustOpen(t, dsn)
+	ctx := context.Background()
+	for _, k := range []string{"k1", "k2"} {
+		if _, err := s.Put(ctx, "c", store.Record{Key: k, Data: []byte("v1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, "UPDATE coalmine_records SET data = 'x' WHERE key = 'k2'"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(ctx, store.Batch{Puts: []store.Put{
+			{Collection: "c", Record: store.Record{Key: "k1", Version: 1, Data: []byte("v2")}},
+			{Collection: "c", Record: store.Record{Key: "k2", Version: 1, Data: []byte("v2")}},
+		}})
+		done <- err
+	}()
+	// Wait until the batch holds k1 and waits for k2, then close the cycle.
+	for {
+		var waiting int
+		if err := other.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// PostgreSQL aborts the transaction that waited longest (the batch's)
+	// after deadlock_timeout; this one then gets k1 and gives both back.
+	if _, err := tx.Exec(ctx, "UPDATE coalmine_records SET data = 'x' WHERE key = 'k1'"); err != nil {
+		t.Fatalf("the other writer was chosen as the deadlock victim: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("deadlocked commit: %v; want it retried", err)
+	}
+	for _, k := range []string{"k1", "k2"} {
+		if r, err := s.Get(ctx, "c", k); err != nil || r.Version != 2 || string(r.Data) != "v2" {
+			t.Errorf("%s after the retried batch: %+v %v", k, r, err)
+		}
+	}
+}
+
+func TestCommitHonoursACancelledContext(t *testing.T) {
+	s := mustOpen(t, pgtest.DSN(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Commit(ctx, store.Batch{
+		Puts:    []store.Put{{Collection: "c", Record: store.Record{Key: "k", Data: []byte("x")}}},
+		Appends: []store.Append{{Stream: "s", Data: [][]byte{[]byte("e")}}},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit with a cancelled context: %v", err)
+	}
+	if _, err := s.Get(context.Background(), "c", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a cancelled commit wrote: %v", err)
+	}
+	if seq, err := s.LastSeq(context.Background(), "s"); err != nil || seq != 0 {
+		t.Fatalf("a cancelled commit appended: %d %v", seq, err)
+	}
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+// Start-up errors say what to check and never show the password. These
+// need no server.
+func TestOpenErrorsSayWhatToCheck(t *testing.T) {
+	const secret = "s3cr3t-pw"
+	cases := []struct {
+		name, url string
+		want      []string
+	}{
+		{"unreachable", fmt.Sprintf("postgres://coalmine:%s@127.0.0.1:%d/coalmine?sslmode=disable", secret, closedPort(t)),
+			[]string{"connect to PostgreSQL postgres://coalmine:xxxxx@127.0.0.1:", "check that the server runs"}},
+		{"bad port", "postgres://coalmine:" + secret + "@localhost:notaport/coalmine",
+			[]string{"open PostgreSQL store", "the form is postgres://"}},
+		{"password in the query", fmt.Sprintf("postgresql://coalmine@127.0.0.1:%d/coalmine?sslmode=disable&password=%s", closedPort(t), secret),
+			[]string{"password=xxxxx", "check that the server runs"}},
+		{"not a URL", "host=localhost password=" + secret,
+			[]string{"not a postgres:// or postgresql:// URL"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			s, err := Open(ctx, c.url)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+}
