@@ -18,12 +18,14 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/app"
 	"github.com/coalmine-dev/coalmine/internal/cli"
 	"github.com/coalmine-dev/coalmine/internal/config"
+	"github.com/coalmine-dev/coalmine/internal/store/postgres"
 )
 
 type serveOptions struct {
 	files             []string
 	admin             string
 	dataDir           string
+	store             string
 	tokenFile         string
 	readOnlyAnonymous bool
 	logFormat         string
@@ -36,14 +38,19 @@ type serveOptions struct {
 func newServeCmd() *cobra.Command {
 	o := serveOptions{}
 	cmd := &cobra.Command{
-		Use:   "serve -f PATH... [--admin ADDR] [--data-dir DIR]",
+		Use:   "serve -f PATH... [--admin ADDR] [--data-dir DIR | --store URL]",
 		Short: "Run the proxy, the rollouts and the admin API",
 		Long: `Serve loads rollouts from the given files or directories, starts one
 data-plane listener per rollout (spec.listen) that splits traffic between
 the stable and the canary version, and serves the admin API, /metrics and
 the health endpoints on --admin.
 
-State (weights, revisions) lives in --data-dir and survives restarts.
+State (weights, revisions, events) survives restarts. It lives in an
+embedded store in --data-dir, or, with --store postgres://..., in a
+PostgreSQL database: coalmine creates its tables there at the first start
+and upgrades them when a newer coalmine starts (the user in the URL needs
+to be able to create tables; a database it owns is simplest).
+
 The admin API binds to loopback by default; binding it elsewhere needs a
 token (--token-file or COALMINE_TOKEN), which every /api/ call must send as
 "Authorization: Bearer TOKEN".
@@ -57,11 +64,17 @@ requests finish (up to --drain-timeout); SIGHUP reloads the -f files with the
 same validation as lint, keeping the running configuration if they are invalid.`,
 		Example: `  coalmine serve -f rollout.yaml
   coalmine serve -f deploy/ --admin 127.0.0.1:7070 --data-dir /var/lib/coalmine
+  COALMINE_STORE='postgres://coalmine:PASSWORD@db.internal:5432/coalmine?sslmode=verify-full' coalmine serve -f deploy/
   COALMINE_TOKEN=$(cat /etc/coalmine/token) coalmine serve -f deploy/ --admin 0.0.0.0:7070`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(o.files) == 0 {
 				return usageErr(errors.New("serve needs at least one -f PATH (a YAML file or a directory of them)"))
+			}
+			// Read here, not as the flag's default: help would print a
+			// default, and this URL may hold a password.
+			if !cmd.Flags().Changed("store") {
+				o.store = os.Getenv("COALMINE_STORE")
 			}
 			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
 		},
@@ -70,6 +83,7 @@ same validation as lint, keeping the running configuration if they are invalid.`
 	f.StringArrayVarP(&o.files, "filename", "f", nil, "YAML file or directory with Rollout and AnalysisTemplate documents (repeatable)")
 	f.StringVar(&o.admin, "admin", "127.0.0.1:7070", "address of the admin API, /metrics and the dashboard")
 	f.StringVar(&o.dataDir, "data-dir", envOr("COALMINE_DATA_DIR", ".coalmine"), "directory of the embedded store (env COALMINE_DATA_DIR)")
+	f.StringVar(&o.store, "store", "", "keep the state in PostgreSQL: postgres://user:password@host:5432/database?sslmode=... (env COALMINE_STORE; default: the embedded store in --data-dir)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the admin API bearer token (else env COALMINE_TOKEN)")
 	f.BoolVar(&o.readOnlyAnonymous, "read-only-anonymous", false, "allow reads without the token")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
@@ -138,6 +152,9 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.store != "" && !postgres.IsURL(o.store) {
+		return usageErr(app.BadStoreURL(o.store))
+	}
 	bundle, err := loadConfig(o.files)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -158,7 +175,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	a, err := app.Start(ctx, app.Config{
-		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir,
+		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir, Store: o.store,
 		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger, AllowAPICommands: o.allowAPICommands,
 	})
 	if err != nil {

@@ -33,16 +33,21 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/route"
 	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/store"
 	"github.com/coalmine-dev/coalmine/internal/store/bolt"
+	"github.com/coalmine-dev/coalmine/internal/store/postgres"
 	"github.com/coalmine-dev/coalmine/internal/telemetry"
 	dashboard "github.com/coalmine-dev/coalmine/internal/web"
 )
 
 // Config says what to run.
 type Config struct {
-	Rollouts          []spec.Rollout
-	Templates         []spec.AnalysisTemplate
-	Admin             string // admin listen address
+	Rollouts  []spec.Rollout
+	Templates []spec.AnalysisTemplate
+	Admin     string // admin listen address
+	// Store is the URL of a shared PostgreSQL store (postgres://...); when
+	// empty, the embedded bbolt store in DataDir is used.
+	Store             string
 	DataDir           string
 	Token             string
 	ReadOnlyAnonymous bool
@@ -59,7 +64,7 @@ type App struct {
 	Telemetry  *telemetry.Registry
 
 	log       *slog.Logger
-	store     *bolt.Store
+	store     store.Store
 	admin     *http.Server
 	adminLn   net.Listener
 	adminDone chan error
@@ -92,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		}
 		return nil, fmt.Errorf("listen on admin address %s: %w (is another coalmine serve running? choose another with --admin)", cfg.Admin, err)
 	}
-	st, err := bolt.Open(cfg.DataDir)
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		adminLn.Close()
 		return nil, err
@@ -180,6 +185,23 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.admin.RegisterOnShutdown(a.Controller.CloseWatches)
 	go func() { a.adminDone <- a.admin.Serve(a.adminLn) }()
 	return a, nil
+}
+
+// openStore opens the store cfg names.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	switch {
+	case cfg.Store == "":
+		return bolt.Open(cfg.DataDir)
+	case postgres.IsURL(cfg.Store):
+		return postgres.Open(ctx, cfg.Store)
+	}
+	return nil, BadStoreURL(cfg.Store)
+}
+
+// BadStoreURL is the error for a --store value that names no store
+// coalmine knows.
+func BadStoreURL(url string) error {
+	return fmt.Errorf("--store %s is not a PostgreSQL URL: give postgres://user:password@host:5432/database (or postgresql://...), or leave --store out to keep the state in --data-dir", postgres.Redact(url))
 }
 
 // ready reports what keeps this process from serving: a store that cannot

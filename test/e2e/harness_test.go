@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/store/postgres/pgtest"
 )
 
 var binary string
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop() // the PostgreSQL cluster a test may have started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

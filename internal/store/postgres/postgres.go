@@ -89,12 +89,19 @@ func open(ctx context.Context, rawURL string, migrations []migration) (*Store, e
 	return &Store{pool: pool}, nil
 }
 
-// Redact returns a URL for messages: its password replaced by "xxxxx",
-// and anything that is not a URL replaced entirely.
+// Redact returns a URL for messages: its password replaced by "xxxxx".
+// Something that is not a URL is shown as it is (a path, say) unless it
+// may hold a password (a key=value connection string).
 func Redact(rawURL string) string {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" && u.User == nil {
+	switch {
+	case err != nil:
 		return "(the given URL)"
+	case u.Scheme == "" && u.Host == "":
+		if strings.Contains(strings.ToLower(rawURL), "password") {
+			return "(the given URL)"
+		}
+		return rawURL
 	}
 	if u.User != nil {
 		if _, has := u.User.Password(); has {

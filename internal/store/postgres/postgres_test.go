@@ -283,3 +283,17 @@ func TestOpenErrorsSayWhatToCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:pw@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
+		"postgres://u@h/db":                         "postgres://u@h/db",
+		"postgresql://h/db?password=pw&x=1":         "postgresql://h/db?password=xxxxx&x=1",
+		"host=h password=pw":                        "(the given URL)",
+		"/var/lib/coalmine":                         "/var/lib/coalmine",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
