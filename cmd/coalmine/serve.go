@@ -188,6 +188,11 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		}
 		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", r.Spec.Listen, "stable", r.Spec.Stable.Version, "canary", canary)
 	}
+	if o.store != "" {
+		logger.Info("state in PostgreSQL", "store", postgres.Redact(o.store))
+	} else {
+		logger.Info("state in the embedded store", "data-dir", o.dataDir)
+	}
 	logger.Info("admin API listening", "addr", a.AdminAddr(), "auth", token != "")
 	if o.pprofAddr != "" {
 		if err := servePprof(o.pprofAddr); err != nil {

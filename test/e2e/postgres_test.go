@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,6 +82,9 @@ func TestPostgresStoreKeepsARolloutAcrossKill9(t *testing.T) {
 	restart("completed")
 
 	// The state is in PostgreSQL, not in --data-dir.
+	if !strings.Contains(s.logs.String(), "state in PostgreSQL") {
+		t.Errorf("serve does not log where the state is:\n%s", s.logs.String())
+	}
 	if _, err := os.Stat(filepath.Join(s.DataDir, "coalmine.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("--data-dir holds an embedded store (%v); with --store nothing belongs there", err)
 	}
@@ -148,5 +152,26 @@ func TestServeStoreErrorsSayWhatToCheck(t *testing.T) {
 				t.Errorf("output shows the password:\n%s", out)
 			}
 		})
+	}
+}
+
+// A database migrated by a newer coalmine is refused at start, saying so.
+func TestServeRefusesADatabaseFromANewerCoalmine(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE coalmine_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+		INSERT INTO coalmine_schema_migrations (version, name) VALUES (99, 'from_the_future')`); err != nil {
+		t.Fatal(err)
+	}
+	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
+	s := newServer(t, stable, canary)
+	out, code := run(t, "serve", "-f", s.Config, "--admin", strings.TrimPrefix(s.Admin, "http://"), "--store", dsn)
+	if code != 1 || !regexp.MustCompile(`database schema version 99 is newer than this coalmine \(\d+\): upgrade coalmine`).MatchString(out) {
+		t.Fatalf("serve on a newer schema: exit %d:\n%s", code, out)
 	}
 }
