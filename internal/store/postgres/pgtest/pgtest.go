@@ -11,7 +11,8 @@
 // Without either, tests skip, and fail when COALMINE_REQUIRE_INTEGRATION=1
 // (CI). Call Stop at the end of TestMain to stop the cluster and remove
 // its directory; if the test binary dies first, the cluster is told to
-// stop too (its parent-death signal).
+// stop too (its parent-death signal), and the next run removes the
+// directory left behind.
 package pgtest
 
 import (
@@ -201,7 +202,8 @@ func startCluster() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "coalmine-pgtest-")
+	sweepStale()
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +233,25 @@ func startCluster() (*cluster, error) {
 		if attempt == 3 {
 			os.RemoveAll(dir)
 			return nil, err
+		}
+	}
+}
+
+const dirPrefix = "coalmine-pgtest-"
+
+// sweepStale removes the directories of clusters whose test binary died
+// before Stop (an interrupted run): the server stopped with it (its
+// parent-death signal, or the terminal's SIGINT) and removed its
+// postmaster.pid. A directory a few minutes old is never one being set up.
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		fi, err := os.Stat(dir)
+		if err != nil || time.Since(fi.ModTime()) < 5*time.Minute {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+			os.RemoveAll(dir)
 		}
 	}
 }
