@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/coalmine-dev/coalmine/internal/store"
@@ -63,6 +64,44 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 		}
 		if _, err := s.Put(ctx, "c", store.Record{Key: "k", Version: r1.Version, Data: []byte("z")}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("stale update: %v, want ErrConflict", err)
+		}
+	})
+	t.Run("list orders keys byte by byte", func(t *testing.T) {
+		// Not by a locale: upper case before lower case, ASCII before
+		// multi-byte UTF-8, a prefix before its extensions.
+		s := open(t)
+		for _, k := range []string{"é", "b", "a-1", "B", "a", "_", "10", "9"} {
+			if _, err := s.Put(ctx, "c", store.Record{Key: k, Data: []byte(k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := s.List(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range all {
+			keys = append(keys, r.Key)
+		}
+		if want := []string{"10", "9", "B", "_", "a", "a-1", "b", "é"}; !slices.Equal(keys, want) {
+			t.Fatalf("List keys = %q, want %q", keys, want)
+		}
+	})
+	t.Run("empty values", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Put(ctx, "c", store.Record{Key: "k"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Commit(ctx, store.Batch{Appends: []store.Append{{Stream: "s", Data: [][]byte{nil, {}}}}})
+		if err != nil || len(c.Events) != 1 || len(c.Events[0]) != 2 {
+			t.Fatalf("append empty events: %+v %v", c, err)
+		}
+		if got, err := s.Get(ctx, "c", "k"); err != nil || got.Version != 1 || len(got.Data) != 0 {
+			t.Errorf("Get of an empty record = %+v, %v", got, err)
+		}
+		evs, err := s.Events(ctx, "s", 0, 0)
+		if err != nil || len(evs) != 2 || evs[0].Seq != 1 || len(evs[0].Data) != 0 || evs[1].Seq != 2 || len(evs[1].Data) != 0 {
+			t.Errorf("Events of empty events = %+v, %v", evs, err)
 		}
 	})
 	if reopen != nil {
