@@ -53,14 +53,7 @@ func open(ctx context.Context, rawURL string, migrations []migration) (*Store, e
 	}
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
-		// pgx's own message quotes the URL; only the cause is passed on.
-		var pce *pgconn.ParseConfigError
-		if errors.As(err, &pce) && errors.Unwrap(pce) != nil {
-			err = errors.Unwrap(pce)
-		} else {
-			err = errors.New("the URL cannot be parsed")
-		}
-		return nil, fmt.Errorf("open PostgreSQL store %s: %v; the form is postgres://user:password@host:5432/database?sslmode=disable", where, err)
+		return nil, fmt.Errorf("open PostgreSQL store %s: %s; the form is postgres://user:password@host:5432/database?sslmode=disable", where, parseCause(err, rawURL))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
@@ -87,6 +80,29 @@ func open(ctx context.Context, rawURL string, migrations []migration) (*Store, e
 		return nil, fmt.Errorf("prepare the schema of PostgreSQL %s: %w", where, err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// parseCause is why pgx could not parse rawURL, without quoting it: pgx's
+// own message and net/url's both quote the whole URL, password included.
+func parseCause(err error, rawURL string) string {
+	cause := "the URL cannot be parsed"
+	var pce *pgconn.ParseConfigError
+	if errors.As(err, &pce) && errors.Unwrap(pce) != nil {
+		cause = errors.Unwrap(pce).Error()
+		var ue *url.Error
+		if errors.As(pce, &ue) {
+			cause = ue.Err.Error()
+		}
+	}
+	// Whatever else quotes a part of the URL must not show its user info.
+	if at := strings.LastIndex(rawURL, "@"); at > 0 {
+		if start := strings.Index(rawURL, "://"); start >= 0 && start+3 < at {
+			if userinfo := rawURL[start+3 : at]; strings.Contains(cause, userinfo) {
+				cause = strings.ReplaceAll(cause, userinfo, "xxxxx")
+			}
+		}
+	}
+	return cause
 }
 
 // Redact returns a URL for messages: its password replaced by "xxxxx".

@@ -280,6 +280,10 @@ func TestOpenErrorsSayWhatToCheck(t *testing.T) {
 			[]string{"open PostgreSQL store", "the form is postgres://"}},
 		{"password in the query", fmt.Sprintf("postgresql://coalmine@127.0.0.1:%d/coalmine?sslmode=disable&password=%s", closedPort(t), secret),
 			[]string{"password=xxxxx", "check that the server runs"}},
+		{"bad escape in the password", "postgres://coalmine:" + secret + "%zz@localhost/coalmine",
+			[]string{"open PostgreSQL store (the given URL)", "invalid percent-encoded token in password"}},
+		{"broken host", "postgres://coalmine:" + secret + "@[::1/coalmine",
+			[]string{"open PostgreSQL store (the given URL)", "IPv6 host address"}},
 		{"not a URL", "host=localhost password=" + secret,
 			[]string{"not a postgres:// or postgresql:// URL"}},
 	}
