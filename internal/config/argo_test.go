@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const argoTemplates = `apiVersion: argoproj.io/v1alpha1
@@ -330,5 +332,37 @@ spec:
 	_, err = Parse("c.yaml", []byte(composedDefault))
 	if err == nil || strings.Contains(err.Error(), "needs argument") || !strings.Contains(err.Error(), `c.yaml:27:33: spec.strategy.canary.steps[0].analysis.dryRun[0].metricName: metricName "^mm$" matches none of the metrics (n, m)`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestArgFieldsSurviveYAML: a template printed as YAML (as `coalmine
+// apply` does with templates it fetches from the server) reads back with
+// its placeholder fields.
+func TestArgFieldsSurviveYAML(t *testing.T) {
+	doc := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: count, value: "3"}]
+  metrics:
+  - name: m
+    interval: 10s
+    count: "{{args.count}}"
+    provider: {prometheus: {address: "http://p:9090", query: up}}
+`
+	b, err := Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(b.Templates[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("again.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := again.Templates[0].Spec.Metrics[0].ArgFields["count"]; got != "{{args.count}}" {
+		t.Errorf("count after a YAML round trip = %q\n%s", got, out)
 	}
 }
