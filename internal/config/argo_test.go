@@ -67,6 +67,7 @@ func TestArgoShapedTemplates(t *testing.T) {
 	}
 	want := []string{
 		"argo.yaml:5:3: warning: metadata.namespace: Kubernetes metadata ignored (namespace, labels)",
+		`argo.yaml:9:3: warning: spec.metrics: "success-rate": an empty result (no series, nothing matching jsonPath) waits for data`,
 		"argo.yaml:23:7: warning: kind: ClusterAnalysisTemplate is read as an AnalysisTemplate",
 	}
 	got := strings.Split(b.Warnings.Warnings(), "\n")
