@@ -18,6 +18,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/app"
 	"github.com/coalmine-dev/coalmine/internal/cli"
 	"github.com/coalmine-dev/coalmine/internal/config"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/store/postgres"
 )
 
@@ -33,6 +34,7 @@ type serveOptions struct {
 	drainTimeout      time.Duration
 	pprofAddr         string
 	allowAPICommands  bool
+	listenOverrides   []string
 }
 
 func newServeCmd() *cobra.Command {
@@ -90,6 +92,7 @@ same validation as lint, keeping the running configuration if they are invalid.`
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	f.BoolVar(&o.allowAPICommands, "allow-command-provider", false, "accept AnalysisTemplates with command metrics through the API (apply), not only from -f files: whoever can apply then runs programs on this server")
+	f.StringArrayVar(&o.listenOverrides, "listen-override", nil, "NAME=HOST:PORT: serve rollout NAME on this address on this server instead of its spec.listen, for replicas that share a machine (repeatable)")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (for performance work)")
 	_ = f.MarkHidden("pprof-addr")
 	return cmd
@@ -174,9 +177,14 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	overrides, err := parseListenOverrides(o.listenOverrides)
+	if err != nil {
+		return usageErr(err)
+	}
 	a, err := app.Start(ctx, app.Config{
 		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir, Store: o.store,
 		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger, AllowAPICommands: o.allowAPICommands,
+		ListenOverrides: overrides,
 	})
 	if err != nil {
 		return err
@@ -186,7 +194,11 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		if r.Spec.Canary != nil {
 			canary = r.Spec.Canary.Version
 		}
-		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", r.Spec.Listen, "stable", r.Spec.Stable.Version, "canary", canary)
+		listen := r.Spec.Listen
+		if addr, ok := overrides[r.Metadata.Name]; ok {
+			listen = addr + " (--listen-override; spec.listen is " + r.Spec.Listen + ")"
+		}
+		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", listen, "stable", r.Spec.Stable.Version, "canary", canary)
 	}
 	if o.store != "" {
 		logger.Info("state in PostgreSQL", "store", postgres.Redact(o.store))
@@ -253,4 +265,25 @@ func drain(logger *slog.Logger, a *app.App, timeout time.Duration) error {
 		logger.Info("drained; bye")
 	}
 	return nil
+}
+
+// parseListenOverrides reads --listen-override NAME=HOST:PORT flags.
+// NAME need not be in the -f files: a rollout applied through the API is
+// overridden too.
+func parseListenOverrides(flags []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range flags {
+		name, addr, ok := strings.Cut(f, "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("--listen-override %q: write NAME=HOST:PORT, such as checkout=127.0.0.1:8081", f)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--listen-override: rollout %q is given twice", name)
+		}
+		if err := spec.CheckListenAddress(addr); err != nil {
+			return nil, fmt.Errorf("--listen-override %s: %w", f, err)
+		}
+		out[name] = addr
+	}
+	return out, nil
 }

@@ -60,7 +60,7 @@ func TestJSONBodyNumbersSurvive(t *testing.T) {
 		t.Fatal(err)
 	}
 	tpl := spec.AnalysisTemplate{Metadata: spec.Metadata{Name: "t"}, Spec: spec.AnalysisTemplateSpec{
-		Args: []spec.TemplateArg{{Name: "svc"}},
+		Args:    []spec.TemplateArg{{Name: "svc"}},
 		Metrics: []spec.Metric{{Name: "m", Provider: spec.Provider{Web: &spec.WebProvider{URL: "http://x.example/", Method: "POST", JSONBody: body}}}}}}
 	got, err := analysis.Resolve([]spec.AnalysisTemplate{tpl}, []spec.TemplateRef{{TemplateName: "t"}}, []spec.Arg{{Name: "svc", Value: "checkout"}}, nil)
 	if err != nil {

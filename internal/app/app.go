@@ -55,6 +55,10 @@ type Config struct {
 	// AllowAPICommands accepts AnalysisTemplates with command metrics
 	// through the API, not only from the files.
 	AllowAPICommands bool
+	// ListenOverrides serves a rollout (by name) on another address than
+	// its spec.listen on this server (serve --listen-override), so replicas
+	// sharing a machine keep their listeners apart.
+	ListenOverrides map[string]string
 }
 
 // App is a running coalmine. Stop it with Shutdown.
@@ -142,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		ResolveArgSecret: func(from spec.ArgValueFrom) (string, error) {
 			return config.ResolveSecret(from.Secret(config.SecretsDir(os.LookupEnv)))
 		},
-		Router:       routerAdapter{a.Proxy},
+		Router:       routerAdapter{a.Proxy, cfg.ListenOverrides},
 		Store:        st,
 		Notifier:     a.notifier,
 		Logger:       cfg.Logger,
@@ -271,11 +275,20 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // routerAdapter lets the rollout layer use the proxy without the proxy
 // knowing about rollouts.
-type routerAdapter struct{ p *proxy.Proxy }
+type routerAdapter struct {
+	p *proxy.Proxy
+	// listen overrides spec.listen by rollout name on this server.
+	listen map[string]string
+}
 
 var _ rollout.Router = routerAdapter{}
 
 func (r routerAdapter) Apply(ctx context.Context, ro *spec.Rollout, t *route.Table) error {
+	if addr, ok := r.listen[ro.Metadata.Name]; ok && addr != ro.Spec.Listen {
+		c := *ro
+		c.Spec.Listen = addr
+		ro = &c
+	}
 	return r.p.Apply(ctx, ro, t)
 }
 
@@ -283,7 +296,12 @@ func (r routerAdapter) Remove(ctx context.Context, name string) error { return r
 
 func (r routerAdapter) SetTable(name string, t *route.Table) error { return r.p.SetTable(name, t) }
 
-func (r routerAdapter) CheckListen(name, addr string) error { return r.p.CheckListen(name, addr) }
+func (r routerAdapter) CheckListen(name, addr string) error {
+	if o, ok := r.listen[name]; ok {
+		addr = o
+	}
+	return r.p.CheckListen(name, addr)
+}
 
 func (r routerAdapter) ListenError(name string) error { return r.p.ListenError(name) }
 

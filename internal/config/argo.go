@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -209,4 +211,32 @@ func argoShaped(d *document, argoTemplates map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// handlesEmptyRE finds the condition helpers that decide on an empty
+// result (analysis.handlesEmpty).
+var handlesEmptyRE = regexp.MustCompile(`\b(default|isNil)\s*\(`)
+
+// warnNoData tells an Argo user about coalmine's one deliberate difference
+// in conditions: an empty result (an empty Prometheus vector, a JSONPath
+// that matches nothing) waits for data instead of counting as an error,
+// unless the condition decides it with default() or isNil().
+func (d *document) warnNoData() {
+	var names []string
+	for _, m := range d.template.Spec.Metrics {
+		if m.Judge != nil || (m.Provider.Prometheus == nil && m.Provider.Web == nil) ||
+			// a scalar is never empty, nor is a body read without jsonPath
+			(m.Provider.Prometheus != nil && strings.HasPrefix(strings.TrimSpace(m.Provider.Prometheus.Query), "scalar(")) ||
+			(m.Provider.Web != nil && m.Provider.Web.JSONPath == "") ||
+			(m.SuccessCondition == "" && m.FailureCondition == "") ||
+			handlesEmptyRE.MatchString(m.SuccessCondition) || handlesEmptyRE.MatchString(m.FailureCondition) {
+			continue
+		}
+		names = append(names, strconv.Quote(m.Name))
+	}
+	if len(names) == 0 {
+		return
+	}
+	d.warn(d.ix.locate("spec.metrics"), "spec.metrics", "%s: an empty result (no series, nothing matching jsonPath) waits for data, as NoData, and pauses the rollout after progressDeadline, where Argo counts an error and eventually aborts; a canary is never rolled back for lack of data. To decide on an empty result as in Argo, use default(result, …) or isNil(result) in the condition",
+		strings.Join(names, ", "))
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const argoTemplates = `apiVersion: argoproj.io/v1alpha1
@@ -65,6 +67,7 @@ func TestArgoShapedTemplates(t *testing.T) {
 	}
 	want := []string{
 		"argo.yaml:5:3: warning: metadata.namespace: Kubernetes metadata ignored (namespace, labels)",
+		`argo.yaml:9:3: warning: spec.metrics: "success-rate": an empty result (no series, nothing matching jsonPath) waits for data`,
 		"argo.yaml:23:7: warning: kind: ClusterAnalysisTemplate is read as an AnalysisTemplate",
 	}
 	got := strings.Split(b.Warnings.Warnings(), "\n")
@@ -330,5 +333,37 @@ spec:
 	_, err = Parse("c.yaml", []byte(composedDefault))
 	if err == nil || strings.Contains(err.Error(), "needs argument") || !strings.Contains(err.Error(), `c.yaml:27:33: spec.strategy.canary.steps[0].analysis.dryRun[0].metricName: metricName "^mm$" matches none of the metrics (n, m)`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestArgFieldsSurviveYAML: a template printed as YAML (as `coalmine
+// apply` does with templates it fetches from the server) reads back with
+// its placeholder fields.
+func TestArgFieldsSurviveYAML(t *testing.T) {
+	doc := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: count, value: "3"}]
+  metrics:
+  - name: m
+    interval: 10s
+    count: "{{args.count}}"
+    provider: {prometheus: {address: "http://p:9090", query: up}}
+`
+	b, err := Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(b.Templates[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("again.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := again.Templates[0].Spec.Metrics[0].ArgFields["count"]; got != "{{args.count}}" {
+		t.Errorf("count after a YAML round trip = %q\n%s", got, out)
 	}
 }

@@ -361,6 +361,9 @@ func parseDocument(file string, doc *yaml.Node) (*document, Errors) {
 	_ = decodeNode(root, obj) // same input, same error as above; a partial result is still checked
 	if d.template != nil {
 		w.moveArgFields(d.template)
+		if d.argo {
+			d.warnNoData()
+		}
 	}
 	obj.SetDefaults()
 	errs = append(errs, w.explicitZeros(root, before.Elem(), reflect.ValueOf(obj).Elem(), "")...)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // AnalysisTemplate lists metrics that decide whether a canary is healthy.
@@ -90,6 +92,36 @@ type Metric struct {
 	// name; a run fills them and parses the result into the typed field.
 	// In YAML they are written in place; the loader moves them here.
 	ArgFields map[string]string `yaml:"-" json:"argFields,omitempty"`
+}
+
+// metricFields is Metric without its methods, for MarshalYAML.
+type metricFields Metric
+
+// MarshalYAML writes the fields held in ArgFields back in place
+// (count: "{{args.count}}"), so a template printed as YAML, or sent back
+// through the loader as `coalmine apply` does with templates it fetches
+// from the server, reads as it was written.
+func (m Metric) MarshalYAML() (any, error) {
+	if len(m.ArgFields) == 0 {
+		return metricFields(m), nil
+	}
+	var n yaml.Node
+	if err := n.Encode(metricFields(m)); err != nil {
+		return nil, err
+	}
+	for _, name := range sortedKeys(m.ArgFields) {
+		v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: m.ArgFields[name], Style: yaml.DoubleQuotedStyle}
+		replaced := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == name {
+				n.Content[i+1], replaced = v, true
+			}
+		}
+		if !replaced {
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}, v)
+		}
+	}
+	return &n, nil
 }
 
 // ArgFieldNames are the Metric fields that may be written as

@@ -410,3 +410,14 @@ func (v *validator) selectors(p FieldPath, dryRun []MetricSelector, retention []
 		}
 	}
 }
+
+// CheckListenAddress checks a host:port listen address as spec.listen is
+// checked, for addresses given elsewhere (serve --listen-override).
+func CheckListenAddress(s string) error {
+	v := &validator{}
+	v.listen("", s)
+	if len(v.errs) > 0 {
+		return errors.New(v.errs[0].Msg)
+	}
+	return nil
+}

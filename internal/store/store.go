@@ -67,6 +67,19 @@ type Batch struct {
 	Appends []Append
 	// Deletes removes records (missing ones are not an error).
 	Deletes []Delete
+	// Checks are versions the batch asserts without writing: it commits
+	// only if each record is still at its Version. A leader fences its
+	// writes this way with the version of its epoch record, so a leader
+	// that lost its lease can no longer change anything.
+	Checks []Check
+}
+
+// Check asserts that a record is at Version (0: the record does not
+// exist) when a Batch commits.
+type Check struct {
+	Collection string
+	Key        string
+	Version    uint64
 }
 
 // Delete is one record removal of a Batch.
@@ -85,8 +98,9 @@ type Committed struct {
 
 // Streams is the event-log half of a store.
 type Streams interface {
-	// Commit applies a batch atomically and durably. When any Put fails its
-	// version check, nothing is written and the error wraps ErrConflict.
+	// Commit applies a batch atomically and durably. When any Put or Check
+	// fails its version check, nothing is written and the error wraps
+	// ErrConflict.
 	Commit(ctx context.Context, b Batch) (Committed, error)
 	// Events returns up to limit events of stream with Seq > after, oldest
 	// first (limit <= 0 means no limit). A missing stream has no events.

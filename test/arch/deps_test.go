@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"telemetry": {"spec"},
 	"config":    {"spec"},
 	"store":     {},
+	"lease":     {"store"},
 	"proxy":     {"spec", "route", "telemetry"},
 	// rollout runs analysis (pure bookkeeping and judges) and asks
 	// providers through their interface only.

@@ -197,8 +197,8 @@ func TestArgoCorpusLints(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ok: 2 rollout(s), 10 analysis template(s)") {
 		t.Fatalf("coalmine lint -f testdata/argo: exit %d\n%s", code, out)
 	}
-	if n := strings.Count(out, ": warning: "); n != 6 {
-		t.Errorf("%d warnings, want the 6 of testdata/argo/warnings.txt:\n%s", n, out)
+	if n := strings.Count(out, ": warning: "); n != 11 {
+		t.Errorf("%d warnings, want the 11 of testdata/argo/warnings.txt:\n%s", n, out)
 	}
 }
 

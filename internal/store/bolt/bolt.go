@@ -117,6 +117,24 @@ func (s *Store) Put(_ context.Context, collection string, r store.Record) (store
 }
 
 // put writes one record inside tx with compare-and-swap on its version.
+// check compares a record's stored version with c.Version.
+func check(tx *bbolt.Tx, c store.Check) error {
+	var current uint64
+	if b := tx.Bucket([]byte(c.Collection)); b != nil {
+		if v := b.Get([]byte(c.Key)); v != nil {
+			cur, err := decode(c.Key, v)
+			if err != nil {
+				return fmt.Errorf("check %s/%s: %w", c.Collection, c.Key, err)
+			}
+			current = cur.Version
+		}
+	}
+	if current != c.Version {
+		return fmt.Errorf("check %s/%s: %w: stored version %d, expected %d", c.Collection, c.Key, store.ErrConflict, current, c.Version)
+	}
+	return nil
+}
+
 func put(tx *bbolt.Tx, collection string, r store.Record) (store.Record, error) {
 	if r.Key == "" {
 		return store.Record{}, fmt.Errorf("put into %s: empty key", collection)

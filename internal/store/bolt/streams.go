@@ -29,6 +29,11 @@ func (s *Store) Commit(_ context.Context, b store.Batch) (store.Committed, error
 	var out store.Committed
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		out = store.Committed{Records: make([]store.Record, 0, len(b.Puts)), Events: make([][]store.Event, 0, len(b.Appends))}
+		for _, c := range b.Checks {
+			if err := check(tx, c); err != nil {
+				return err
+			}
+		}
 		for _, p := range b.Puts {
 			rec, err := put(tx, p.Collection, p.Record)
 			if err != nil {

@@ -198,6 +198,9 @@ func put(ctx context.Context, tx pgx.Tx, collection string, r store.Record) (sto
 	var err error
 	switch {
 	case r.Version == 0:
+		if err = createLock(ctx, tx, collection, r.Key); err != nil {
+			break
+		}
 		tag, err = tx.Exec(ctx, `INSERT INTO coalmine_records (collection, key, version, data) VALUES ($1, $2, 1, $3)
 			ON CONFLICT (collection, key) DO NOTHING`, collection, r.Key, data)
 	case r.Version < math.MaxInt64:

@@ -321,3 +321,63 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// A leader's batch fenced by the epoch record must not commit after a
+// takeover changed that record, even when the takeover commits while the
+// batch is under way: the check holds the row until the batch ends.
+func TestCheckHoldsUntilTheBatchCommits(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := mustOpen(t, dsn)
+	ctx := context.Background()
+	epoch, err := s.Put(ctx, "leases", store.Record{Key: "epoch", Data: []byte("1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	takeover, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer takeover.Close(ctx)
+	tx, err := takeover.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	// Another replica takes the lease: the epoch record's next version,
+	// not committed yet.
+	if _, err := tx.Exec(ctx, "UPDATE coalmine_records SET version = version + 1, data = '2' WHERE collection = 'leases' AND key = 'epoch'"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(ctx, store.Batch{
+			Checks:  []store.Check{{Collection: "leases", Key: "epoch", Version: epoch.Version}},
+			Puts:    []store.Put{{Collection: "status", Record: store.Record{Key: "shop", Data: []byte("late")}}},
+			Appends: []store.Append{{Stream: "shop", Data: [][]byte{[]byte("late")}}},
+		})
+		done <- err
+	}()
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-done:
+			t.Fatalf("the fenced batch ended (%v) without waiting for the takeover in progress", err)
+		default:
+		}
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("batch fenced by a superseded epoch: %v; want ErrConflict", err)
+	}
+	if _, err := s.Get(ctx, "status", "shop"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the fenced batch wrote its put: %v", err)
+	}
+	if seq, err := s.LastSeq(ctx, "shop"); err != nil || seq != 0 {
+		t.Errorf("the fenced batch appended: %d %v", seq, err)
+	}
+}

@@ -11,13 +11,19 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/store"
 )
 
-// Commit applies a batch in one transaction: puts, then deletes, then
-// appends, in the batch's order. A put that fails its version check rolls
-// the whole transaction back, sequence numbers included.
+// Commit applies a batch in one transaction: checks, then puts, then
+// deletes, then appends, in the batch's order. A check or put that fails
+// its version check rolls the whole transaction back, sequence numbers
+// included.
 func (s *Store) Commit(ctx context.Context, b store.Batch) (store.Committed, error) {
 	var out store.Committed
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		out = store.Committed{Records: make([]store.Record, 0, len(b.Puts)), Events: make([][]store.Event, 0, len(b.Appends))}
+		for _, c := range b.Checks {
+			if err := check(ctx, tx, c); err != nil {
+				return err
+			}
+		}
 		for _, p := range b.Puts {
 			rec, err := put(ctx, tx, p.Collection, p.Record)
 			if err != nil {
@@ -43,6 +49,40 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (store.Committed, err
 		return store.Committed{}, fmt.Errorf("commit batch: %w", err)
 	}
 	return out, nil
+}
+
+// check asserts a record's version for the rest of the transaction, not
+// only at the moment it is read: FOR SHARE keeps the row from being
+// updated until this transaction ends, so a leader's batch fenced by the
+// epoch record either commits before a takeover changes that record, or
+// waits for the takeover and then sees the new version and fails. (FOR KEY
+// SHARE would not do: an update of the version alone does not conflict
+// with it.) A record that must not exist has no row to lock; the key's
+// creation lock (createLock) stands in for it.
+func check(ctx context.Context, tx pgx.Tx, c store.Check) error {
+	if c.Version == 0 {
+		if err := createLock(ctx, tx, c.Collection, c.Key); err != nil {
+			return fmt.Errorf("check %s/%s: %w", c.Collection, c.Key, err)
+		}
+	}
+	var current int64
+	err := tx.QueryRow(ctx, "SELECT version FROM coalmine_records WHERE collection = $1 AND key = $2 FOR SHARE", c.Collection, c.Key).Scan(&current)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("check %s/%s: %w", c.Collection, c.Key, err)
+	}
+	if uint64(current) != c.Version {
+		return fmt.Errorf("check %s/%s: %w: stored version %d, expected %d", c.Collection, c.Key, store.ErrConflict, current, c.Version)
+	}
+	return nil
+}
+
+// createLock takes a transaction lock on a key's name, held by whoever
+// creates the key and whoever asserts that it does not exist, so that an
+// absence checked stays true until the checking transaction ends. Two keys
+// whose names hash alike only wait for each other.
+func createLock(ctx context.Context, tx pgx.Tx, collection, key string) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))", collection, key)
+	return err
 }
 
 // appendSQL advances the stream's counter by the number of events and

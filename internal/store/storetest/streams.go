@@ -127,6 +127,39 @@ func runStreams(t *testing.T, open func(t *testing.T) store.Store, reopen func(t
 		commit(t, s, store.Batch{})
 	})
 
+	t.Run("commit with checks", func(t *testing.T) {
+		s := open(t)
+		epoch := put(t, s, "leases", "epoch", "1")
+		// A passing check (and one on a record that must not exist) lets
+		// the batch write.
+		commit(t, s, store.Batch{
+			Checks: []store.Check{{Collection: "leases", Key: "epoch", Version: epoch.Version}, {Collection: "leases", Key: "none"}},
+			Puts:   []store.Put{{Collection: "c", Record: store.Record{Key: "k", Data: []byte("v1")}}},
+		})
+		wantRecord(t, s, "c", "k", 1, "v1")
+		// The epoch moves on: a batch fenced by the old version writes
+		// nothing, and a check leaves the checked record as it was.
+		put2, err := s.Put(ctx, "leases", store.Record{Key: "epoch", Version: epoch.Version, Data: []byte("2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []store.Check{{Collection: "leases", Key: "epoch", Version: epoch.Version}, {Collection: "leases", Key: "epoch"}, {Collection: "leases", Key: "none", Version: 1}} {
+			_, err := s.Commit(ctx, store.Batch{
+				Checks:  []store.Check{c},
+				Puts:    []store.Put{{Collection: "c", Record: store.Record{Key: "k", Version: 1, Data: []byte("v2")}}},
+				Appends: []store.Append{{Stream: "fenced", Data: [][]byte{[]byte("x")}}},
+			})
+			if !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("check %+v: %v, want ErrConflict", c, err)
+			}
+		}
+		wantRecord(t, s, "c", "k", 1, "v1")
+		wantRecord(t, s, "leases", "epoch", put2.Version, "2")
+		if seq, err := s.LastSeq(ctx, "fenced"); err != nil || seq != 0 {
+			t.Fatalf("a fenced batch appended: last seq %d, %v", seq, err)
+		}
+	})
+
 	t.Run("commit with a conflicting put writes nothing", func(t *testing.T) {
 		conflicts := []struct {
 			name string
