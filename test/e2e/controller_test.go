@@ -371,7 +371,10 @@ func TestApplyUndoAndDeliveryState(t *testing.T) {
 	})
 
 	// The -f file still names v2 as canary; it did not change, so a restart
-	// keeps what apply did.
+	// keeps what apply did. The kill waits for the webhook's saved cursor:
+	// a kill between a receiver's 2xx and that save may resend one event
+	// (documented), and this test checks deliveries without duplicates.
+	s.waitDelivered(10 * time.Second)
 	s.signal(syscall.SIGKILL)
 	s.waitExit(10 * time.Second)
 	s.start()
