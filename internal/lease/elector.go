@@ -158,7 +158,12 @@ func (e *Elector) Run(ctx context.Context, changed func(Status), errf func(error
 	defer t.Stop()
 	was := false
 	for {
-		st, err := e.Step(ctx)
+		// A round never outlasts its interval: a store that hangs (a lock
+		// held by a stalled leader, a dead connection) is an error of this
+		// round, and a leader's own lease keeps counting down meanwhile.
+		sctx, cancel := context.WithTimeout(ctx, interval)
+		st, err := e.Step(sctx)
+		cancel()
 		if err != nil && errf != nil && ctx.Err() == nil {
 			errf(err)
 		}

@@ -113,8 +113,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, known []migration) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
 				return fmt.Errorf("wait for the schema migration lock: %w", err)
 			}
-			if _, err := tx.Exec(ctx, createMigrationsTable); err != nil {
-				return fmt.Errorf("create coalmine_schema_migrations: %w", err)
+			// Create the table only when it is missing, so a user allowed
+			// only to read and write the tables can start on an
+			// up-to-date schema.
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass('coalmine_schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+				return fmt.Errorf("look for coalmine_schema_migrations: %w", err)
+			}
+			if !exists {
+				if _, err := tx.Exec(ctx, createMigrationsTable); err != nil {
+					return fmt.Errorf("create coalmine_schema_migrations: %w", err)
+				}
 			}
 			var applied int
 			if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM coalmine_schema_migrations").Scan(&applied); err != nil {

@@ -67,6 +67,21 @@ func open(ctx context.Context, rawURL string, migrations []migration) (*Store, e
 	if _, set := params["application_name"]; !set {
 		params["application_name"] = "coalmine"
 	}
+	// A replica paused or cut off in the middle of a transaction must not
+	// hold its locks (a fenced batch holds the epoch record FOR SHARE)
+	// longer than a lease lasts, or no other replica could take over: the
+	// server ends such a session after 2 s idle in a transaction, and TCP
+	// keepalives notice a vanished client within about 10 s.
+	for k, v := range map[string]string{
+		"idle_in_transaction_session_timeout": "2000",
+		"tcp_keepalives_idle":                 "5",
+		"tcp_keepalives_interval":             "2",
+		"tcp_keepalives_count":                "3",
+	} {
+		if _, set := params[k]; !set {
+			params[k] = v
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL store %s: %w", where, err)
@@ -124,9 +139,16 @@ func Redact(rawURL string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}
+	// Every parameter that names a password (password, sslpassword...).
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	masked := false
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "xxxxx")
+			masked = true
+		}
+	}
+	if masked {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()

@@ -310,11 +310,12 @@ func TestOpenErrorsSayWhatToCheck(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://u:pw@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
-		"postgres://u@h/db":                         "postgres://u@h/db",
-		"postgresql://h/db?password=pw&x=1":         "postgresql://h/db?password=xxxxx&x=1",
-		"host=h password=pw":                        "(the given URL)",
-		"/var/lib/coalmine":                         "/var/lib/coalmine",
+		"postgres://u:pw@h:5432/db?sslmode=disable":          "postgres://u:xxxxx@h:5432/db?sslmode=disable",
+		"postgres://u@h/db":                                  "postgres://u@h/db",
+		"postgresql://h/db?password=pw&x=1":                  "postgresql://h/db?password=xxxxx&x=1",
+		"postgres://u@h/db?sslkey=/k.pem&sslpassword=s3cret": "postgres://u@h/db?sslkey=%2Fk.pem&sslpassword=xxxxx",
+		"host=h password=pw":                                 "(the given URL)",
+		"/var/lib/coalmine":                                  "/var/lib/coalmine",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
@@ -379,5 +380,70 @@ func TestCheckHoldsUntilTheBatchCommits(t *testing.T) {
 	}
 	if seq, err := s.LastSeq(ctx, "shop"); err != nil || seq != 0 {
 		t.Errorf("the fenced batch appended: %d %v", seq, err)
+	}
+}
+
+// TestStalledTransactionDoesNotBlockATakeover: a leader stalled inside a
+// fenced batch (paused, or cut off) holds the epoch record FOR SHARE; the
+// server ends its transaction after idle_in_transaction_session_timeout,
+// so another replica can take over within a lease time.
+func TestStalledTransactionDoesNotBlockATakeover(t *testing.T) {
+	s := mustOpen(t, pgtest.DSN(t))
+	ctx := context.Background()
+	epoch, err := s.Put(ctx, "leases", store.Record{Key: "epoch", Data: []byte("1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM coalmine_records WHERE collection = 'leases' AND key = 'epoch' FOR SHARE"); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled transaction now sits idle holding the lock.
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.Put(tctx, "leases", store.Record{Key: "epoch", Version: epoch.Version, Data: []byte("2")}); err != nil {
+		t.Fatalf("a takeover behind a stalled transaction: %v", err)
+	}
+}
+
+// TestDeleteStreamRacingAFirstAppend: a stream deleted while its first
+// append commits ends either with the append (counter and events) or with
+// nothing, never with a counter whose events are gone.
+func TestDeleteStreamRacingAFirstAppend(t *testing.T) {
+	s := mustOpen(t, pgtest.DSN(t))
+	ctx := context.Background()
+	for i := range 200 {
+		stream := fmt.Sprintf("race-%d", i)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, _ = s.Commit(ctx, store.Batch{Appends: []store.Append{{Stream: stream, Data: [][]byte{[]byte("x")}}}})
+		}()
+		go func() {
+			defer wg.Done()
+			_ = s.DeleteStream(ctx, stream)
+		}()
+		wg.Wait()
+		last, err := s.LastSeq(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.Events(ctx, stream, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last != uint64(len(evs)) {
+			t.Fatalf("round %d: last seq %d but %d events", i, last, len(evs))
+		}
 	}
 }

@@ -177,8 +177,14 @@ func (s *Store) Trim(ctx context.Context, stream string, upTo uint64) error {
 // DeleteStream removes a stream's events and its counter together.
 func (s *Store) DeleteStream(ctx context.Context, stream string) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		// The counter first: its row lock waits for appenders in flight,
-		// so none of their events is left behind without a counter.
+		// Lock the counter row first, creating it if need be: under READ
+		// COMMITTED a DELETE alone does not see (and so does not wait for)
+		// the counter of a stream whose first append is in flight, which
+		// could then commit between the two deletes and lose its events.
+		if _, err := tx.Exec(ctx, `INSERT INTO coalmine_streams AS s (stream, last_seq) VALUES ($1, 0)
+			ON CONFLICT (stream) DO UPDATE SET last_seq = s.last_seq`, stream); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM coalmine_streams WHERE stream = $1", stream); err != nil {
 			return err
 		}
