@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -96,7 +97,7 @@ func (d *document) dropKubernetesMetadata(md *yaml.Node) {
 	var first *yaml.Node
 	for i := 0; i+1 < len(md.Content); i += 2 {
 		k := md.Content[i]
-		if k.Kind == yaml.ScalarNode && contains(kubernetesMetadata, k.Value) {
+		if k.Kind == yaml.ScalarNode && slices.Contains(kubernetesMetadata, k.Value) {
 			dropped = append(dropped, k.Value)
 			if first == nil {
 				first = k
@@ -110,15 +111,6 @@ func (d *document) dropKubernetesMetadata(md *yaml.Node) {
 		p := spec.FieldPath("metadata").Child(dropped[0])
 		d.warn(posOf(first), p, "Kubernetes metadata ignored (%s): coalmine has no namespaces and does not use labels or annotations", strings.Join(dropped, ", "))
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // headerList turns Argo's `headers: [{key: K, value: V}]` into coalmine's
