@@ -197,7 +197,15 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	case cfg.Store == "":
 		return bolt.Open(cfg.DataDir)
 	case postgres.IsURL(cfg.Store):
-		return postgres.Open(ctx, cfg.Store)
+		s, err := postgres.Open(ctx, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.HoldExclusive(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	return nil, BadStoreURL(cfg.Store)
 }

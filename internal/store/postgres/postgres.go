@@ -26,6 +26,8 @@ var _ store.Store = (*Store)(nil)
 // Store is a store.Store in a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// exclusive is the connection holding the single-writer lock, if any.
+	exclusive *pgxpool.Conn
 }
 
 // IsURL reports whether s names a PostgreSQL database (postgres:// or
@@ -156,7 +158,43 @@ func Redact(rawURL string) string {
 
 // Close releases the connections.
 func (s *Store) Close() error {
+	if s.exclusive != nil {
+		s.exclusive.Release()
+		s.exclusive = nil
+	}
 	s.pool.Close()
+	return nil
+}
+
+// singleWriterLock is the session advisory lock one `coalmine serve` holds
+// on its database ("coalmine-serve" in ASCII, truncated to 8 bytes).
+const singleWriterLock int64 = 0x636f616c6d2d7376
+
+// ErrInUse is returned by HoldExclusive when another process holds the
+// database.
+var ErrInUse = errors.New("another coalmine serve is using this database")
+
+// HoldExclusive takes the database for this process until Close: until
+// replicas elect a leader (issue 12), two servers on one database would
+// both run the controller, so the second is refused. The lock is a session
+// lock on a connection kept for it: when the process dies its connection
+// closes and the lock goes with it (after the TCP keepalive time when the
+// process vanished from the network rather than exited).
+func (s *Store) HoldExclusive(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("take the database for this server: %w", err)
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", singleWriterLock).Scan(&got); err != nil {
+		conn.Release()
+		return fmt.Errorf("take the database for this server: %w", err)
+	}
+	if !got {
+		conn.Release()
+		return fmt.Errorf("%w: several replicas on one database are not supported yet (they need leader election, issue 12); stop the other server, or give this one its own database", ErrInUse)
+	}
+	s.exclusive = conn
 	return nil
 }
 
