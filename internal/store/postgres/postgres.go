@@ -159,6 +159,12 @@ func Redact(rawURL string) string {
 // Close releases the connections.
 func (s *Store) Close() error {
 	if s.exclusive != nil {
+		// Unlock explicitly: the server would drop the lock with the
+		// connection anyway, but only once it has noticed the connection
+		// closed, which a server started right after may beat.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = s.exclusive.Exec(ctx, "SELECT pg_advisory_unlock($1)", singleWriterLock)
+		cancel()
 		s.exclusive.Release()
 		s.exclusive = nil
 	}
@@ -169,6 +175,10 @@ func (s *Store) Close() error {
 // singleWriterLock is the session advisory lock one `coalmine serve` holds
 // on its database ("coalmine-serve" in ASCII, truncated to 8 bytes).
 const singleWriterLock int64 = 0x636f616c6d2d7376
+
+// holdRetry is how long HoldExclusive waits for a lock that may belong to
+// a process that just died.
+const holdRetry = 2 * time.Second
 
 // ErrInUse is returned by HoldExclusive when another process holds the
 // database.
@@ -185,10 +195,25 @@ func (s *Store) HoldExclusive(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("take the database for this server: %w", err)
 	}
+	// A holder that was just killed loses the lock only once the server
+	// has noticed its connection closed: try for a moment before refusing,
+	// so a restart right after a crash starts.
 	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", singleWriterLock).Scan(&got); err != nil {
-		conn.Release()
-		return fmt.Errorf("take the database for this server: %w", err)
+	deadline := time.Now().Add(holdRetry)
+	for {
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", singleWriterLock).Scan(&got); err != nil {
+			conn.Release()
+			return fmt.Errorf("take the database for this server: %w", err)
+		}
+		if got || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			conn.Release()
+			return fmt.Errorf("take the database for this server: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if !got {
 		conn.Release()
