@@ -225,21 +225,7 @@ func TestArgoConditionHelpersAndTimeout(t *testing.T) {
 	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
 	stub := &backend{URL: stable.URL}
 	s := newServer(t, stub, stub)
-	s.writeConfig(fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
-kind: Rollout
-metadata: {name: shop}
-spec:
-  listen: %s
-  stable: {version: v1, endpoints: [%s]}
-  canary: {version: v2, endpoints: [%s]}
-  strategy:
-    canary:
-      steps:
-        - setWeight: 10
-        - analysis: {templates: [{templateName: argo}]}
-        - pause: {}
----
-apiVersion: argoproj.io/v1alpha1
+	s.writeConfig(analysisRollout("shop", s.Listen, stable.URL, canary.URL, "{templates: [{templateName: argo}]}") + "---\n" + fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: argo}
 spec:
@@ -256,7 +242,7 @@ spec:
       successCondition: result >= 1
       provider:
         prometheus: {address: "%s", query: "scalar(vector(1))"}
-`, s.Listen, stable.URL, canary.URL, webURL, webURL, slowProm))
+`, webURL, webURL, slowProm))
 	s.start()
 	st := s.waitFor("the analysis step to end", 45*time.Second, func(st status) bool {
 		return st.StepIndex >= 2 || st.Phase == "Degraded" || st.Phase == "Paused"

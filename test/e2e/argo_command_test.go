@@ -69,23 +69,8 @@ spec:
           command: [sh, -c, 'printf "%%s" "$SCORE"']
           env: [{name: SCORE, value: "0.99"}]
 `, dir)
-	s.writeConfig(fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
-kind: Rollout
-metadata: {name: shop}
-spec:
-  listen: %s
-  stable: {version: v1, endpoints: [%s]}
-  canary: {version: v2, endpoints: [%s]}
-  strategy:
-    canary:
-      steps:
-        - setWeight: 10
-        - analysis:
-            templates: [{templateName: smoke}]
-            args: [{name: url, value: "%s"}]
-        - pause: {}
----
-%s`, s.Listen, stable.URL, canary.URL, canary.URL, template))
+	s.writeConfig(analysisRollout("shop", s.Listen, stable.URL, canary.URL,
+		fmt.Sprintf(`{templates: [{templateName: smoke}], args: [{name: url, value: "%s"}]}`, canary.URL)) + "---\n" + template)
 	if out, code := run(t, "lint", "-f", s.Config); code != 0 {
 		t.Fatalf("lint: exit %d:\n%s", code, out)
 	}
@@ -186,20 +171,7 @@ spec:
       provider: {command: {command: [%s]}}
 `, script))
 	rollout := filepath.Join(files, "rollout.yaml")
-	writeFile(t, rollout, fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
-kind: Rollout
-metadata: {name: api}
-spec:
-  listen: %s
-  stable: {version: v1, endpoints: [%s]}
-  canary: {version: v2, endpoints: [%s]}
-  strategy:
-    canary:
-      steps:
-        - setWeight: 10
-        - analysis: {templates: [{templateName: api-smoke}]}
-        - pause: {}
-`, freeAddr(t), stable.URL, canary.URL))
+	writeFile(t, rollout, analysisRollout("api", freeAddr(t), stable.URL, canary.URL, "{templates: [{templateName: api-smoke}]}"))
 	s.mustCLI("apply", "-f", template)
 	s.mustCLI("apply", "-f", rollout)
 	apiStatus := func() status {

@@ -56,23 +56,9 @@ func TestArgoProviderFields(t *testing.T) {
 	stub := &backend{URL: stable.URL}
 	s := newServer(t, stub, stub)
 	s.env = append(s.env, "PROM_PASSWORD=prom-pw", "GATE_CLIENT_SECRET=gate-secret")
-	s.writeConfig(fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
-kind: Rollout
-metadata: {name: shop}
-spec:
-  listen: %s
-  stable: {version: v1, endpoints: [%s]}
-  canary: {version: v2, endpoints: [%s]}
-  strategy:
-    canary:
-      steps:
-        - setWeight: 10
-        - analysis:
-            templates: [{templateName: argo-providers}]
-            args: [{name: host, value: %q}, {name: port, value: %q}, {name: service-name, value: shop}]
-        - pause: {}
----
-apiVersion: coalmine.dev/v1alpha1
+	s.writeConfig(analysisRollout("shop", s.Listen, stable.URL, canary.URL, fmt.Sprintf(
+		`{templates: [{templateName: argo-providers}], args: [{name: host, value: %q}, {name: port, value: %q}, {name: service-name, value: shop}]}`,
+		host, port)) + "---\n" + fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: argo-providers}
 spec:
@@ -114,7 +100,7 @@ spec:
             clientId: coalmine
             clientSecretFrom: {env: GATE_CLIENT_SECRET}
             scopes: [gate]
-`, s.Listen, stable.URL, canary.URL, host, port, prom.URL, tokenURL))
+`, prom.URL, tokenURL))
 	// lint resolves secret references too: the same environment as serve.
 	t.Setenv("PROM_PASSWORD", "prom-pw")
 	t.Setenv("GATE_CLIENT_SECRET", "gate-secret")

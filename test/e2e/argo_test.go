@@ -34,21 +34,7 @@ func TestArgoShapedAnalysis(t *testing.T) {
 	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
 	stub := &backend{URL: stable.URL}
 	s := newServer(t, stub, stub)
-	s.writeConfig(fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
-kind: Rollout
-metadata: {name: shop}
-spec:
-  listen: %s
-  stable: {version: v1, endpoints: [%s]}
-  canary: {version: v2, endpoints: [%s]}
-  strategy:
-    canary:
-      steps:
-        - setWeight: 10
-        - analysis: {templates: [{templateName: argo}]}
-        - pause: {}
----
-apiVersion: coalmine.dev/v1alpha1
+	s.writeConfig(analysisRollout("shop", s.Listen, stable.URL, canary.URL, "{templates: [{templateName: argo}]}") + "---\n" + fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: argo}
 spec:
@@ -66,7 +52,7 @@ spec:
     - name: no-condition
       provider:
         web: {url: %s/data, jsonPath: "{$.data.ok}"}
-`, s.Listen, stable.URL, canary.URL, prom.URL, webURL, webURL))
+`, prom.URL, webURL, webURL))
 	s.start()
 	st := s.waitFor("the analysis step to pass", 30*time.Second, func(st status) bool {
 		return st.StepIndex == 2 || st.Phase == "Degraded"
@@ -96,4 +82,24 @@ spec:
 	if out, code := run(t, "lint", "-f", f); code != 2 || !strings.Contains(out, "count 3 needs an interval between the measurements") {
 		t.Errorf("lint of count 3 without interval: exit %d:\n%s", code, out)
 	}
+}
+
+// analysisRollout is the rollout the Argo tests share: 10% to the canary,
+// then an analysis step (analysis is its YAML flow mapping, such as
+// {templates: [{templateName: argo}]}), then a pause.
+func analysisRollout(name, listen, stableURL, canaryURL, analysis string) string {
+	return fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
+kind: Rollout
+metadata: {name: %s}
+spec:
+  listen: %s
+  stable: {version: v1, endpoints: [%s]}
+  canary: {version: v2, endpoints: [%s]}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 10
+        - analysis: %s
+        - pause: {}
+`, name, listen, stableURL, canaryURL, analysis)
 }
