@@ -113,3 +113,22 @@ type Streams interface {
 	// DeleteStream removes a stream and its sequence counter.
 	DeleteStream(ctx context.Context, stream string) error
 }
+
+// Change says that a record may have changed. Resync means changes may
+// have been missed (a lost connection, a full buffer): re-read everything.
+type Change struct {
+	Collection string
+	Key        string
+	Resync     bool
+}
+
+// ChangeFeed is implemented by stores that several processes share: it
+// tells one process what the others wrote, so it can re-read at once
+// instead of polling. A feed is a hint, never the only path: notifications
+// can be lost, so readers still re-read periodically.
+type ChangeFeed interface {
+	// Changes sends the changes committed by anyone (this process
+	// included) until ctx ends, then closes the channel. The first value
+	// is a Resync once the feed is listening.
+	Changes(ctx context.Context) <-chan Change
+}

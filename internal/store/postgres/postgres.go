@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +30,27 @@ type Store struct {
 	pool *pgxpool.Pool
 	// exclusive is the connection holding the single-writer lock, if any.
 	exclusive *pgxpool.Conn
+	// log receives the change feed's connection errors (SetLogger).
+	log          *slog.Logger
+	lastListenMu sync.Mutex
+	lastListen   time.Time
+}
+
+// SetLogger makes the store log what it cannot report through a return
+// value: a change feed that lost its connection and reconnects.
+func (s *Store) SetLogger(l *slog.Logger) { s.log = l }
+
+// logListen logs a lost change-feed connection, at most every 30 s.
+func (s *Store) logListen(err error) {
+	if s.log == nil {
+		return
+	}
+	s.lastListenMu.Lock()
+	defer s.lastListenMu.Unlock()
+	if now := time.Now(); now.Sub(s.lastListen) >= 30*time.Second {
+		s.lastListen = now
+		s.log.Warn("the PostgreSQL change feed lost its connection; reconnecting (changes are re-read every 2 s meanwhile)", "err", err)
+	}
 }
 
 // IsURL reports whether s names a PostgreSQL database (postgres:// or
