@@ -15,6 +15,10 @@ var (
 	ErrNotFound = errors.New("record not found")
 	// ErrConflict: the record changed since it was read (compare-and-swap failed).
 	ErrConflict = errors.New("record changed concurrently")
+	// ErrFenced: a write refused because the writer no longer leads (its
+	// lease passed and another replica took over, or it stepped down). It
+	// is not a conflict: reading again and retrying cannot succeed.
+	ErrFenced = errors.New("write refused: this replica no longer leads")
 )
 
 // Record is one stored value. Version is 0 for a record that does not exist
