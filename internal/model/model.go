@@ -73,8 +73,27 @@ type Status struct {
 	// Unsaved says that the state shown is in effect in the data plane but
 	// could not be saved (the store cannot write), and that saving is being
 	// retried. A restart before it is saved would lose it.
-	Unsaved   string    `json:"unsaved,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Unsaved string `json:"unsaved,omitempty"`
+	// Replicas lists, when several replicas share the store, the weight
+	// each one's data plane routes with; a setWeight step completes only
+	// once every live replica routes with the new weight.
+	Replicas []ReplicaWeight `json:"replicas,omitempty"`
+	// Controller says why no controller advances the rollout right now
+	// (the store is unreachable, no replica leads); empty while one does.
+	Controller string    `json:"controller,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// ReplicaWeight is what one replica's data plane routes a rollout with.
+type ReplicaWeight struct {
+	Replica string `json:"replica"`
+	// ObservedWeight is the canary percentage it routes with.
+	ObservedWeight float64 `json:"observedWeight"`
+	// StateVersion is the version of the stored state it routes with;
+	// Current is false while that is older than the state that set the
+	// weight (the change has not reached it yet).
+	StateVersion uint64 `json:"stateVersion"`
+	Current      bool   `json:"current"`
 }
 
 // AnalysisRunStatus is one analysis run with every metric's measurements

@@ -119,6 +119,28 @@ type Config struct {
 	// ResolveArgSecret reads a secret argument (args[].valueFrom) when a
 	// measurement runs; nil makes such measurements end in Error.
 	ResolveArgSecret func(spec.ArgValueFrom) (string, error)
+	// OnRouted is called after a follower's data plane took in a new state
+	// (Follow), so the replica can report what it routes with at once.
+	OnRouted func()
+	// ReplicaRoutes reports what the other live replicas route a rollout
+	// with; nil (one process) means there are none. A setWeight step
+	// completes only once every one of them routes with the new weight.
+	ReplicaRoutes func(rollout string) []ReplicaRoute
+	// ReplicaID names this replica in the status's list of replicas.
+	ReplicaID string
+	// Degraded says why no controller advances rollouts right now (the
+	// store is unreachable, no replica leads), or "" when one does; the
+	// status shows it.
+	Degraded func() string
+}
+
+// ReplicaRoute is what another replica's data plane routes a rollout with.
+type ReplicaRoute struct {
+	Replica string
+	// Known is false when the replica does not serve the rollout (yet).
+	Known        bool
+	StateVersion uint64
+	Weight       spec.Weight
 }
 
 // Controller runs rollouts: it keeps each one's spec and persisted State,
@@ -160,6 +182,9 @@ type Controller struct {
 	// storeErr is the last error the store gave a write, nil once a write
 	// succeeds again; /readyz reports it.
 	storeErr atomic.Pointer[error]
+
+	// follow is the state of a follower's re-reads (follow.go).
+	follow followState
 }
 
 // resolveUnsaved settles an unsaved state (an abort in effect) after a
@@ -259,6 +284,10 @@ type entry struct {
 	lastSeq uint64
 	// trimmedTo is the newest event seq trimmed by this process.
 	trimmedTo uint64
+	// weightVer is the state version that set the weight routed now; with
+	// several replicas, each must route with this version or a later one
+	// before a setWeight step completes.
+	weightVer uint64
 	// What the data plane was last given.
 	served     bool
 	servedSpec spec.Rollout
@@ -420,7 +449,10 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 	return nil
 }
 
-// observe reads what the data plane does for e.
+// observe reads what the data plane does for e: this replica's, and,
+// with several replicas, every live one's (the weight is the smallest, and
+// the table counts as applied only once each routes with the state that
+// set the weight).
 func (c *Controller) observe(e *entry) Observation {
 	base := Observation{Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap(), RefusedTemplates: c.refusedTemplates()}
 	if !e.served {
@@ -430,8 +462,18 @@ func (c *Controller) observe(e *entry) Observation {
 	if err != nil {
 		return base
 	}
-	return Observation{Synced: e.table != nil && gen == e.table.Generation, Weight: w, CanaryAvailable: avail,
+	obs := Observation{Synced: e.table != nil && gen == e.table.Generation, Weight: w, CanaryAvailable: avail,
 		Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap(), RefusedTemplates: c.refusedTemplates()}
+	if obs.Synced && c.cfg.ReplicaRoutes != nil {
+		for _, r := range c.cfg.ReplicaRoutes(obs.Rollout) {
+			if !r.Known || r.StateVersion < e.weightVer {
+				obs.Synced = false
+				break
+			}
+			obs.Weight = min(obs.Weight, r.Weight)
+		}
+	}
+	return obs
 }
 
 // commit persists a new state with its events (and, when given, a new
@@ -487,11 +529,19 @@ func (c *Controller) commit(ctx context.Context, e *entry, next State, drafts []
 		}
 		return &conflictError{msg: fmt.Sprintf("rollout %q was changed by another writer meanwhile; try again", name)}
 	}
+	if errors.Is(err, store.ErrFenced) {
+		// Not a store failure: another replica leads now (or this one is
+		// stepping down), and it has the rollout.
+		return &unavailableError{fmt.Errorf("save rollout %q: %w; send the command again: any replica forwards it to the one that leads", name, err)}
+	}
 	if err != nil {
 		c.noteStore(err)
 		return &unavailableError{fmt.Errorf("save rollout %q: %w", name, err)}
 	}
 	c.noteStore(nil)
+	if next.Weight != e.st.Weight || versionOf(next.Canary) != versionOf(e.st.Canary) || e.weightVer == 0 {
+		e.weightVer = done.Records[0].Version
+	}
 	if e.dirty {
 		c.log.Info("the state in effect is saved again", "rollout", name)
 		e.dirty, e.unsaved, e.saveErr = false, nil, nil

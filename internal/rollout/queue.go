@@ -80,6 +80,7 @@ func (q *delayQueue) Forget(key string) {
 
 // Run hands due keys to out until ctx ends. The receiver must call Done.
 func (q *delayQueue) Run(ctx context.Context, out chan<- string) {
+	q.requeueProcessing()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -139,4 +140,21 @@ func (h *itemHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
+}
+
+// requeueProcessing makes keys handed out by an earlier Run that stopped
+// (a leader that stepped down) due again: their Done may never come.
+func (q *delayQueue) requeueProcessing() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	for key := range q.processing {
+		delete(q.processing, key)
+		at := now
+		if again, ok := q.again[key]; ok {
+			delete(q.again, key)
+			at = again
+		}
+		q.addLocked(key, at)
+	}
 }

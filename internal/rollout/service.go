@@ -281,6 +281,12 @@ func (c *Controller) view(e *entry) model.View {
 	if err := c.cfg.Router.ListenError(name); err != nil {
 		status.ListenError = err.Error()
 	}
+	if c.cfg.ReplicaRoutes != nil {
+		status.Replicas = c.replicaWeights(e, name, status.ObservedWeight)
+	}
+	if c.cfg.Degraded != nil {
+		status.Controller = c.cfg.Degraded()
+	}
 	if e.dirty {
 		status.Unsaved = fmt.Sprintf("in effect in the data plane but not saved: %v; saving is retried every %s, and a restart before it succeeds would bring back the previous state", e.saveErr, saveRetry)
 	}
@@ -328,4 +334,19 @@ func (c *Controller) Events(ctx context.Context, name string, after uint64, limi
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// replicaWeights lists what each replica routes the rollout with, this one
+// first. Callers hold e.mu.
+func (c *Controller) replicaWeights(e *entry, name string, own float64) []model.ReplicaWeight {
+	out := []model.ReplicaWeight{{Replica: c.cfg.ReplicaID, ObservedWeight: own, StateVersion: e.stVer, Current: e.served}}
+	for _, r := range c.cfg.ReplicaRoutes(name) {
+		w := 0.0
+		if e.st.Canary != nil {
+			w = r.Weight.Percent()
+		}
+		out = append(out, model.ReplicaWeight{Replica: r.Replica, ObservedWeight: w, StateVersion: r.StateVersion,
+			Current: r.Known && r.StateVersion >= e.weightVer})
+	}
+	return out
 }

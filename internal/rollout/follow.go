@@ -1,0 +1,291 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/store"
+)
+
+// A replica that does not lead follows: it keeps its entries, its data
+// plane and its watchers in line with the store the leader writes, and
+// decides nothing (no Next, no measurements, no notifications, no
+// writes). Commands never reach a follower's controller: the admin API
+// forwards them to the leader. See docs/architecture.md "High
+// availability".
+
+// FollowResync is how often a follower re-reads every rollout, the safety
+// net under the change feed (a lost notification, a reconnection).
+const FollowResync = 2 * time.Second
+
+// Follow keeps this replica in line with the store until ctx ends: it
+// re-reads what changes announces at once, and everything every
+// FollowResync. changes may be nil (no change feed: polling only).
+func (c *Controller) Follow(ctx context.Context, changes <-chan store.Change) {
+	t := time.NewTicker(FollowResync)
+	defer t.Stop()
+	c.refreshLogged(ctx, c.Refresh)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.refreshLogged(ctx, c.Refresh)
+		case <-c.health:
+			// The leader's data plane records endpoint health; a
+			// follower's own observations are not events.
+		case ch, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			switch {
+			case ch.Resync:
+				c.refreshLogged(ctx, c.Refresh)
+			case ch.Collection == specCollection || ch.Collection == stateCollection:
+				c.refreshLogged(ctx, func(ctx context.Context) error { return c.RefreshRollout(ctx, ch.Key) })
+			case ch.Collection == templateCollection:
+				c.refreshLogged(ctx, c.refreshStoredTemplates)
+			}
+		}
+	}
+}
+
+// followErr is the last error a follower's re-read met, nil once one
+// succeeds; FollowError reports it.
+type followState struct {
+	err atomic.Pointer[error]
+}
+
+// FollowError returns why the last re-read of the store failed, or nil.
+func (c *Controller) FollowError() error {
+	if p := c.follow.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *Controller) refreshLogged(ctx context.Context, fn func(context.Context) error) {
+	rctx, cancel := context.WithTimeout(ctx, FollowResync)
+	defer cancel()
+	err := fn(rctx)
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		if c.follow.err.Swap(nil) != nil {
+			c.log.Info("the store answers again; this replica routes with its current state")
+		}
+		return
+	}
+	if prev := c.follow.err.Swap(&err); prev == nil {
+		c.log.Error("cannot read the store; this replica keeps routing with the last state it read", "err", err)
+	}
+}
+
+// Refresh re-reads every rollout and template from the store, serves what
+// changed, and stops serving rollouts no longer stored.
+func (c *Controller) Refresh(ctx context.Context) error {
+	if err := c.refreshStoredTemplates(ctx); err != nil {
+		return err
+	}
+	specs, err := c.cfg.Store.List(ctx, specCollection)
+	if err != nil {
+		return fmt.Errorf("list stored rollouts: %w", err)
+	}
+	states, err := c.cfg.Store.List(ctx, stateCollection)
+	if err != nil {
+		return fmt.Errorf("list stored rollout states: %w", err)
+	}
+	stateOf := make(map[string]store.Record, len(states))
+	for _, s := range states {
+		stateOf[s.Key] = s
+	}
+	stored := make(map[string]bool, len(specs))
+	var errs []error
+	for _, sp := range specs {
+		stored[sp.Key] = true
+		st, ok := stateOf[sp.Key]
+		if !ok {
+			continue // written in one batch with its spec; not there yet
+		}
+		if err := c.refreshEntry(ctx, sp, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.mu.RLock()
+	var gone []string
+	for name := range c.entries {
+		if !stored[name] {
+			gone = append(gone, name)
+		}
+	}
+	c.mu.RUnlock()
+	for _, name := range gone {
+		c.forget(ctx, name)
+	}
+	return errors.Join(errs...)
+}
+
+// RefreshRollout re-reads one rollout (after a change notification).
+func (c *Controller) RefreshRollout(ctx context.Context, name string) error {
+	sp, err := c.cfg.Store.Get(ctx, specCollection, name)
+	if errors.Is(err, store.ErrNotFound) {
+		c.forget(ctx, name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read spec of rollout %q: %w", name, err)
+	}
+	st, err := c.cfg.Store.Get(ctx, stateCollection, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read state of rollout %q: %w", name, err)
+	}
+	return c.refreshEntry(ctx, sp, st)
+}
+
+// refreshEntry takes a stored spec and state into the rollout's entry when
+// they are newer than what it has, publishes the events appended since,
+// and serves the state.
+func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) error {
+	name := sp.Key
+	c.mu.Lock()
+	e := c.entries[name]
+	fresh := e == nil
+	if fresh {
+		e = &entry{}
+		c.entries[name] = e
+	}
+	c.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !fresh && !e.removed && e.specVer == sp.Version && e.stVer == st.Version {
+		return nil
+	}
+	if !fresh && (sp.Version < e.specVer || st.Version < e.stVer) && !e.removed {
+		return nil // an older read than one already taken in
+	}
+	var rec specRecord
+	if err := json.Unmarshal(sp.Data, &rec); err != nil {
+		return fmt.Errorf("decode stored rollout %q: %w", name, err)
+	}
+	var state State
+	if err := json.Unmarshal(st.Data, &state); err != nil {
+		return fmt.Errorf("decode state of rollout %q: %w", name, err)
+	}
+	rec.Rollout.SetDefaults()
+	stream := model.EventStream(name)
+	var events []store.Event
+	if fresh || e.removed {
+		last, err := c.cfg.Store.LastSeq(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("read events of rollout %q: %w", name, err)
+		}
+		e.lastSeq = last
+	} else {
+		var err error
+		if events, err = c.cfg.Store.Events(ctx, stream, e.lastSeq, 0); err != nil {
+			return fmt.Errorf("read events of rollout %q: %w", name, err)
+		}
+	}
+	e.removed = false
+	e.rec, e.specVer, e.st, e.stVer = rec, sp.Version, state, st.Version
+	e.dirty, e.unsaved, e.saveErr = false, nil, nil
+	for _, raw := range events {
+		var ev model.Event
+		if err := json.Unmarshal(raw.Data, &ev); err != nil {
+			c.log.Warn("skip an undecodable event", "rollout", name, "seq", raw.Seq, "err", err)
+			continue
+		}
+		ev.Seq = raw.Seq
+		e.lastSeq = raw.Seq
+		c.hub.publish(name, model.WatchUpdate{Event: &ev})
+	}
+	if err := c.sync(ctx, e); err != nil {
+		return err
+	}
+	v := c.view(e)
+	c.hub.publish(name, model.WatchUpdate{View: &v})
+	if c.cfg.OnRouted != nil {
+		c.cfg.OnRouted()
+	}
+	return nil
+}
+
+// forget stops serving a rollout the store no longer has, without
+// writing anything (the leader removed it).
+func (c *Controller) forget(ctx context.Context, name string) {
+	c.mu.Lock()
+	e := c.entries[name]
+	delete(c.entries, name)
+	c.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.removed = true
+	if e.served {
+		if err := c.cfg.Router.Remove(ctx, name); err != nil {
+			c.log.Warn("stop serving removed rollout", "rollout", name, "err", err)
+		}
+	}
+	c.queue.Forget(name)
+	c.hub.closeAll(name)
+	c.log.Info("rollout removed by the leader; no longer served here", "rollout", name)
+}
+
+// refreshStoredTemplates replaces the templates with the stored ones.
+func (c *Controller) refreshStoredTemplates(ctx context.Context) error {
+	recs, err := c.cfg.Store.List(ctx, templateCollection)
+	if err != nil {
+		return fmt.Errorf("list stored analysis templates: %w", err)
+	}
+	m := make(map[string]templateRecord, len(recs))
+	for _, raw := range recs {
+		var rec templateRecord
+		if err := json.Unmarshal(raw.Data, &rec); err != nil {
+			return fmt.Errorf("decode stored analysis template %q: %w", raw.Key, err)
+		}
+		m[raw.Key] = rec
+	}
+	c.mu.Lock()
+	c.templates = m
+	c.refreshTemplates()
+	c.mu.Unlock()
+	return nil
+}
+
+// WakeWeightWaiters reconciles at once the rollouts waiting for a weight
+// to take effect: another replica reported what it routes with.
+func (c *Controller) WakeWeightWaiters() {
+	now := c.cfg.Now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for name, e := range c.entries {
+		// A rollout busy with a reconcile or a command is woken anyway
+		// rather than waited for.
+		waiting := true
+		if e.mu.TryLock() {
+			waiting = !e.st.WeightSince.IsZero()
+			e.mu.Unlock()
+		}
+		if waiting {
+			c.queue.Add(name, now)
+		}
+	}
+}
+
+// StepDown forgets what only a leader tracks once Run has returned: a
+// store error of its writes (a follower's readiness is its re-reads).
+func (c *Controller) StepDown() {
+	c.storeErr.Store(nil)
+}
