@@ -14,7 +14,7 @@ import (
 
 // Defaults: a dead leader is replaced within TTL plus one Renew interval.
 const (
-	DefaultTTL   = 5 * time.Second
+	DefaultTTL   = 3 * time.Second
 	DefaultRenew = time.Second
 )
 
@@ -28,6 +28,9 @@ type Elector struct {
 	TTL, Renew time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnLead, when set, is called after every round this replica leads
+	// in (each renewal), with the new expiry.
+	OnLead func(Status)
 
 	mu     sync.Mutex
 	leader bool
@@ -45,6 +48,9 @@ type Status struct {
 	Holder string
 	// Fence is the check a leader puts in each batch; valid when Leader.
 	Fence store.Check
+	// ExpiresAt is when the lease runs out by this replica's clock unless
+	// renewed; a leader must not write after it (FencedStore).
+	ExpiresAt time.Time
 }
 
 func (e *Elector) now() time.Time {
@@ -65,7 +71,7 @@ func (e *Elector) ttl() time.Duration {
 func (e *Elector) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Status{Leader: e.leader, Epoch: e.lease.Epoch, Holder: e.lease.Holder, Fence: Fence(e.epochV)}
+	return Status{Leader: e.leader, Epoch: e.lease.Epoch, Holder: e.lease.Holder, Fence: Fence(e.epochV), ExpiresAt: e.lease.ExpiresAt}
 }
 
 // Step runs one round: read the lease, decide, write. It reports whether
@@ -170,6 +176,9 @@ func (e *Elector) Run(ctx context.Context, changed func(Status), errf func(error
 		if st.Leader != was {
 			was = st.Leader
 			changed(st)
+		}
+		if st.Leader && e.OnLead != nil {
+			e.OnLead(st)
 		}
 		select {
 		case <-ctx.Done():

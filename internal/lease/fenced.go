@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/store"
 )
@@ -30,11 +31,26 @@ type FencedStore struct {
 	// leading at once.
 	OnFenced func()
 
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
 	fence atomic.Pointer[store.Check]
+	until atomic.Int64 // Unix ns: the lease's expiry by this clock
 }
 
-// Lead makes writes go through, each fenced by check (Status.Fence).
-func (f *FencedStore) Lead(check store.Check) { f.fence.Store(&check) }
+// Lead makes writes go through, each fenced by check (Status.Fence),
+// until the lease's expiry (Extend moves it at each renewal).
+func (f *FencedStore) Lead(check store.Check, expiresAt time.Time) {
+	// A renewal may have extended the lease already (Extend) by the
+	// time the takeover gets here: keep the later expiry.
+	if until := expiresAt.UnixNano(); until > f.until.Load() {
+		f.until.Store(until)
+	}
+	f.fence.Store(&check)
+}
+
+// Extend moves the expiry after a renewal.
+func (f *FencedStore) Extend(expiresAt time.Time) { f.until.Store(expiresAt.UnixNano()) }
 
 // Follow refuses every write from now on.
 func (f *FencedStore) Follow() { f.fence.Store(nil) }
@@ -42,10 +58,32 @@ func (f *FencedStore) Follow() { f.fence.Store(nil) }
 // Leading reports whether writes go through.
 func (f *FencedStore) Leading() bool { return f.fence.Load() != nil }
 
-func (f *FencedStore) current() (store.Check, error) {
+func (f *FencedStore) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// current returns the fence to write with. Past the lease's expiry by its
+// own clock a leader refuses its own writes before the database has to: a
+// process paused (GC, SIGSTOP, a frozen VM) past its lease wakes up with
+// work that was due meanwhile, and another replica may lead by now.
+func (f *FencedStore) current(what func() []string) (store.Check, error) {
 	c := f.fence.Load()
 	if c == nil {
 		return store.Check{}, fmt.Errorf("%w: another replica leads, or none does yet", store.ErrFenced)
+	}
+	if until := time.Unix(0, f.until.Load()); !f.now().Before(until) {
+		f.Follow()
+		if f.Logger != nil {
+			f.Logger.Error("a late write was refused: this replica's lease ran out (was the process paused or cut off from the database?); it stops leading",
+				"leaseExpiredAt", until.UTC().Format(time.RFC3339Nano), "writes", what())
+		}
+		if f.OnFenced != nil {
+			f.OnFenced()
+		}
+		return store.Check{}, fmt.Errorf("%w: its lease ran out at %s", store.ErrFenced, until.UTC().Format(time.RFC3339Nano))
 	}
 	return *c, nil
 }
@@ -55,7 +93,7 @@ func (f *FencedStore) current() (store.Check, error) {
 // ends this replica's leadership through OnFenced; any other conflict is
 // returned as it is.
 func (f *FencedStore) Commit(ctx context.Context, b store.Batch) (store.Committed, error) {
-	fence, err := f.current()
+	fence, err := f.current(func() []string { return describe(b) })
 	if err != nil {
 		return store.Committed{}, err
 	}
@@ -115,7 +153,7 @@ func (f *FencedStore) Delete(ctx context.Context, collection, key string) error 
 
 // Trim passes through while leading (see the type's comment).
 func (f *FencedStore) Trim(ctx context.Context, stream string, upTo uint64) error {
-	if _, err := f.current(); err != nil {
+	if _, err := f.current(func() []string { return []string{"trim " + stream} }); err != nil {
 		return err
 	}
 	return f.Store.Trim(ctx, stream, upTo)
@@ -123,7 +161,7 @@ func (f *FencedStore) Trim(ctx context.Context, stream string, upTo uint64) erro
 
 // DeleteStream passes through while leading (see the type's comment).
 func (f *FencedStore) DeleteStream(ctx context.Context, stream string) error {
-	if _, err := f.current(); err != nil {
+	if _, err := f.current(func() []string { return []string{"delete " + stream} }); err != nil {
 		return err
 	}
 	return f.Store.DeleteStream(ctx, stream)

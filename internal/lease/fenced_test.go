@@ -29,11 +29,11 @@ func TestFencedStoreRefusesLateWrites(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	fenced := 0
-	fa := &lease.FencedStore{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnFenced: func() { fenced++ }}
+	fa := &lease.FencedStore{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnFenced: func() { fenced++ }, Now: clk.now}
 	if _, err := fa.Put(ctx, "rollout-state", store.Record{Key: "x", Data: []byte("1")}); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("write before Lead: %v, want ErrFenced", err)
 	}
-	fa.Lead(sa.Fence)
+	fa.Lead(sa.Fence, sa.ExpiresAt)
 	rec, err := fa.Put(ctx, "rollout-state", store.Record{Key: "x", Data: []byte("1")})
 	if err != nil {
 		t.Fatalf("leader's write: %v", err)
@@ -47,6 +47,9 @@ func TestFencedStoreRefusesLateWrites(t *testing.T) {
 	if sb, err := b.Step(ctx); err != nil || !sb.Leader {
 		t.Fatalf("b did not take over: %+v %v", sb, err)
 	}
+	// The database refuses a's write even when a's clock lags (here: a
+	// still believes its lease lasts).
+	fa.Extend(clk.t.Add(time.Hour))
 	rec.Data = []byte("late")
 	_, err = fa.Commit(ctx, store.Batch{Puts: []store.Put{{Collection: "rollout-state", Record: rec}},
 		Appends: []store.Append{{Stream: "events/x", Data: [][]byte{[]byte("late event")}}}})
@@ -68,5 +71,36 @@ func TestFencedStoreRefusesLateWrites(t *testing.T) {
 	}
 	if err := fa.Trim(ctx, "events/x", 1); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("trim after losing: %v", err)
+	}
+}
+
+// TestFencedStoreRefusesWritesPastItsOwnLease: a leader whose clock says
+// its lease ran out refuses its own writes, before the database is asked
+// and whether or not another replica took over yet.
+func TestFencedStoreRefusesWritesPastItsOwnLease(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	clk := &clock{t: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	a := &lease.Elector{Store: st, ID: "a", Now: clk.now}
+	sa, err := a.Step(ctx)
+	if err != nil || !sa.Leader {
+		t.Fatalf("a: %+v %v", sa, err)
+	}
+	var logs bytes.Buffer
+	fa := &lease.FencedStore{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: clk.now}
+	fa.Lead(sa.Fence, sa.ExpiresAt)
+	clk.t = sa.ExpiresAt.Add(-time.Millisecond)
+	if _, err := fa.Put(ctx, "rollout-state", store.Record{Key: "x", Data: []byte("1")}); err != nil {
+		t.Fatalf("within the lease: %v", err)
+	}
+	clk.t = sa.ExpiresAt
+	if _, err := fa.Put(ctx, "rollout-state", store.Record{Key: "y", Data: []byte("1")}); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("at expiry: %v, want ErrFenced", err)
+	}
+	if fa.Leading() || !strings.Contains(logs.String(), "lease ran out") || !strings.Contains(logs.String(), "put rollout-state/y") {
+		t.Fatalf("leading %v, log %s", fa.Leading(), logs.String())
+	}
+	if _, err := st.Get(ctx, "rollout-state", "y"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the write past the lease landed: %v", err)
 	}
 }
