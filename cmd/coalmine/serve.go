@@ -35,6 +35,8 @@ type serveOptions struct {
 	pprofAddr         string
 	allowAPICommands  bool
 	listenOverrides   []string
+	replicaID         string
+	advertiseAdmin    string
 }
 
 func newServeCmd() *cobra.Command {
@@ -52,6 +54,14 @@ embedded store in --data-dir, or, with --store postgres://..., in a
 PostgreSQL database: coalmine creates its tables there at the first start
 and upgrades them when a newer coalmine starts (the user in the URL needs
 to be able to create tables; a database it owns is simplest).
+
+Several replicas can share one database (docs/ha.md): every replica serves
+the proxy listeners, the admin API and the dashboard; one of them, elected
+through the database, runs the controller, and the others route with what
+it decides. A command sent to any replica is forwarded to the leader.
+Replicas on one machine keep their listeners apart with --listen-override,
+and each needs its own --admin. Give every replica the same -f files and
+token.
 
 The admin API binds to loopback by default; binding it elsewhere needs a
 token (--token-file or COALMINE_TOKEN), which every /api/ call must send as
@@ -93,6 +103,8 @@ same validation as lint, keeping the running configuration if they are invalid.`
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	f.BoolVar(&o.allowAPICommands, "allow-command-provider", false, "accept AnalysisTemplates with command metrics through the API (apply), not only from -f files: whoever can apply then runs programs on this server")
 	f.StringArrayVar(&o.listenOverrides, "listen-override", nil, "NAME=HOST:PORT: serve rollout NAME on this address on this server instead of its spec.listen, for replicas that share a machine (repeatable)")
+	f.StringVar(&o.replicaID, "replica-id", "", "with --store: this replica's name among those sharing the database (default: host name and admin port)")
+	f.StringVar(&o.advertiseAdmin, "advertise-admin", "", "with --store: the admin URL other replicas reach this one at, to forward commands to the leader (default: http:// and the --admin address, the host name for 0.0.0.0)")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (for performance work)")
 	_ = f.MarkHidden("pprof-addr")
 	return cmd
@@ -184,7 +196,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	a, err := app.Start(ctx, app.Config{
 		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir, Store: o.store,
 		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger, AllowAPICommands: o.allowAPICommands,
-		ListenOverrides: overrides,
+		ListenOverrides: overrides, ReplicaID: o.replicaID, AdvertiseAdmin: o.advertiseAdmin, BuildVersion: cli.Version,
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/analysis/judge"
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/config"
+	"github.com/coalmine-dev/coalmine/internal/lease"
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/notify"
 	"github.com/coalmine-dev/coalmine/internal/provider/builtin"
@@ -59,6 +60,17 @@ type Config struct {
 	// its spec.listen on this server (serve --listen-override), so replicas
 	// sharing a machine keep their listeners apart.
 	ListenOverrides map[string]string
+
+	// With a shared store (PostgreSQL), this process is one replica of
+	// several: ReplicaID names it (default: host name and admin port),
+	// AdvertiseAdmin is the admin URL the others reach it at (default:
+	// the bound admin address), LeaseTTL is how long the leader's lease
+	// lasts without renewal (0: lease.DefaultTTL).
+	ReplicaID      string
+	AdvertiseAdmin string
+	LeaseTTL       time.Duration
+	// BuildVersion is this binary's version, shown in the replica list.
+	BuildVersion string
 }
 
 // App is a running coalmine. Stop it with Shutdown.
@@ -80,6 +92,11 @@ type App struct {
 	notifier   *notify.Dispatcher
 	stopNotify context.CancelFunc
 	notifyDone chan struct{}
+
+	// replicas is set when the store is shared with other replicas.
+	replicas     *replicaSet
+	buildVersion string
+	startedAt    time.Time
 }
 
 // Start opens the store, starts every rollout's listener and the admin API.
@@ -106,7 +123,8 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		adminLn.Close()
 		return nil, err
 	}
-	a = &App{log: cfg.Logger, store: st, adminLn: adminLn, adminDone: make(chan error, 1), teleDone: make(chan struct{})}
+	a = &App{log: cfg.Logger, store: st, adminLn: adminLn, adminDone: make(chan error, 1), teleDone: make(chan struct{}),
+		buildVersion: cfg.BuildVersion, startedAt: time.Now().UTC()}
 	defer func() {
 		if err != nil {
 			a.Shutdown(context.Background()) //nolint:errcheck
@@ -122,20 +140,36 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		OnEndpointHealth: func(name string, role spec.Role, version, url string, healthy bool, reason string) {
 			a.Controller.EndpointHealth(name, role, version, url, healthy, reason)
 		}})
-	a.notifier = notify.New(notify.Config{Store: st, Logger: cfg.Logger})
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	a.stopNotify, a.notifyDone = stopNotify, make(chan struct{})
-	go func() {
-		defer close(a.notifyDone)
-		if err := a.notifier.Run(notifyCtx); err != nil {
-			cfg.Logger.Error("notification dispatcher stopped", "err", err)
-		}
-	}()
+	// With a shared store, only the leader writes, and each of its writes
+	// carries its fence (lease.FencedStore); elections, heartbeats and
+	// telemetry reports use the store directly.
+	ctlStore := st
+	var fenced *lease.FencedStore
+	if shared(st) {
+		fenced = &lease.FencedStore{Store: st}
+		ctlStore = fenced
+	}
+	a.notifier = notify.New(notify.Config{Store: ctlStore, Logger: cfg.Logger})
+	if fenced == nil {
+		notifyCtx, stopNotify := context.WithCancel(context.Background())
+		a.stopNotify, a.notifyDone = stopNotify, make(chan struct{})
+		go func() {
+			defer close(a.notifyDone)
+			if err := a.notifier.Run(notifyCtx); err != nil {
+				cfg.Logger.Error("notification dispatcher stopped", "err", err)
+			}
+		}()
+	}
 	builtinProvider, err := builtin.New(builtin.Config{Telemetry: a.Telemetry, Logger: cfg.Logger})
 	if err != nil {
 		return a, err
 	}
-	a.Controller = rollout.New(rollout.Config{
+	if fenced != nil {
+		if a.replicas, err = newReplicaSet(a, cfg, st, fenced); err != nil {
+			return a, err
+		}
+	}
+	ctlCfg := rollout.Config{
 		Providers: rollout.Providers{
 			Builtin:    builtinProvider,
 			Prometheus: promprovider.New(promprovider.Config{}),
@@ -147,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			return config.ResolveSecret(from.Secret(config.SecretsDir(os.LookupEnv)))
 		},
 		Router:       routerAdapter{a.Proxy, cfg.ListenOverrides},
-		Store:        st,
+		Store:        ctlStore,
 		Notifier:     a.notifier,
 		Logger:       cfg.Logger,
 		Check:        checkConfig,
@@ -164,18 +198,29 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			}
 		},
 		AllowAPICommands: cfg.AllowAPICommands,
-	})
-	if err := a.Controller.Load(ctx, cfg.Rollouts, cfg.Templates, true); err != nil {
-		return a, err
 	}
-	ctlCtx, stopCtl := context.WithCancel(context.Background())
-	a.stopCtl, a.ctlDone = stopCtl, make(chan struct{})
-	go func() { defer close(a.ctlDone); a.Controller.Run(ctlCtx) }()
+	if rs := a.replicas; rs != nil {
+		ctlCfg.ReplicaID, ctlCfg.ReplicaRoutes, ctlCfg.Degraded = rs.id, rs.replicaRoutes, rs.degraded
+		ctlCfg.OnRouted = rs.members.Poke
+	}
+	a.Controller = rollout.New(ctlCfg)
+	if a.replicas == nil {
+		if err := a.Controller.Load(ctx, cfg.Rollouts, cfg.Templates, true); err != nil {
+			return a, err
+		}
+		ctlCtx, stopCtl := context.WithCancel(context.Background())
+		a.stopCtl, a.ctlDone = stopCtl, make(chan struct{})
+		go func() { defer close(a.ctlDone); a.Controller.Run(ctlCtx) }()
+	} else {
+		// The elector decides whether this replica loads the files and
+		// runs the controller (it leads) or follows the one that does.
+		a.replicas.start()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		a.Telemetry.Collector(), rollout.NewCollector(a.Controller), a.notifier.Collector())
-	handler := api.New(api.Config{
+	var handler http.Handler = api.New(api.Config{
 		Commands:          a.Controller,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
 		Ready:             a.ready,
@@ -184,7 +229,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		Logger:            cfg.Logger,
 		Series:            dashboard.SeriesSource{Commands: a.Controller, Telemetry: a.Telemetry}.Series,
 		UI:                dashboard.Handler(),
+		Replicas:          a.listReplicas,
 	})
+	if a.replicas != nil {
+		handler = a.replicas.forward(handler)
+	}
 	a.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	a.admin.RegisterOnShutdown(a.Controller.CloseWatches)
 	go func() { a.adminDone <- a.admin.Serve(a.adminLn) }()
@@ -201,13 +250,36 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.HoldExclusive(ctx); err != nil {
-			s.Close()
-			return nil, err
-		}
+		s.SetLogger(cfg.Logger)
 		return s, nil
 	}
 	return nil, BadStoreURL(cfg.Store)
+}
+
+// shared reports whether other processes may use st too (the PostgreSQL
+// store): then this process is one replica of several.
+func shared(st store.Store) bool {
+	_, ok := st.(store.ChangeFeed)
+	return ok
+}
+
+// listReplicas is GET /api/v1/replicas: the replicas sharing the store,
+// or this process alone on the embedded store.
+func (a *App) listReplicas(ctx context.Context) ([]model.Replica, error) {
+	if a.replicas != nil {
+		return a.replicas.members.List(ctx)
+	}
+	var sum uint64
+	routes := map[string]model.ReplicaRoute{}
+	for _, s := range a.Controller.Served() {
+		routes[s.Rollout] = model.ReplicaRoute{Revision: s.Revision, StateVersion: s.StateVersion, Weight: s.Weight}
+		sum += s.StateVersion
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(a.AdminAddr())
+	now := time.Now().UTC()
+	return []model.Replica{{ID: host + "-" + port, Leader: true, Admin: advertisedAdmin(a.AdminAddr()), Version: a.buildVersion,
+		RouteRevision: sum, Routes: routes, StartedAt: a.startedAt, LastHeartbeat: now}}, nil
 }
 
 // BadStoreURL is the error for a --store value that names no store
@@ -223,6 +295,11 @@ func (a *App) ready() error {
 	var out []error
 	if err := a.Controller.StoreError(); err != nil {
 		out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
+	}
+	if a.replicas != nil {
+		if err := a.replicas.ready(); err != nil {
+			out = append(out, err)
+		}
 	}
 	errs := a.Proxy.ListenerErrors()
 	names := make([]string, 0, len(errs))
@@ -245,8 +322,12 @@ func (a *App) AdminDone() <-chan error { return a.adminDone }
 // Reload applies the rollouts and templates of re-read configuration
 // files (SIGHUP); file rollouts no longer in them are removed.
 func (a *App) Reload(ctx context.Context, rollouts []spec.Rollout, templates []spec.AnalysisTemplate) error {
-	if err := a.Controller.Load(ctx, rollouts, templates, false); err != nil {
-		return err
+	// A replica that follows keeps the files for when it leads; the
+	// leader's files are the ones in effect.
+	if a.replicas == nil || a.replicas.setFiles(rollouts, templates) {
+		if err := a.Controller.Load(ctx, rollouts, templates, false); err != nil {
+			return err
+		}
 	}
 	// Certificates are files outside the spec: a renewed pair at the same
 	// paths is picked up here (SPEC §2: "reloaded on SIGHUP").
@@ -264,6 +345,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		errs = append(errs, a.admin.Shutdown(ctx))
 	} else if a.adminLn != nil {
 		a.adminLn.Close() // bound, never served: start-up failed after it
+	}
+	if a.replicas != nil {
+		a.replicas.shutdown(ctx)
 	}
 	if a.stopCtl != nil {
 		a.stopCtl()

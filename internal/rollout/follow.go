@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/store"
 )
 
@@ -197,8 +198,16 @@ func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) erro
 		}
 	}
 	e.removed = false
+	if e.dirty && !abortSettled(e.st, state) {
+		// An abort this replica applied while no leader could save it
+		// stays in effect until the store has it (or the rollout moved on
+		// to another revision); the replica hands it to the leader
+		// meanwhile (UnsavedAborts).
+		state = e.st
+	} else {
+		e.dirty, e.unsaved, e.saveErr = false, nil, nil
+	}
 	e.rec, e.specVer, e.st, e.stVer = rec, sp.Version, state, st.Version
-	e.dirty, e.unsaved, e.saveErr = false, nil, nil
 	for _, raw := range events {
 		var ev model.Event
 		if err := json.Unmarshal(raw.Data, &ev); err != nil {
@@ -288,4 +297,71 @@ func (c *Controller) WakeWeightWaiters() {
 // store error of its writes (a follower's readiness is its re-reads).
 func (c *Controller) StepDown() {
 	c.storeErr.Store(nil)
+}
+
+// ServedRoute is what this replica's data plane routes one rollout with.
+type ServedRoute struct {
+	Rollout      string
+	Revision     int64
+	StateVersion uint64
+	Weight       spec.Weight
+}
+
+// Served lists what this replica's data plane routes with, for its
+// heartbeat: the leader completes a setWeight step only once every live
+// replica reports the new weight.
+func (c *Controller) Served() []ServedRoute {
+	c.mu.RLock()
+	entries := make(map[string]*entry, len(c.entries))
+	for n, e := range c.entries {
+		entries[n] = e
+	}
+	c.mu.RUnlock()
+	out := make([]ServedRoute, 0, len(entries))
+	for name, e := range entries {
+		e.mu.Lock()
+		if e.served && !e.removed {
+			if _, w, _, err := c.cfg.Router.Observed(name); err == nil {
+				out = append(out, ServedRoute{Rollout: name, Revision: e.st.Revision, StateVersion: e.stVer, Weight: w})
+			}
+		}
+		e.mu.Unlock()
+	}
+	return out
+}
+
+// abortSettled reports whether a stored state makes a local, unsaved abort
+// of inEffect moot: the store has the abort, or a later revision.
+func abortSettled(inEffect, stored State) bool {
+	return stored.Revision != inEffect.Revision || stored.Aborted || stored.Canary == nil
+}
+
+// UnsavedAborts names the rollouts with an abort in effect in this
+// replica's data plane that the store does not have yet.
+func (c *Controller) UnsavedAborts() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for name, e := range c.entries {
+		if e.mu.TryLock() {
+			if e.dirty {
+				out = append(out, name)
+			}
+			e.mu.Unlock()
+		}
+	}
+	return out
+}
+
+// DropUnsaved forgets a local abort the leader has seen (it saved it, or
+// answered why not), and takes the stored state again.
+func (c *Controller) DropUnsaved(ctx context.Context, name string) error {
+	e, err := c.lock(name)
+	if err != nil {
+		return err
+	}
+	e.dirty, e.unsaved, e.saveErr = false, nil, nil
+	e.specVer = 0 // the next re-read takes the stored state, whatever its version
+	e.mu.Unlock()
+	return c.RefreshRollout(ctx, name)
 }

@@ -28,8 +28,6 @@ var _ store.Store = (*Store)(nil)
 // Store is a store.Store in a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
-	// exclusive is the connection holding the single-writer lock, if any.
-	exclusive *pgxpool.Conn
 	// log receives the change feed's connection errors (SetLogger).
 	log          *slog.Logger
 	lastListenMu sync.Mutex
@@ -181,68 +179,7 @@ func Redact(rawURL string) string {
 
 // Close releases the connections.
 func (s *Store) Close() error {
-	if s.exclusive != nil {
-		// Unlock explicitly: the server would drop the lock with the
-		// connection anyway, but only once it has noticed the connection
-		// closed, which a server started right after may beat.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = s.exclusive.Exec(ctx, "SELECT pg_advisory_unlock($1)", singleWriterLock)
-		cancel()
-		s.exclusive.Release()
-		s.exclusive = nil
-	}
 	s.pool.Close()
-	return nil
-}
-
-// singleWriterLock is the session advisory lock one `coalmine serve` holds
-// on its database ("coalmine-serve" in ASCII, truncated to 8 bytes).
-const singleWriterLock int64 = 0x636f616c6d2d7376
-
-// holdRetry is how long HoldExclusive waits for a lock that may belong to
-// a process that just died.
-const holdRetry = 2 * time.Second
-
-// ErrInUse is returned by HoldExclusive when another process holds the
-// database.
-var ErrInUse = errors.New("another coalmine serve is using this database")
-
-// HoldExclusive takes the database for this process until Close: until
-// replicas elect a leader (issue 12), two servers on one database would
-// both run the controller, so the second is refused. The lock is a session
-// lock on a connection kept for it: when the process dies its connection
-// closes and the lock goes with it (after the TCP keepalive time when the
-// process vanished from the network rather than exited).
-func (s *Store) HoldExclusive(ctx context.Context) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("take the database for this server: %w", err)
-	}
-	// A holder that was just killed loses the lock only once the server
-	// has noticed its connection closed: try for a moment before refusing,
-	// so a restart right after a crash starts.
-	var got bool
-	deadline := time.Now().Add(holdRetry)
-	for {
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", singleWriterLock).Scan(&got); err != nil {
-			conn.Release()
-			return fmt.Errorf("take the database for this server: %w", err)
-		}
-		if got || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			conn.Release()
-			return fmt.Errorf("take the database for this server: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if !got {
-		conn.Release()
-		return fmt.Errorf("%w: several replicas on one database are not supported yet (they need leader election, issue 12); stop the other server, or give this one its own database", ErrInUse)
-	}
-	s.exclusive = conn
 	return nil
 }
 

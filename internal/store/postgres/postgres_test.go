@@ -447,22 +447,3 @@ func TestDeleteStreamRacingAFirstAppend(t *testing.T) {
 		}
 	}
 }
-
-// TestHoldExclusive: one server per database until replicas elect a
-// leader; the lock goes when the holder closes.
-func TestHoldExclusive(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	ctx := context.Background()
-	first := mustOpen(t, dsn)
-	if err := first.HoldExclusive(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second := mustOpen(t, dsn)
-	if err := second.HoldExclusive(ctx); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "stop the other server") {
-		t.Fatalf("second holder: %v", err)
-	}
-	first.Close()
-	if err := second.HoldExclusive(ctx); err != nil {
-		t.Fatalf("after the first closed: %v", err)
-	}
-}

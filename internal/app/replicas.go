@@ -1,0 +1,596 @@
+package app
+
+import (
+	"encoding/json"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/cluster"
+	"github.com/coalmine-dev/coalmine/internal/lease"
+	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/rollout"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/store"
+	"github.com/coalmine-dev/coalmine/internal/teleshare"
+)
+
+// replicaSet is what a replica sharing a PostgreSQL store runs beside the
+// proxy and the admin API (docs/architecture.md "High availability"): an
+// elector, a heartbeat, the change feed, and the switch between leading
+// (the controller, the notifier and the telemetry merger run) and
+// following (the controller re-reads what the leader wrote).
+type replicaSet struct {
+	a      *App
+	cfg    Config
+	log    *slog.Logger
+	shared store.Store // unfenced: elections, heartbeats, telemetry
+	fenced *lease.FencedStore
+	feed   store.ChangeFeed
+
+	id       string
+	adminURL string
+	elector  *lease.Elector
+	members  *cluster.Membership
+
+	leading  atomic.Bool
+	// files are the -f files' objects, which this replica loads when it
+	// takes over (SIGHUP replaces them).
+	filesMu   sync.Mutex
+	rollouts  []spec.Rollout
+	templates []spec.AnalysisTemplate
+	fencedCh chan struct{} // a write was refused by a newer epoch
+	roleCh   chan lease.Status
+	followCh chan store.Change
+
+	// replicas is the membership as last read; ReplicaRoutes and the
+	// forwarding of commands read it.
+	replicas  atomic.Pointer[[]model.Replica]
+	electErr  atomic.Pointer[error]
+	stop      context.CancelFunc
+	done      sync.WaitGroup
+	startedAt time.Time
+}
+
+// Intervals of a replica set. A dead leader is replaced within the lease
+// time plus one renewal (6 s); a replica is shown as gone after three
+// missed heartbeats.
+const (
+	heartbeatInterval = time.Second
+	forwardedHeader   = "X-Coalmine-Forwarded-By"
+)
+
+func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedStore) (*replicaSet, error) {
+	id := cfg.ReplicaID
+	if id == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(a.AdminAddr())
+		id = host + "-" + port
+	}
+	adminURL := cfg.AdvertiseAdmin
+	if adminURL == "" {
+		adminURL = advertisedAdmin(a.AdminAddr())
+	}
+	r := &replicaSet{a: a, cfg: cfg, rollouts: cfg.Rollouts, templates: cfg.Templates, log: cfg.Logger, shared: shared, fenced: fenced, id: id, adminURL: adminURL,
+		fencedCh: make(chan struct{}, 1), roleCh: make(chan lease.Status, 4), followCh: make(chan store.Change, 1024),
+		startedAt: time.Now()}
+	if f, ok := shared.(store.ChangeFeed); ok {
+		r.feed = f
+	}
+	r.elector = &lease.Elector{Store: shared, ID: id, TTL: cfg.LeaseTTL, OnLead: func(st lease.Status) { fenced.Extend(st.ExpiresAt) }}
+	r.members = &cluster.Membership{Store: shared, Self: r.self, Interval: heartbeatInterval, Logger: cfg.Logger}
+	fenced.Logger = cfg.Logger
+	fenced.OnFenced = func() {
+		select {
+		case r.fencedCh <- struct{}{}:
+		default:
+		}
+	}
+	return r, nil
+}
+
+// advertisedAdmin is the admin URL other replicas reach this one at: the
+// bound address, with the host name for a wildcard address.
+func advertisedAdmin(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// self is this replica's heartbeat record.
+func (r *replicaSet) self() model.Replica {
+	routes := map[string]model.ReplicaRoute{}
+	var sum uint64
+	for _, s := range r.a.Controller.Served() {
+		routes[s.Rollout] = model.ReplicaRoute{Revision: s.Revision, StateVersion: s.StateVersion, Weight: s.Weight}
+		sum += s.StateVersion
+	}
+	return model.Replica{ID: r.id, Admin: r.adminURL, Version: r.cfg.BuildVersion, RouteRevision: sum, Routes: routes,
+		StartedAt: r.startedAt, Leader: r.leading.Load()}
+}
+
+// start runs the replica's background work; stopReplicas ends it.
+func (r *replicaSet) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	r.run(ctx, func(ctx context.Context) {
+		r.elector.Run(ctx, func(st lease.Status) { r.roleCh <- st }, func(err error) {
+			if prev := r.electErr.Swap(&err); prev == nil {
+				r.log.Error("cannot reach the store for the leader election; a leader steps down when its lease runs out", "err", err)
+			}
+		})
+	})
+	r.run(ctx, r.members.Run)
+	r.run(ctx, r.watchMembers)
+	r.run(ctx, r.dispatchChanges)
+	r.run(ctx, r.roles)
+	r.run(ctx, r.deliverAborts)
+	r.run(ctx, (&teleshare.Publisher{Store: r.shared, ID: r.id, Registry: r.a.Telemetry, Logger: r.log}).Run)
+}
+
+func (r *replicaSet) run(ctx context.Context, fn func(context.Context)) {
+	r.done.Add(1)
+	go func() { defer r.done.Done(); fn(ctx) }()
+}
+
+// shutdown stops the background work and removes this replica's records,
+// so that the others see it leave at once rather than after missed
+// heartbeats. The lease is not released: it runs out, as after a crash.
+func (r *replicaSet) shutdown(ctx context.Context) {
+	r.stop()
+	r.done.Wait()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = r.members.Remove(cctx)
+	_ = teleshare.Remove(cctx, r.shared, r.id)
+}
+
+// roles switches between following and leading as the elector decides.
+func (r *replicaSet) roles(ctx context.Context) {
+	var stopRole context.CancelFunc
+	var roleDone sync.WaitGroup
+	end := func() {
+		if stopRole != nil {
+			stopRole()
+			roleDone.Wait()
+			stopRole = nil
+		}
+	}
+	startRole := func(fn func(context.Context)) {
+		rctx, cancel := context.WithCancel(ctx)
+		stopRole = cancel
+		roleDone.Add(1)
+		go func() { defer roleDone.Done(); fn(rctx) }()
+	}
+	startRole(r.follow)
+	defer end()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.fencedCh:
+			if r.leading.Load() {
+				r.log.Error("this replica stops leading: another one holds the lease")
+				end()
+				r.stepDown()
+				startRole(r.follow)
+			}
+		case st := <-r.roleCh:
+			switch {
+			case st.Leader && !r.leading.Load():
+				end()
+				if err := r.takeOver(ctx, st); err != nil {
+					r.log.Error("taking over as leader failed; following until the next election", "err", err)
+					r.stepDown()
+					startRole(r.follow)
+					continue
+				}
+				startRole(r.lead)
+			case !st.Leader && r.leading.Load():
+				r.log.Warn("this replica lost the lease; it stops leading and follows", "holder", st.Holder, "epoch", st.Epoch)
+				end()
+				r.stepDown()
+				startRole(r.follow)
+			}
+		}
+	}
+}
+
+// takeOver makes this replica the leader: its writes carry the new fence,
+// its entries are re-read (the last leader may have written until its
+// lease ran out), and the configuration files are loaded as at a start.
+func (r *replicaSet) takeOver(ctx context.Context, st lease.Status) error {
+	r.fenced.Lead(st.Fence, st.ExpiresAt)
+	r.leading.Store(true)
+	r.log.Info("this replica leads now", "replica", r.id, "epoch", st.Epoch)
+	if err := r.a.Controller.Refresh(ctx); err != nil {
+		return err
+	}
+	r.filesMu.Lock()
+	rollouts, templates := r.rollouts, r.templates
+	r.filesMu.Unlock()
+	if err := r.a.Controller.Load(ctx, rollouts, templates, true); err != nil {
+		return fmt.Errorf("load the configuration files: %w", err)
+	}
+	r.members.Poke()
+	return nil
+}
+
+// setFiles keeps the re-read -f files for the next takeover, and reports
+// whether this replica leads, so they apply now.
+func (r *replicaSet) setFiles(rollouts []spec.Rollout, templates []spec.AnalysisTemplate) bool {
+	r.filesMu.Lock()
+	r.rollouts, r.templates = rollouts, templates
+	r.filesMu.Unlock()
+	if !r.leading.Load() {
+		r.log.Info("the files are kept for when this replica leads; the leader's files are in effect", "replica", r.id)
+		return false
+	}
+	return true
+}
+
+func (r *replicaSet) stepDown() {
+	r.fenced.Follow()
+	r.leading.Store(false)
+	r.a.Controller.StepDown()
+	r.members.Poke()
+}
+
+// lead runs what only the leader runs, until ctx ends.
+func (r *replicaSet) lead(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, fn := range []func(context.Context){
+		r.a.Controller.Run,
+		func(ctx context.Context) {
+			if err := r.a.notifier.Run(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("notification dispatcher stopped", "err", err)
+			}
+		},
+		(&teleshare.Merger{Store: r.shared, ID: r.id, Registry: r.a.Telemetry, Logger: r.log}).Run,
+		r.prune,
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(ctx) }()
+	}
+	wg.Wait()
+}
+
+// prune forgets replicas gone for an hour, now and then.
+func (r *replicaSet) prune(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = r.members.Prune(ctx, time.Hour)
+		}
+	}
+}
+
+// follow re-reads what the leader writes, until ctx ends.
+func (r *replicaSet) follow(ctx context.Context) {
+	// Changes queued while leading are stale; the first re-read covers them.
+	for {
+		select {
+		case <-r.followCh:
+			continue
+		default:
+		}
+		break
+	}
+	r.a.Controller.Follow(ctx, r.followCh)
+}
+
+// dispatchChanges hands the change feed to whoever needs it: a follower's
+// controller re-reads rollouts; the leader wakes rollouts waiting for the
+// replicas to route with a new weight; everyone re-reads the membership
+// when a heartbeat changes.
+func (r *replicaSet) dispatchChanges(ctx context.Context) {
+	if r.feed == nil {
+		return
+	}
+	for ch := range r.feed.Changes(ctx) {
+		if ch.Resync || ch.Collection == cluster.Collection {
+			r.refreshMembers(ctx)
+			if r.leading.Load() {
+				r.a.Controller.WakeWeightWaiters()
+			}
+		}
+		if !r.leading.Load() {
+			select {
+			case r.followCh <- ch:
+			default:
+				// The follower is behind; its periodic re-read catches up.
+			}
+		}
+	}
+}
+
+// watchMembers re-reads the membership every heartbeat interval (the
+// feed only hastens it).
+func (r *replicaSet) watchMembers(ctx context.Context) {
+	t := time.NewTicker(heartbeatInterval)
+	defer t.Stop()
+	for {
+		r.refreshMembers(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *replicaSet) refreshMembers(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, heartbeatInterval)
+	defer cancel()
+	list, err := r.members.List(rctx)
+	if err != nil {
+		return
+	}
+	r.replicas.Store(&list)
+	if r.electErr.Load() != nil {
+		if _, err := r.shared.Get(rctx, lease.Collection, lease.LeaseKey); err == nil || errors.Is(err, store.ErrNotFound) {
+			r.electErr.Store(nil)
+		}
+	}
+}
+
+// replicaRoutes is rollout.Config.ReplicaRoutes: what every other live
+// replica routes the rollout with.
+func (r *replicaSet) replicaRoutes(name string) []rollout.ReplicaRoute {
+	p := r.replicas.Load()
+	if p == nil {
+		return nil
+	}
+	var out []rollout.ReplicaRoute
+	for _, rep := range *p {
+		if rep.ID == r.id || rep.Gone {
+			continue
+		}
+		rt, ok := rep.Routes[name]
+		out = append(out, rollout.ReplicaRoute{Replica: rep.ID, Known: ok, StateVersion: rt.StateVersion, Weight: rt.Weight})
+	}
+	return out
+}
+
+// leader is the admin URL of the replica that leads, or "".
+func (r *replicaSet) leader() string {
+	if p := r.replicas.Load(); p != nil {
+		for _, rep := range *p {
+			if rep.Leader && !rep.Gone && rep.ID != r.id {
+				return rep.Admin
+			}
+		}
+	}
+	return ""
+}
+
+// degraded is rollout.Config.Degraded.
+func (r *replicaSet) degraded() string {
+	if p := r.electErr.Load(); p != nil {
+		return fmt.Sprintf("the store is unreachable from this replica (%v): it keeps routing with the last state it read, and rollouts advance only while a replica that reaches the store leads", *p)
+	}
+	if r.leading.Load() || r.leader() != "" {
+		return ""
+	}
+	ttl := r.elector.TTL
+	if ttl <= 0 {
+		ttl = lease.DefaultTTL
+	}
+	return "no replica leads right now (an election takes up to " + (ttl + lease.DefaultRenew).String() + "); rollouts advance again once one does"
+}
+
+// ready adds what keeps a replica from working fully to /readyz.
+func (r *replicaSet) ready() error {
+	var errs []error
+	if !r.leading.Load() {
+		if err := r.a.Controller.FollowError(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot read the store, so this replica routes with the last state it read: %w", err))
+		}
+	}
+	if d := r.degraded(); d != "" {
+		errs = append(errs, errors.New(d))
+	}
+	return errors.Join(errs...)
+}
+
+// forward sends the commands (every /api/ request that is not a read) a
+// follower receives to the leader, so that a command sent to any replica
+// takes effect once; reads are answered from this replica's own copy.
+//
+// Abort is the emergency button, and must reach the data plane even when
+// no leader can save it (the store is unreachable, or no replica leads
+// for the seconds of an election): then the replica aborts in its own data
+// plane, sends the abort to every other replica it knows, which do the
+// same, and each hands it to the leader once there is one
+// (deliverAborts). Requests are authenticated by the API handler (next)
+// of each replica that carries them out, never by this wrapper.
+func (r *replicaSet) forward(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.leading.Load() || !strings.HasPrefix(req.URL.Path, "/api/") || req.Method == http.MethodGet || req.Method == http.MethodHead {
+			next.ServeHTTP(w, req)
+			return
+		}
+		abort := req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/abort")
+		if by := req.Header.Get(forwardedHeader); by != "" {
+			if abort {
+				next.ServeHTTP(w, req) // a peer's abort without the store: apply it here
+				return
+			}
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("replica %s forwarded this command here, but this replica does not lead (leadership is changing); send it again in a few seconds", by))
+			return
+		}
+		leader := r.leader()
+		if abort && (leader == "" || r.electErr.Load() != nil) {
+			r.abortEverywhere(w, req, next)
+			return
+		}
+		if leader == "" {
+			writeError(w, http.StatusServiceUnavailable, "no replica leads right now, so the command cannot be carried out: "+
+				strings.TrimPrefix(r.degraded(), "no replica leads right now ")+"; send it again in a few seconds")
+			return
+		}
+		target, err := url.Parse(leader)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader's admin URL %q is not valid: %v", leader, err))
+			return
+		}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Host = pr.In.Host
+				pr.Out.Header.Set(forwardedHeader, r.id)
+			},
+			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+				if abort {
+					r.abortEverywhere(w, req, next)
+					return
+				}
+				writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader at %s cannot be reached to carry out the command (%v); send it again in a few seconds", leader, err))
+			},
+		}
+		proxy.ServeHTTP(w, req)
+	})
+}
+
+// abortEverywhere aborts in this replica's data plane (next: the API, which
+// authenticates the request) and sends the same request to every other
+// replica known, at once and in parallel, so that every data plane stops
+// sending users to the canary without waiting for the store.
+func (r *replicaSet) abortEverywhere(w http.ResponseWriter, req *http.Request, next http.Handler) {
+	rec := &statusRecorder{ResponseWriter: w}
+	next.ServeHTTP(rec, req)
+	if rec.status >= 300 {
+		return // refused here (a bad token, an unknown rollout): not sent on
+	}
+	var peers []string
+	if p := r.replicas.Load(); p != nil {
+		for _, rep := range *p {
+			if rep.ID != r.id && !rep.Gone {
+				peers = append(peers, rep.Admin)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	var reached atomic.Int32
+	for _, peer := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			out, err := http.NewRequestWithContext(ctx, http.MethodPost, peer+req.URL.Path, nil)
+			if err != nil {
+				return
+			}
+			if auth := req.Header.Get("Authorization"); auth != "" {
+				out.Header.Set("Authorization", auth)
+			}
+			out.Header.Set(forwardedHeader, r.id)
+			resp, err := peerClient.Do(out)
+			if err != nil {
+				r.log.Warn("could not send the abort to a replica", "replica", peer, "err", err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				reached.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	r.log.Warn("abort applied without a leader to save it: in effect in this replica's data plane and sent to the others; it is saved once a replica leads",
+		"path", req.URL.Path, "replicasReached", reached.Load(), "replicasKnown", len(peers))
+}
+
+// statusRecorder remembers the status code written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+var peerClient = &http.Client{Timeout: 2 * time.Second}
+
+// deliverAborts hands the aborts this replica applied without the store
+// to the leader, every second, until the leader has answered for each.
+func (r *replicaSet) deliverAborts(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.leading.Load() {
+			continue // the controller saves its own (Reconcile retries)
+		}
+		leader := r.leader()
+		if leader == "" {
+			continue
+		}
+		for _, name := range r.a.Controller.UnsavedAborts() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader+"/api/v1/rollouts/"+url.PathEscape(name)+"/abort", nil)
+			if err != nil {
+				continue
+			}
+			if r.cfg.Token != "" {
+				req.Header.Set("Authorization", "Bearer "+r.cfg.Token)
+			}
+			req.Header.Set(forwardedHeader, r.id)
+			resp, err := peerClient.Do(req)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				continue
+			}
+			r.log.Info("the leader has the abort this replica applied without the store", "rollout", name, "leader", leader, "answer", resp.StatusCode)
+			if err := r.a.Controller.DropUnsaved(ctx, name); err != nil {
+				r.log.Warn("re-read the rollout after handing its abort to the leader", "rollout", name, "err", err)
+			}
+		}
+	}
+}
+
+// writeError answers with the admin API's error body.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(api.ErrorBody{Error: msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
