@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
@@ -222,21 +223,34 @@ type VersionCounters struct {
 	Counters Counters
 }
 
-// ExportOwn returns the rollout's current revision and, for every version
-// with traffic since that revision started, the traffic this process saw
-// itself: counts added by Import are left out, so that a replica that led
-// and then follows never passes on the others' traffic again. The revision
-// and the counts are read together (StartRevision waits), so the counts
-// always belong to the revision returned.
-func (rs *RolloutStats) ExportOwn() (revision int64, versions []VersionCounters) {
+// OwnTraffic is a rollout's traffic as one process saw it itself, since
+// its current revision started.
+type OwnTraffic struct {
+	// Revision and Started are those of the last StartRevision (see
+	// Revision). Started tells apart two windows of one revision: a
+	// completion restarts the window and keeps the revision.
+	Revision int64
+	Started  time.Time
+	// Versions lists the versions with traffic in the window.
+	Versions []VersionCounters
+}
+
+// ExportOwn returns, for every version with traffic since the current
+// revision started, the traffic this process saw itself: counts added by
+// Import are left out, so that a replica that led and then follows never
+// passes the others' traffic on again. The revision and the counts are
+// read together (StartRevision waits), so the counts always belong to the
+// window returned.
+func (rs *RolloutStats) ExportOwn() OwnTraffic {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	out := OwnTraffic{Revision: rs.revision, Started: rs.revStart}
 	for _, v := range rs.versions.Load().list {
 		if c := v.ownSinceRevision(); !c.IsZero() {
-			versions = append(versions, VersionCounters{Role: v.role, Version: v.version, Counters: c})
+			out.Versions = append(out.Versions, VersionCounters{Role: v.role, Version: v.version, Counters: c})
 		}
 	}
-	return rs.revision, versions
+	return out
 }
 
 // Import adds delta, traffic another replica saw during revision, to the

@@ -37,8 +37,9 @@ func traffic(v *VersionStats, n int, seed time.Duration) {
 
 func exportOne(t *testing.T, rs *RolloutStats, role spec.Role, version string) (int64, Counters) {
 	t.Helper()
-	rev, vs := rs.ExportOwn()
-	for _, v := range vs {
+	own := rs.ExportOwn()
+	rev := own.Revision
+	for _, v := range own.Versions {
 		if v.Role == role && v.Version == version {
 			return rev, v.Counters
 		}
@@ -135,8 +136,8 @@ func TestExportStartsWithTheRevision(t *testing.T) {
 
 	clk.Set(at(time.Minute))
 	rs.StartRevision(1)
-	if rev, vs := rs.ExportOwn(); rev != 1 || len(vs) != 0 {
-		t.Errorf("export right after StartRevision: revision %d, %d versions; want 1, none", rev, len(vs))
+	if own := rs.ExportOwn(); own.Revision != 1 || !own.Started.Equal(at(time.Minute)) || len(own.Versions) != 0 {
+		t.Errorf("export right after StartRevision: revision %d started %v, %d versions; want 1, %v, none", own.Revision, own.Started, len(own.Versions), at(time.Minute))
 	}
 	v.Observe(200, time.Millisecond)
 	v.ProxyError(ErrorOverflow)
