@@ -72,12 +72,6 @@ func (rs *RolloutStats) Version(role spec.Role, version string) *VersionStats {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	return rs.versionLocked(role, version)
-}
-
-// versionLocked is Version with rs.mu held.
-func (rs *RolloutStats) versionLocked(role spec.Role, version string) *VersionStats {
-	k := versionKey{role, version}
 	old := rs.versions.Load()
 	if v, ok := old.byKey[k]; ok {
 		return v

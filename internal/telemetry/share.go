@@ -254,22 +254,25 @@ func (rs *RolloutStats) ExportOwn() OwnTraffic {
 }
 
 // Import adds delta, traffic another replica saw during revision, to the
-// cumulative counters of the version (created if needed), as if this
-// process had observed it now: summaries, sliding windows, series and
-// /metrics all include it from here on. It adds nothing and returns false
-// when revision is not the rollout's current revision, because the traffic
-// then belongs to a revision that is over or not started here yet. It
-// takes the rollout's lock, never touched by the hot path.
+// cumulative counters of one version, as if this process had observed it
+// now: summaries, sliding windows, series and /metrics all include it from
+// here on. It adds nothing and returns false when revision is not the
+// rollout's current revision, or the version is not known here: the
+// traffic then belongs to routing that is over here or not applied yet. In
+// particular, a version removed when a revision started (the old stable
+// after a completion, which keeps the revision number) is never brought
+// back by a replica that has not caught up. It takes the rollout's lock,
+// never touched by the hot path.
 func (rs *RolloutStats) Import(revision int64, role spec.Role, version string, delta Counters) bool {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if revision != rs.revision {
+	v, ok := rs.versions.Load().byKey[versionKey{role, version}]
+	if revision != rs.revision || !ok {
 		return false
 	}
-	if delta.IsZero() {
-		return true
+	if !delta.IsZero() {
+		v.importDelta(delta)
 	}
-	rs.versionLocked(role, version).importDelta(delta)
 	return true
 }
 

@@ -112,14 +112,19 @@ func TestImportRefusesOtherRevisions(t *testing.T) {
 			t.Errorf("Import of revision %d accepted at revision 2", rev)
 		}
 	}
+	// Nor into a version this process does not route (not created here,
+	// or removed when the revision started): it is never created.
+	if dst.Import(2, spec.RoleStable, "v1", c) {
+		t.Errorf("Import into an unknown version accepted")
+	}
 	if len(dst.Versions()) != 0 {
 		t.Errorf("a refused import created a version")
 	}
-	// The import creates the version when the revision matches.
+	v := dst.Version(spec.RoleStable, "v1")
 	if !dst.Import(2, spec.RoleStable, "v1", c) {
 		t.Fatal("Import of the current revision refused")
 	}
-	if s := dst.Version(spec.RoleStable, "v1").Summary(0); s.Requests != 10 {
+	if s := v.Summary(0); s.Requests != 10 {
 		t.Errorf("imported requests = %d, want 10", s.Requests)
 	}
 }
@@ -159,6 +164,7 @@ func TestImportReachesMetrics(t *testing.T) {
 	_, c := exportOne(t, src, spec.RoleCanary, "v2")
 
 	reg := NewRegistry(Options{Now: clk.Now})
+	reg.Rollout("shop").Version(spec.RoleCanary, "v2")
 	reg.Rollout("shop").Import(0, spec.RoleCanary, "v2", c)
 	pr := prometheus.NewRegistry()
 	pr.MustRegister(reg.Collector())

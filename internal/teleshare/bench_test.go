@@ -85,6 +85,8 @@ func BenchmarkMerge(b *testing.B) {
 			leader := telemetry.NewRegistry(telemetry.Options{Now: clk.Now})
 			for _, rs := range follower.Rollouts() {
 				leader.Rollout(rs.Name()).StartRevision(1)
+				leader.Rollout(rs.Name()).Version(spec.RoleStable, "v1")
+				leader.Rollout(rs.Name()).Version(spec.RoleCanary, "v2")
 			}
 			m := &Merger{ID: "a", Registry: leader, Now: clk.Now}
 			record := func() []byte {

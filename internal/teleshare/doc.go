@@ -28,7 +28,8 @@
 //     since-revision total in one tick, so a sliding window right after a
 //     leader change can hold more than its length of that replica's
 //     traffic. Since-revision summaries are exact.
-//   - Counts are imported only into the revision the leader is in. A
+//   - Counts are imported only into the revision the leader is in, and
+//     only into versions it routes (never creating one). A
 //     follower applies a new revision a moment after the leader; what it
 //     served in between under the old routing is not imported (it belongs
 //     to the revision that is over). Traffic it served after the leader

@@ -71,9 +71,10 @@ type StepResult struct {
 	// Requests the live requests they held.
 	Imported int
 	Requests int64
-	// OtherRevision counts deltas not imported because the report's
-	// revision is not the rollout's current revision here.
-	OtherRevision int
+	// Refused counts deltas not imported because the report's revision is
+	// not the rollout's current revision here, or the version is not
+	// routed here (see telemetry.RolloutStats.Import).
+	Refused int
 	// Reset counts versions whose counters went backwards within one
 	// incarnation; their new counters became the baseline.
 	Reset int
@@ -140,8 +141,9 @@ func (m *Merger) Merge(ctx context.Context) (StepResult, error) {
 // version) it adds the difference between the counters reported and those
 // it saw last time; the first time, everything (so a new leader sees the
 // whole revision of every replica). It imports only into a rollout whose
-// current revision here is the report's; otherwise the counters only
-// become the baseline, so that nothing is counted twice later. Counters
+// current revision here is the report's, and only into versions this
+// replica routes; otherwise the counters only become the baseline, so that
+// nothing is counted twice later. Counters
 // that went backwards become the baseline too. Reports older than
 // MaxReportAge are skipped but their baselines kept; replicas absent from
 // reports (their record was removed) are forgotten. Rollouts this
@@ -215,7 +217,7 @@ func (m *Merger) mergeReport(r Report, seen map[countersKey]telemetry.Counters, 
 				continue
 			}
 			if !rs.Import(rr.Revision, v.Role, v.Version, delta) {
-				res.OtherRevision++
+				res.Refused++
 				continue
 			}
 			res.Imported++

@@ -73,6 +73,12 @@ func requests(reg *telemetry.Registry, rollout string, role spec.Role, version s
 	return 0
 }
 
+// routes creates the versions the leader's proxy would: those it routes.
+func routes(r *replica, rollout string) {
+	r.reg.Rollout(rollout).Version(canary, "v2")
+	r.reg.Rollout(rollout).Version(stable, "v1")
+}
+
 // setup returns a leader registry and a merger on it, and a follower, both
 // at revision 1 of rollout "shop".
 func setup(t *testing.T) (*clock, *replica, *Merger, *replica) {
@@ -81,6 +87,7 @@ func setup(t *testing.T) (*clock, *replica, *Merger, *replica) {
 	leader, follower := newReplica("a", clk), newReplica("b", clk)
 	leader.reg.Rollout("shop").StartRevision(1)
 	follower.reg.Rollout("shop").StartRevision(1)
+	routes(leader, "shop")
 	return clk, leader, &Merger{ID: "a", Registry: leader.reg, Now: clk.Now}, follower
 }
 
@@ -189,7 +196,7 @@ func TestOnlyTheLeadersRevisionIsImported(t *testing.T) {
 	leader.reg.Rollout("shop").StartRevision(2)
 	follower.serve("shop", canary, "v2", 7)
 	res := m.Step([]Report{follower.report()})
-	if res.OtherRevision != 1 || res.Imported != 0 {
+	if res.Refused != 1 || res.Imported != 0 {
 		t.Errorf("old revision: %+v; want one delta refused", res)
 	}
 	if got := requests(leader.reg, "shop", canary, "v2"); got != 0 {
@@ -213,7 +220,7 @@ func TestFollowerAheadIsNotCountedTwice(t *testing.T) {
 	// loading): its counts become the baseline, not imported.
 	follower.reg.Rollout("shop").StartRevision(2)
 	follower.serve("shop", canary, "v2", 10)
-	if res := m.Step([]Report{follower.report()}); res.OtherRevision != 1 {
+	if res := m.Step([]Report{follower.report()}); res.Refused != 1 {
 		t.Errorf("ahead: %+v; want one delta refused", res)
 	}
 	clk.Advance(time.Second)
@@ -244,6 +251,28 @@ func TestARestartedWindowOfTheSameRevisionIsNew(t *testing.T) {
 	}
 	if got := requests(leader.reg, "shop", canary, "v2"); got != 2 {
 		t.Errorf("leader canary = %d, want 2", got)
+	}
+}
+
+func TestAVersionRemovedHereIsNotBroughtBack(t *testing.T) {
+	clk, leader, m, follower := setup(t)
+	follower.serve("shop", stable, "v1", 40)
+	m.Step([]Report{follower.report()})
+
+	// A completion: the leader restarts the window of revision 1 and
+	// forgets the old stable v1; the follower has not caught up and still
+	// reports v1 in revision 1.
+	clk.Advance(time.Second)
+	leader.reg.Rollout("shop").StartRevision(1)
+	leader.reg.Rollout("shop").RemoveVersion(stable, "v1")
+	follower.serve("shop", stable, "v1", 5)
+	if res := m.Step([]Report{follower.report()}); res.Refused != 1 || res.Imported != 0 {
+		t.Errorf("old stable after completion: %+v; want one delta refused", res)
+	}
+	for _, v := range leader.reg.Rollout("shop").Versions() {
+		if v.Role() == stable && v.Version() == "v1" {
+			t.Errorf("the merger brought the removed stable v1 back")
+		}
 	}
 }
 
@@ -301,7 +330,7 @@ func TestUnknownRolloutWaits(t *testing.T) {
 		t.Errorf("the merger created a rollout the leader does not serve")
 	}
 	// Once the leader serves it, the whole revision comes in.
-	leader.reg.Rollout("cart")
+	routes(leader, "cart")
 	m.Step([]Report{follower.report()})
 	if got := requests(leader.reg, "cart", canary, "v2"); got != 9 {
 		t.Errorf("leader canary = %d, want 9", got)
@@ -313,6 +342,8 @@ func TestUnknownRolloutWaits(t *testing.T) {
 func TestLeadershipMoves(t *testing.T) {
 	clk := newClock()
 	a, b := newReplica("a", clk), newReplica("b", clk)
+	routes(a, "shop")
+	routes(b, "shop")
 	ma := &Merger{ID: "a", Registry: a.reg, Now: clk.Now}
 	mb := &Merger{ID: "b", Registry: b.reg, Now: clk.Now}
 

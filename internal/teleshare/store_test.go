@@ -65,6 +65,8 @@ func newWorld(t *testing.T, open func() store.Store) *world {
 	for _, reg := range []*telemetry.Registry{w.a.reg, w.b.reg, w.ref} {
 		reg.Rollout("shop").StartRevision(1)
 	}
+	routes(w.a, "shop")
+	routes(w.b, "shop")
 	w.stA, w.stB = open(), open()
 	w.pa = &Publisher{Store: w.stA, ID: "a", Registry: w.a.reg, Now: clk.Now}
 	w.pb = &Publisher{Store: w.stB, ID: "b", Registry: w.b.reg, Now: clk.Now}
@@ -289,7 +291,7 @@ func TestRun(t *testing.T) {
 	leader, follower := newReplica("a", &clock{t: time.Now()}), newReplica("b", &clock{t: time.Now()})
 	leader.reg = telemetry.NewRegistry(telemetry.Options{})
 	follower.reg = telemetry.NewRegistry(telemetry.Options{})
-	leader.reg.Rollout("shop")
+	routes(leader, "shop")
 	follower.serve("shop", canary, "v2", 9)
 
 	ctx, cancel := context.WithCancel(context.Background())
