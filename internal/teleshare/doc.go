@@ -41,7 +41,15 @@
 //   - Mirrored requests and the rollout-wide counters (mirror drops,
 //     client rejections, connections) are not shared: nothing judges
 //     them, and /metrics on each replica still exposes them.
+//   - /metrics: the leader's counters include what it imported, and each
+//     replica's include its own traffic, so summing the series of all
+//     replicas counts the others' traffic twice; scrape the leader for
+//     the whole picture. After a leader change the new leader's counters
+//     jump by the others' since-revision totals (a jump, not a reset), and
+//     the old leader's stop growing with the others' traffic.
 //   - The record of a replica that died without Remove stays in the store
-//     and its last counters in the merger's memory (about 1 KiB per busy
-//     version) until the record is deleted.
+//     and its last counters in the merger's memory (a few KiB per busy
+//     version) until the record is deleted. Deleting the record of a
+//     replica that is alive but cut off makes its next report a first
+//     sight, imported in full a second time.
 package teleshare
