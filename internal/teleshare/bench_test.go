@@ -3,6 +3,7 @@ package teleshare
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/store/postgres"
+	"github.com/coalmine-dev/coalmine/internal/store/postgres/pgtest"
 	"github.com/coalmine-dev/coalmine/internal/telemetry"
 )
 
@@ -119,4 +122,42 @@ func BenchmarkMerge(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPostgresRound is a whole round through a real PostgreSQL
+// database (pgtest) for 1000 busy rollouts: a follower's Publish (export,
+// encode, compare-and-swap write) and the leader's Merge of that record
+// (list, decode, import).
+func BenchmarkPostgresRound(b *testing.B) {
+	const n = 1000
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.DSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	clk := newClock()
+	follower := busyRegistry(n, clk.Now)
+	leader := telemetry.NewRegistry(telemetry.Options{Now: clk.Now})
+	for _, rs := range follower.Rollouts() {
+		leader.Rollout(rs.Name()).StartRevision(1)
+		leader.Rollout(rs.Name()).Version(spec.RoleStable, "v1")
+		leader.Rollout(rs.Name()).Version(spec.RoleCanary, "v2")
+	}
+	p := &Publisher{Store: st, ID: "b", Registry: follower, Now: clk.Now}
+	m := &Merger{Store: st, ID: "a", Registry: leader, Now: clk.Now}
+	b.Run("publish", func(b *testing.B) {
+		for b.Loop() {
+			if err := p.Publish(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("merge", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.Merge(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
