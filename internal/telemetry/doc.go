@@ -15,6 +15,12 @@
 // because every counter is monotonic. StartRevision moves the since-revision
 // base and never resets the cumulative counters that Prometheus scrapes.
 //
+// Replicas share their traffic (package teleshare): ExportOwn gives a
+// rollout's counters since its revision started, without what Import
+// added, and Import adds another replica's counts to the current revision
+// under the rollout's lock, so every reader of the leader's registry sees
+// all replicas.
+//
 // Decisions worth knowing:
 //
 //   - Latencies are stored in seconds on the grid; Summary reports

@@ -107,6 +107,14 @@ func (r *Registry) Rollout(name string) *RolloutStats {
 	return rs
 }
 
+// Lookup returns the statistics of the named rollout if they exist,
+// without creating them (a rollout this process does not serve must not
+// appear on /metrics because someone asked). Lock-free.
+func (r *Registry) Lookup(name string) (*RolloutStats, bool) {
+	rs, ok := (*r.rollouts.Load())[name]
+	return rs, ok
+}
+
 // Remove forgets a rollout: its series leave the exposition and its memory
 // is released once nothing holds its *RolloutStats or *VersionStats.
 // Observations through pointers still held go nowhere.

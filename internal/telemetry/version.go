@@ -74,6 +74,10 @@ type VersionStats struct {
 	base     *packed    // the counters when the revision started (zero for versions created later)
 	baseTime int64      // revision start, Unix ns
 	entries  ring[entry]
+	// baseErrors are the proxy errors when the revision started, and
+	// imported what Import added since: ExportOwn subtracts both.
+	baseErrors [numErrorKinds]uint64
+	imported   *Counters // nil until the first import of the revision
 }
 
 func newVersionStats(rs *RolloutStats, role spec.Role, version string, revStart, now time.Time) *VersionStats {

@@ -179,6 +179,10 @@ func (v *VersionStats) startRevision(now int64) {
 	defer v.mu.Unlock()
 	p := pack(v.read())
 	v.base, v.baseTime = p, now
+	for i := range v.proxyErrors {
+		v.baseErrors[i] = v.proxyErrors[i].Load()
+	}
+	v.imported = nil
 	v.entries.reset()
 	v.entries.push(entry{from: now, until: now, p: p})
 }

@@ -21,6 +21,9 @@ var allowed = map[string][]string{
 	"config":    {"spec"},
 	"store":     {},
 	"lease":     {"store"},
+	// teleshare moves telemetry between replicas through the store; it
+	// never reaches the controller or the proxy.
+	"teleshare": {"spec", "store", "telemetry"},
 	"proxy":     {"spec", "route", "telemetry"},
 	// rollout runs analysis (pure bookkeeping and judges) and asks
 	// providers through their interface only.
