@@ -112,10 +112,10 @@ func TestRouteRevision(t *testing.T) {
 func TestLagging(t *testing.T) {
 	want := model.ReplicaRoute{Revision: 3, StateVersion: 17, Weight: 1000}
 	replicas := []model.Replica{
-		{ID: "d", Routes: map[string]model.ReplicaRoute{"checkout": {Revision: 3, StateVersion: 16, Weight: 500}}}, // old weight
+		{ID: "d", Routes: map[string]model.ReplicaRoute{"checkout": {Revision: 3, StateVersion: 16, Weight: 500}}},  // old weight
 		{ID: "a", Routes: map[string]model.ReplicaRoute{"checkout": {Revision: 3, StateVersion: 17, Weight: 1000}}}, // up to date
 		{ID: "b", Routes: map[string]model.ReplicaRoute{"checkout": {Revision: 3, StateVersion: 19, Weight: 1000}}}, // a later version, same routing
-		{ID: "c", Routes: map[string]model.ReplicaRoute{"search": {Revision: 1}}},                                  // does not route it yet
+		{ID: "c", Routes: map[string]model.ReplicaRoute{"search": {Revision: 1}}},                                   // does not route it yet
 		{ID: "e", Routes: map[string]model.ReplicaRoute{"checkout": {Revision: 2, Weight: 1000}}},                   // old revision
 		{ID: "f", Gone: true}, // gone: not waited for
 	}
