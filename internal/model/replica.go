@@ -17,8 +17,8 @@ type Replica struct {
 	// Version is the build version of its binary.
 	Version string `json:"version"`
 	// RouteRevision is the sum of the rollout-state versions it routes
-	// with: it grows with every routing change the replica has applied, so
-	// two replicas with the same RouteRevision route alike.
+	// with: it grows with every routing change the replica applies, so a
+	// replica below the others has not applied the latest changes yet.
 	RouteRevision uint64                  `json:"routeRevision"`
 	Routes        map[string]ReplicaRoute `json:"routes,omitempty"`
 	StartedAt     time.Time               `json:"startedAt"`
