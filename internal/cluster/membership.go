@@ -121,8 +121,8 @@ func (m *Membership) noticeOtherWriter(cur store.Record, self model.Replica) {
 // Run beats every Interval, and at once after Poke, until ctx ends. The
 // first heartbeat is immediate. A store error is logged (at most once a
 // minute) and retried at the next beat, never fatal: the data plane does
-// not need the registry. Run leaves the record behind; call Remove on a
-// clean shutdown.
+// not need the registry. Run leaves the record behind; call Remove after
+// it returns on a clean shutdown.
 func (m *Membership) Run(ctx context.Context) {
 	interval := m.interval()
 	t := time.NewTicker(interval)
@@ -219,7 +219,8 @@ func (m *Membership) Live(ctx context.Context) ([]model.Replica, error) {
 }
 
 // Remove deletes this replica's record, so that a clean shutdown leaves no
-// gone replica behind.
+// gone replica behind. Call it after Run has returned: a later heartbeat
+// registers the replica again.
 func (m *Membership) Remove(ctx context.Context) error {
 	id := m.Self().ID
 	m.beatMu.Lock()
