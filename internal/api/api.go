@@ -53,6 +53,11 @@ type Config struct {
 	// known), with the canary weight over time. Its errors map like the
 	// commands' (model.ErrNotFound → 404). When nil, the route answers 404.
 	Series func(ctx context.Context, name string, since time.Time, step time.Duration) (model.Series, error)
+	// Replicas serves GET /api/v1/replicas: every coalmine serve process
+	// registered in the store, sorted by id, with who leads and who is gone
+	// (internal/cluster). An error answers 503: the store is the only
+	// thing it can fail on. When nil, the route answers 404.
+	Replicas func(ctx context.Context) ([]model.Replica, error)
 	// UI serves the dashboard's static files at GET / and GET /ui/...
 	// (internal/web). They are public: the page holds no data, and every
 	// data call it makes is an /api/ request under the usual rules (the
@@ -71,11 +76,15 @@ type server struct {
 	keepAlive time.Duration
 	mux       *http.ServeMux
 	series    func(ctx context.Context, name string, since time.Time, step time.Duration) (model.Series, error)
+	replicas  func(ctx context.Context) ([]model.Replica, error)
 	auth      authPolicy
 	// rejectLog lets one "request rejected" line through per interval: a
 	// flood of unauthenticated requests must not flood the log.
 	rejectLog *logThrottle
-	crossOrg  *http.CrossOriginProtection
+	// storeLog does the same for store failures of reads polled by every
+	// open dashboard (the replica list).
+	storeLog *logThrottle
+	crossOrg *http.CrossOriginProtection
 }
 
 // New returns the admin API handler. It panics when cfg.Commands is nil,
@@ -101,6 +110,7 @@ type server struct {
 //	GET    /api/v1/rollouts/{name}/events         ?after=SEQ&limit=N → {"items": [Event...]}
 //	GET    /api/v1/rollouts/{name}/watch          Server-Sent Events (see watch)
 //	GET    /api/v1/rollouts/{name}/series         ?since=RFC3339&step=1s → model.Series (cfg.Series)
+//	GET    /api/v1/replicas                       [Replica...] (cfg.Replicas)
 //	GET    /api/v1/analysistemplates              {"items": [AnalysisTemplate...]}
 //	GET    /api/v1/analysistemplates/{name}       AnalysisTemplate
 //	PUT    /api/v1/analysistemplates/{name}       AnalysisTemplate document → AnalysisTemplate
@@ -125,8 +135,10 @@ func New(cfg Config) http.Handler {
 		keepAlive: cfg.KeepAlive,
 		mux:       http.NewServeMux(),
 		series:    cfg.Series,
+		replicas:  cfg.Replicas,
 		auth:      authPolicy{token: cfg.Token, readOnlyAnonymous: cfg.ReadOnlyAnonymous, publicUI: cfg.UI != nil},
 		rejectLog: &logThrottle{interval: 10 * time.Second},
+		storeLog:  &logThrottle{interval: time.Minute},
 		crossOrg:  http.NewCrossOriginProtection(),
 	}
 	if s.log == nil {
@@ -160,6 +172,9 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/rollouts/{name}/watch", s.watch)
 	if cfg.Series != nil {
 		s.mux.HandleFunc("GET /api/v1/rollouts/{name}/series", s.seriesHandler)
+	}
+	if cfg.Replicas != nil {
+		s.mux.HandleFunc("GET /api/v1/replicas", s.listReplicas)
 	}
 	s.mux.HandleFunc("GET /api/v1/analysistemplates", s.listTemplates)
 	s.mux.HandleFunc("GET /api/v1/analysistemplates/{name}", s.getTemplate)

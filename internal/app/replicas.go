@@ -43,6 +43,9 @@ type replicaSet struct {
 	adminURL string
 	elector  *lease.Elector
 	members  *cluster.Membership
+	// merger keeps what it imported across leaderships, so a replica that
+	// leads again imports only what happened in between.
+	merger *teleshare.Merger
 
 	leading  atomic.Bool
 	// files are the -f files' objects, which this replica loads when it
@@ -89,6 +92,7 @@ func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedS
 		r.feed = f
 	}
 	r.elector = &lease.Elector{Store: shared, ID: id, TTL: cfg.LeaseTTL, OnLead: func(st lease.Status) { fenced.Extend(st.ExpiresAt) }}
+	r.merger = &teleshare.Merger{Store: shared, ID: id, Registry: a.Telemetry, Logger: cfg.Logger}
 	r.members = &cluster.Membership{Store: shared, Self: r.self, Interval: heartbeatInterval, Logger: cfg.Logger}
 	fenced.Logger = cfg.Logger
 	fenced.OnFenced = func() {
@@ -264,7 +268,7 @@ func (r *replicaSet) lead(ctx context.Context) {
 				r.log.Error("notification dispatcher stopped", "err", err)
 			}
 		},
-		(&teleshare.Merger{Store: r.shared, ID: r.id, Registry: r.a.Telemetry, Logger: r.log}).Run,
+		r.merger.Run,
 		r.prune,
 	} {
 		wg.Add(1)

@@ -18,6 +18,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/api/apitest"
 	"github.com/coalmine-dev/coalmine/internal/cli"
+	"github.com/coalmine-dev/coalmine/internal/model"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -38,7 +39,7 @@ func newServer(t *testing.T, token string) *httptest.Server {
 func newFakeServer(t *testing.T, token string) (*httptest.Server, *apitest.Fake) {
 	t.Helper()
 	fake := apitest.NewFixtures(now)
-	srv := httptest.NewServer(api.New(api.Config{Commands: fake, Token: token}))
+	srv := httptest.NewServer(api.New(api.Config{Commands: fake, Token: token, Replicas: apitest.ReplicasAt(now)}))
 	t.Cleanup(srv.Close)
 	return srv, fake
 }
@@ -126,6 +127,10 @@ func TestGolden(t *testing.T) {
 		{name: "get-events-json", args: []string{"get", "events", "payments", "--after", "5", "-o", "json"}},
 		{name: "get-events-yaml", args: []string{"get", "events", "payments", "--after", "5", "-o", "yaml"}},
 		{name: "get-events-bad-after", args: []string{"get", "events", "payments", "--after", "-1"}, code: 2},
+		{name: "get-replicas", args: []string{"get", "replicas"}},
+		{name: "get-replicas-json", args: []string{"get", "replicas", "-o", "json"}},
+		{name: "get-replicas-yaml", args: []string{"get", "replica", "-o", "yaml"}},
+		{name: "get-replicas-unauthorized", args: []string{"get", "replicas"}, serverToken: "t0ken", code: 4},
 
 		// set
 		{name: "set-weight", args: []string{"set", "weight", "checkout", "10"}},
@@ -192,6 +197,7 @@ func TestGolden(t *testing.T) {
 		{name: "help-status", args: []string{"status", "--help"}, noServer: true},
 		{name: "help-apply", args: []string{"apply", "--help"}, noServer: true},
 		{name: "help-get-events", args: []string{"get", "events", "--help"}, noServer: true},
+		{name: "help-get-replicas", args: []string{"get", "replicas", "--help"}, noServer: true},
 		{name: "help-root", args: []string{"--help"}, noServer: true},
 	}
 	for _, tt := range tests {
@@ -350,4 +356,25 @@ func TestExitCode(t *testing.T) {
 	if got := cli.ExitCode(&cli.UsageError{Err: context.Canceled}); got != 2 {
 		t.Errorf("ExitCode(UsageError) = %d", got)
 	}
+}
+
+// TestGetReplicasOfAnOlderServer: a server without GET /api/v1/replicas
+// is told apart from a missing rollout.
+func TestGetReplicasOfAnOlderServer(t *testing.T) {
+	srv := httptest.NewServer(api.New(api.Config{Commands: apitest.NewFixtures(now)}))
+	t.Cleanup(srv.Close)
+	args := []string{"get", "replicas"}
+	res := run(t, map[string]string{"COALMINE_SERVER": srv.URL}, args...)
+	res.stderr = strings.ReplaceAll(res.stderr, srv.URL, "http://127.0.0.1:PORT")
+	checkGolden(t, "get-replicas-older-server", args, res, 1)
+}
+
+// TestGetReplicasEmpty: no record yet (a server that just started and
+// could not save its first heartbeat).
+func TestGetReplicasEmpty(t *testing.T) {
+	srv := httptest.NewServer(api.New(api.Config{Commands: apitest.NewFixtures(now),
+		Replicas: func(context.Context) ([]model.Replica, error) { return nil, nil }}))
+	t.Cleanup(srv.Close)
+	args := []string{"get", "replicas"}
+	checkGolden(t, "get-replicas-none", args, run(t, map[string]string{"COALMINE_SERVER": srv.URL}, args...), 0)
 }

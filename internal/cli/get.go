@@ -21,22 +21,24 @@ func newGetCmd(env Env) *cobra.Command {
 	g := &getCmd{clientOptions: clientOptions{env: env}}
 	cmd := &cobra.Command{
 		Use:   "get",
-		Short: "Show rollouts, their status, analysis runs and events",
+		Short: "Show rollouts, their status, analysis runs and events, and the replicas",
 		Long: `Show rollouts as a table, one rollout in detail (live with -w), its
-analysis runs or its events, from a running coalmine server. Every get
-command prints text for people by default, and with -o json or -o yaml the
-API's object unchanged, for scripts.`,
+analysis runs or its events, or the coalmine processes sharing the store
+(replicas), from a running coalmine server. Every get command prints text
+for people by default, and with -o json or -o yaml the API's object
+unchanged, for scripts.`,
 		Example: `  coalmine get rollouts
   coalmine get rollout checkout -w
   coalmine get analysisruns checkout
   coalmine get events checkout -w
+  coalmine get replicas
   coalmine get rollout checkout -o json | jq .status.phase`,
 		Args: subcommandArgs,
 		RunE: helpOrUnknown,
 	}
 	addClientFlags(cmd, &g.clientOptions)
 	addOutputFlag(cmd, &g.output)
-	cmd.AddCommand(g.rolloutsCmd(), g.rolloutCmd(), g.analysisRunsCmd(), g.eventsCmd())
+	cmd.AddCommand(g.rolloutsCmd(), g.rolloutCmd(), g.analysisRunsCmd(), g.eventsCmd(), g.replicasCmd())
 	return cmd
 }
 

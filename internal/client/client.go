@@ -98,6 +98,27 @@ func (c *Client) ListRolloutsRaw(ctx context.Context) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// ListReplicas returns every coalmine serve process registered in the
+// server's store, sorted by id, with who leads and who is gone. A server
+// without a replica registry (older than this client) answers ErrNotFound.
+func (c *Client) ListReplicas(ctx context.Context) ([]model.Replica, error) {
+	var list []model.Replica
+	if err := c.do(ctx, http.MethodGet, "/api/v1/replicas", nil, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// ListReplicasRaw returns the API's answer to GET /api/v1/replicas as it
+// came, a JSON array, for printing it unchanged.
+func (c *Client) ListReplicasRaw(ctx context.Context) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, "/api/v1/replicas", nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // GetRollout returns one rollout.
 func (c *Client) GetRollout(ctx context.Context, name string) (model.View, error) {
 	var v model.View

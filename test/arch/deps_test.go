@@ -24,7 +24,10 @@ var allowed = map[string][]string{
 	// teleshare moves telemetry between replicas through the store; it
 	// never reaches the controller or the proxy.
 	"teleshare": {"spec", "store", "telemetry"},
-	"proxy":     {"spec", "route", "telemetry"},
+	// cluster reads the lease record to say who leads; it never runs the
+	// controller.
+	"cluster": {"spec", "model", "store", "lease"},
+	"proxy":   {"spec", "route", "telemetry"},
 	// rollout runs analysis (pure bookkeeping and judges) and asks
 	// providers through their interface only.
 	"rollout":  {"spec", "model", "route", "store", "analysis", "analysis/judge", "analysis/stats", "provider"},

@@ -10,6 +10,7 @@
   const TOKEN_KEY = 'coalmine.token';
   const SERIES_POLL_MS = 2000;
   const LIST_POLL_MS = 3000;
+  const REPLICAS_POLL_MS = 2000;
   const MAX_EVENTS_SHOWN = 500;
   const MAX_POINTS = 1800; // per version, client side (30 min at 1 s)
 
@@ -95,6 +96,15 @@
     const d = (Date.now() - Date.parse(t)) / 1000;
     if (d < 0) return `in ${duration(-d)}`;
     if (d < 5) return 'just now';
+    return `${duration(d)} ago`;
+  }
+
+  // beatAgo is ago in tenths of a second while they matter: a replica is
+  // gone 3 s after its last heartbeat, so "just now" would hide how close.
+  function beatAgo(t) {
+    const d = (Date.now() - Date.parse(t)) / 1000;
+    if (!t || Number.isNaN(d)) return '–';
+    if (d < 10) return `${Math.max(0, d).toFixed(1)} s ago`;
     return `${duration(d)} ago`;
   }
 
@@ -413,7 +423,8 @@
           h('th', { text: 'Updated' }))),
         this.body);
       this.err = h('p', { class: 'error-text hidden' });
-      fill($('#main'), h('section', { class: 'panel' }, h('h2', { text: 'Rollouts' }), this.err, this.table));
+      this.replicas = new ReplicasPanel();
+      fill($('#main'), h('section', { class: 'panel' }, h('h2', { text: 'Rollouts' }), this.err, this.table), this.replicas.el);
       this.load();
     }
 
@@ -451,6 +462,76 @@
           h('td', {}, st.canaryVersion ? h('span', { class: 'version canary', text: st.canaryVersion }) : h('span', { class: 'muted', text: '–' })),
           h('td', {}, relTime(st.updatedAt)));
       }));
+    }
+
+    destroy() {
+      this.ctl.abort();
+      clearTimeout(this.timer);
+      this.replicas.destroy();
+    }
+  }
+
+  // The coalmine processes sharing the store (GET /api/v1/replicas),
+  // polled. The panel stays hidden until the first answer and for good
+  // when the server has no such endpoint (404: an older server), and
+  // nothing it receives can throw out of it: it must never break the list
+  // of rollouts it sits under.
+  class ReplicasPanel {
+    constructor() {
+      this.ctl = new AbortController();
+      this.timer = null;
+      this.body = h('tbody');
+      this.summary = h('p', { class: 'small muted', id: 'replicas-summary' });
+      this.err = h('p', { class: 'error-text hidden' });
+      this.el = h('section', { class: 'panel hidden', id: 'replicas-panel' },
+        h('h2', { text: 'Replicas' }), this.summary, this.err,
+        h('table', { class: 'replicas', id: 'replicas' },
+          h('thead', {}, h('tr', {},
+            h('th', { text: 'Replica' }), h('th', { text: 'Role' }), h('th', { text: 'State' }), h('th', { text: 'Admin' }),
+            h('th', { text: 'Version' }), h('th', { class: 'num', text: 'Route revision' }), h('th', { text: 'Heartbeat' }))),
+          this.body));
+      this.load();
+    }
+
+    async load() {
+      try {
+        const list = await api('GET', '/api/v1/replicas', undefined, this.ctl.signal);
+        if (!Array.isArray(list)) throw new Error('the answer is not a list of replicas');
+        this.err.classList.add('hidden');
+        this.render(list);
+        this.el.classList.remove('hidden');
+      } catch (e) {
+        if (e && e.name === 'AbortError') return;
+        if (e instanceof APIError && e.status === 404) { this.el.classList.add('hidden'); return; }
+        this.err.textContent = `Cannot list replicas: ${errorText(e)}`;
+        this.err.classList.remove('hidden');
+        // The server has the endpoint and says why it failed (503: the
+        // store): show it. A network error is the list's to report.
+        if (e instanceof APIError && e.status !== 0) this.el.classList.remove('hidden');
+      }
+      if (!this.ctl.signal.aborted) this.timer = setTimeout(() => this.load(), REPLICAS_POLL_MS);
+    }
+
+    render(list) {
+      const rows = list.filter((r) => r && typeof r === 'object' && typeof r.id === 'string')
+        .sort((a, b) => (b.leader === true) - (a.leader === true) || a.id.localeCompare(b.id));
+      const live = rows.filter((r) => !r.gone).length;
+      const leader = rows.find((r) => r.leader);
+      this.summary.textContent = `${rows.length} registered · ${live} live · ${leader ? `leader ${leader.id}` : 'no leader right now'}` +
+        ' · gone after 3 s without a heartbeat';
+      if (!rows.length) {
+        fill(this.body, h('tr', {}, h('td', { colspan: 7, class: 'empty-state', text: 'No replica registered yet.' })));
+        return;
+      }
+      fill(this.body, ...rows.map((r) => h('tr', { class: r.gone ? 'gone' : null, data: { replica: r.id } },
+        h('td', { class: 'name', text: r.id }),
+        h('td', {}, r.leader ? h('span', { class: 'badge info', text: 'leader' }) : h('span', { class: 'muted', text: 'follower' })),
+        h('td', {}, h('span', { class: `badge ${r.gone ? 'bad' : 'good'}`, text: r.gone ? 'gone' : 'live' })),
+        h('td', {}, h('code', { text: r.admin || '–' })),
+        h('td', { text: r.version || '–' }),
+        h('td', { class: 'num', text: String(r.routeRevision ?? '–') }),
+        h('td', {}, h('time', { datetime: r.lastHeartbeat || '', title: r.lastHeartbeat ? stamp(r.lastHeartbeat) : '',
+          data: { beat: r.lastHeartbeat || '' }, text: beatAgo(r.lastHeartbeat) })))));
     }
 
     destroy() {
@@ -1022,6 +1103,9 @@
   function refreshRelTimes() {
     for (const el of document.querySelectorAll('time[data-rel]')) {
       if (el.dataset.rel) el.textContent = ago(el.dataset.rel);
+    }
+    for (const el of document.querySelectorAll('time[data-beat]')) {
+      if (el.dataset.beat) el.textContent = beatAgo(el.dataset.beat);
     }
   }
 
