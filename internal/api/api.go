@@ -31,6 +31,10 @@ type Config struct {
 	// makes GET /readyz answer 503 with the error as the reason. Nil means
 	// always ready.
 	Ready func() error
+	// Degraded reports what works less than fully while the process still
+	// serves (a replica that cannot reach the shared store routes on with
+	// what it has): GET /readyz answers 200 and says it. Nil means nothing.
+	Degraded func() error
 	// Token is the bearer token every /api/ request must present
 	// (Authorization: Bearer <token>). Empty disables authentication, which
 	// is only safe on a loopback address; see CheckBind.
@@ -71,6 +75,7 @@ type Config struct {
 type server struct {
 	cmds      model.Commands
 	ready     func() error
+	degraded  func() error
 	log       *slog.Logger
 	maxBody   int64
 	keepAlive time.Duration
@@ -130,6 +135,7 @@ func New(cfg Config) http.Handler {
 	s := &server{
 		cmds:      cfg.Commands,
 		ready:     cfg.Ready,
+		degraded:  cfg.Degraded,
 		log:       cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,
@@ -277,6 +283,12 @@ func (s *server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.degraded != nil {
+		if err := s.degraded(); err != nil {
+			_, _ = w.Write([]byte("ok, degraded: " + err.Error() + "\n"))
+			return
+		}
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }
 
@@ -288,5 +300,11 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.degraded != nil {
+		if err := s.degraded(); err != nil {
+			_, _ = w.Write([]byte("ok, degraded: " + err.Error() + "\n"))
+			return
+		}
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }

@@ -224,6 +224,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		Commands:          a.Controller,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
 		Ready:             a.ready,
+		Degraded:          a.degraded,
 		Token:             cfg.Token,
 		ReadOnlyAnonymous: cfg.ReadOnlyAnonymous,
 		Logger:            cfg.Logger,
@@ -293,13 +294,10 @@ func BadStoreURL(url string) error {
 // (descriptors exhausted, say).
 func (a *App) ready() error {
 	var out []error
-	if err := a.Controller.StoreError(); err != nil {
+	// A replica sharing the store routes on without it: what the store
+	// keeps it from doing is reported by degraded, with 200.
+	if err := a.Controller.StoreError(); err != nil && a.replicas == nil {
 		out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
-	}
-	if a.replicas != nil {
-		if err := a.replicas.ready(); err != nil {
-			out = append(out, err)
-		}
 	}
 	errs := a.Proxy.ListenerErrors()
 	names := make([]string, 0, len(errs))
@@ -309,6 +307,22 @@ func (a *App) ready() error {
 	slices.Sort(names)
 	for _, name := range names {
 		out = append(out, fmt.Errorf("rollout %q: %w", name, errs[name]))
+	}
+	return errors.Join(out...)
+}
+
+// degraded reports, for a replica sharing the store, what the store's
+// absence or an election keeps from working, while the replica routes on.
+func (a *App) degraded() error {
+	if a.replicas == nil {
+		return nil
+	}
+	var out []error
+	if err := a.Controller.StoreError(); err != nil {
+		out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
+	}
+	if err := a.replicas.ready(); err != nil {
+		out = append(out, err)
 	}
 	return errors.Join(out...)
 }

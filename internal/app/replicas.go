@@ -451,8 +451,11 @@ func (r *replicaSet) forward(next http.Handler) http.Handler {
 			return
 		}
 		if leader == "" {
-			writeError(w, http.StatusServiceUnavailable, "no replica leads right now, so the command cannot be carried out: "+
-				strings.TrimPrefix(r.degraded(), "no replica leads right now ")+"; send it again in a few seconds")
+			msg := "no replica leads right now (an election takes a few seconds), so the command cannot be carried out; send it again in a few seconds"
+			if p := r.electErr.Load(); p != nil {
+				msg = fmt.Sprintf("this replica cannot reach the store (%v), so it cannot tell which replica leads nor forward the command there; send it to another replica, or to this one again once it reaches the store", *p)
+			}
+			writeError(w, http.StatusServiceUnavailable, msg)
 			return
 		}
 		target, err := url.Parse(leader)
