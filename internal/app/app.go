@@ -299,6 +299,11 @@ func (a *App) ready() error {
 	if err := a.Controller.StoreError(); err != nil && a.replicas == nil {
 		out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
 	}
+	if a.replicas != nil {
+		if err := a.replicas.starting(); err != nil {
+			out = append(out, err)
+		}
+	}
 	errs := a.Proxy.ListenerErrors()
 	names := make([]string, 0, len(errs))
 	for name := range errs {

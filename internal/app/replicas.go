@@ -48,6 +48,8 @@ type replicaSet struct {
 	merger *teleshare.Merger
 
 	leading  atomic.Bool
+	// loaded is set once this replica, leading, has loaded its files.
+	loaded atomic.Bool
 	// files are the -f files' objects, which this replica loads when it
 	// takes over (SIGHUP replaces them).
 	filesMu   sync.Mutex
@@ -234,7 +236,23 @@ func (r *replicaSet) takeOver(ctx context.Context, st lease.Status) error {
 	if err := r.a.Controller.Load(ctx, rollouts, templates, true); err != nil {
 		return fmt.Errorf("load the configuration files: %w", err)
 	}
+	r.loaded.Store(true)
 	r.members.Poke()
+	return nil
+}
+
+// starting says why this replica does not serve what the store holds
+// yet, or nil once it does: it has read every rollout, and a leader (this
+// replica, with its files loaded, or another) exists.
+func (r *replicaSet) starting() error {
+	switch {
+	case !r.a.Controller.Synced():
+		return errors.New("starting: reading the rollouts from the store")
+	case r.leading.Load() && !r.loaded.Load():
+		return errors.New("starting: this replica was elected leader and is loading its files")
+	case !r.leading.Load() && r.leader() == "" && r.electErr.Load() == nil:
+		return errors.New("starting: waiting for a replica to be elected leader")
+	}
 	return nil
 }
 
@@ -254,6 +272,7 @@ func (r *replicaSet) setFiles(rollouts []spec.Rollout, templates []spec.Analysis
 func (r *replicaSet) stepDown() {
 	r.fenced.Follow()
 	r.leading.Store(false)
+	r.loaded.Store(false)
 	r.a.Controller.StepDown()
 	r.members.Poke()
 }

@@ -133,7 +133,7 @@ func TestRegistryOfTwoReplicas(t *testing.T) {
 		if list := mustList(t, a); len(list) != 0 {
 			t.Fatalf("empty registry lists %+v", list)
 		}
-		elector := &lease.Elector{Store: stores[0], ID: "a", Now: c.now}
+		elector := &lease.Elector{Store: stores[0], ID: "a", TTL: 5 * time.Second, Now: c.now}
 		if st, err := elector.Step(ctx); err != nil || !st.Leader {
 			t.Fatalf("a did not take the lease: %+v %v", st, err)
 		}

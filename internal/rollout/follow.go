@@ -61,7 +61,13 @@ func (c *Controller) Follow(ctx context.Context, changes <-chan store.Change) {
 // succeeds; FollowError reports it.
 type followState struct {
 	err atomic.Pointer[error]
+	// synced is set once a re-read of every rollout succeeded.
+	synced atomic.Bool
 }
+
+// Synced reports whether this replica has read every rollout from the
+// store at least once (Refresh), so it routes what the leader decided.
+func (c *Controller) Synced() bool { return c.follow.synced.Load() }
 
 // FollowError returns why the last re-read of the store failed, or nil.
 func (c *Controller) FollowError() error {
@@ -129,6 +135,9 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	c.mu.RUnlock()
 	for _, name := range gone {
 		c.forget(ctx, name)
+	}
+	if len(errs) == 0 {
+		c.follow.synced.Store(true)
 	}
 	return errors.Join(errs...)
 }

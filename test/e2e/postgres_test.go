@@ -175,26 +175,3 @@ func TestServeRefusesADatabaseFromANewerCoalmine(t *testing.T) {
 		t.Fatalf("serve on a newer schema: exit %d:\n%s", code, out)
 	}
 }
-
-// TestSecondServeOnOneDatabaseIsRefused: until replicas elect a leader
-// (issue 12), a second `coalmine serve` on a database another one uses is
-// refused with what to do, so two controllers never drive one rollout;
-// once the first is gone (kill -9), a new one starts.
-func TestSecondServeOnOneDatabaseIsRefused(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
-	s := newServer(t, stable, canary, "--store", dsn)
-	s.start()
-	other := newServer(t, stable, canary)
-	out, code := run(t, "serve", "-f", other.Config, "--admin", strings.TrimPrefix(other.Admin, "http://"), "--store", dsn)
-	if code != 1 || !strings.Contains(out, "another coalmine serve is using this database") {
-		t.Fatalf("second serve on one database: exit %d:\n%s", code, out)
-	}
-	s.signal(syscall.SIGKILL)
-	s.waitExit(10 * time.Second)
-	other.extra = []string{"--store", dsn}
-	other.start()
-	if st := other.status(); st.StableVersion != "v1" {
-		t.Errorf("the new server after the first died: %+v", st)
-	}
-}
