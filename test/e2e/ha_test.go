@@ -859,6 +859,51 @@ func TestReplicaCutOffFromTheDatabaseKeepsServing(t *testing.T) {
 	c.waitReplicas(3, 15*time.Second)
 	l, _ := c.waitLeader(-1, 10*time.Second)
 	c.nodes[l].waitFor("the rollout to go on", 30*time.Second, func(st status) bool { return st.StepIndex >= 4 })
+	for i, s := range c.nodes {
+		eventually(t, 5*time.Second, fmt.Sprintf("replica r%d to route 50%%", i+1), func() bool {
+			sh := share(assign(t, s.Listen, 300), "v2")
+			return sh > 38 && sh < 62
+		})
+	}
+
+	// The database is lost again, and the canary must go: abort, sent to
+	// one replica while no replica can lead, reaches every data plane.
+	for _, r := range c.relays {
+		r.setCut(true)
+	}
+	time.Sleep(4 * time.Second) // past the lease: nobody leads
+	began := time.Now()
+	if out, code := c.nodes[1].cli("abort", "shop"); code != 0 {
+		t.Fatalf("abort without the database: exit %d\n%s", code, out)
+	}
+	for i, s := range c.nodes {
+		eventually(t, 3*time.Second, fmt.Sprintf("replica r%d to send nobody to the canary", i+1), func() bool {
+			return share(assign(t, s.Listen, 100), "v2") == 0
+		})
+	}
+	t.Logf("abort without the database reached all 3 data planes in %v", time.Since(began).Round(time.Millisecond))
+	for _, r := range c.relays {
+		r.setCut(false)
+	}
+	l, _ = c.waitLeader(-1, 15*time.Second)
+	for i, s := range c.nodes {
+		s.waitFor(fmt.Sprintf("replica r%d to show the saved abort", i+1), 10*time.Second, func(st status) bool {
+			return st.Phase == "Degraded" && st.Weight == 0 && st.ObservedWeight == 0
+		})
+	}
+	time.Sleep(3 * time.Second) // the replicas hand over their aborts; none is saved twice
+	aborted := 0
+	for _, e := range c.nodes[l].events() {
+		if e.Type == "rollout-aborted" {
+			aborted++
+		}
+	}
+	if aborted != 1 {
+		t.Fatalf("%d abort events after one abort", aborted)
+	}
+	if code, body := c.nodes[l].readyz(); code != 200 || strings.Contains(body, "degraded") {
+		t.Fatalf("/readyz after the database returned: %d %s", code, body)
+	}
 }
 
 // waitLeaderAmong waits until the replicas other than cut agree on a
