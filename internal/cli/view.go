@@ -123,9 +123,25 @@ func writeRolloutView(w io.Writer, v model.View, now time.Time) error {
 	if s.Unsaved != "" {
 		field("Unsaved", "the state shown is "+s.Unsaved)
 	}
+	if s.Controller != "" {
+		field("Controller", s.Controller)
+	}
 	field("Stable", orDash(s.StableVersion))
 	field("Canary", orDash(s.CanaryVersion))
 	field("Weight", percent(s.Weight)+" applied, "+percent(s.ObservedWeight)+" observed by the proxy")
+	if len(s.Replicas) > 1 {
+		// Several replicas share the store: each one's proxy, the one
+		// answering first; "(behind)" until it routes the state that set
+		// the weight.
+		parts := make([]string, len(s.Replicas))
+		for i, r := range s.Replicas {
+			parts[i] = r.Replica + " " + percent(r.ObservedWeight)
+			if !r.Current {
+				parts[i] += " (behind)"
+			}
+		}
+		field("Replicas", strings.Join(parts, ", "))
+	}
 	if n := stepCount(v); n > 0 {
 		done := min(max(s.StepIndex, 0), n)
 		field("Progress", fmt.Sprintf("%s %d/%d steps done", bar(float64(done)/float64(n)), done, n))

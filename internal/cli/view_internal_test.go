@@ -99,3 +99,21 @@ func TestFitLineCutsWhatWouldWrap(t *testing.T) {
 		}
 	}
 }
+
+// TestViewShowsEachReplicasWeight: with several replicas the view lists
+// the weight each one's proxy routes with, and says why nothing advances.
+func TestViewShowsEachReplicasWeight(t *testing.T) {
+	v := model.View{Metadata: spec.Metadata{Name: "shop"}, Status: model.Status{Phase: model.PhaseProgressing, Weight: 20, ObservedWeight: 20,
+		StableVersion: "v1", CanaryVersion: "v2",
+		Replicas: []model.ReplicaWeight{{Replica: "r1", ObservedWeight: 20, Current: true}, {Replica: "r2", ObservedWeight: 10}},
+		Controller: "no replica leads right now"}}
+	var b strings.Builder
+	if err := writeRolloutView(&b, v, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Replicas:", "r1 20%, r2 10% (behind)", "Controller:", "no replica leads right now"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("view lacks %q:\n%s", want, b.String())
+		}
+	}
+}
