@@ -305,6 +305,16 @@ func (r *replicaSet) prune(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// A replica gone for an hour takes its telemetry record
+			// along (a live one's must stay: deleting it would import
+			// its traffic twice).
+			if list, err := r.members.List(ctx); err == nil {
+				for _, rep := range list {
+					if rep.Gone && time.Since(rep.LastHeartbeat) > time.Hour {
+						_ = teleshare.Remove(ctx, r.shared, rep.ID)
+					}
+				}
+			}
 			_ = r.members.Prune(ctx, time.Hour)
 		}
 	}

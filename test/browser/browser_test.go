@@ -71,6 +71,12 @@ func TestDashboardShowsAPausedRolloutAndPromotesIt(t *testing.T) {
 			t.Errorf("list row %q lacks %q", row, want)
 		}
 	}
+	// The Replicas panel: this server alone, leading (the embedded store).
+	b.do("see the replicas panel",
+		chromedp.WaitVisible(chromedp.CSS(`#replicas-panel tr[data-replica]`)))
+	if rep := b.text(`#replicas-panel`); !strings.Contains(rep, "leader") || !strings.Contains(rep, "live") {
+		t.Errorf("replicas panel %q does not show this server as the live leader", rep)
+	}
 	if loc := b.eval(`location.href`); strings.Contains(loc, token) {
 		t.Errorf("the token is in the URL: %s", loc)
 	}
