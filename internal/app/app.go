@@ -220,6 +220,18 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		a.Telemetry.Collector(), rollout.NewCollector(a.Controller), a.notifier.Collector())
+	// With replicas, only the leader's request series hold everybody's
+	// traffic (it imports the others'); this gauge says which one it is,
+	// so a query can keep the leader's series only.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "coalmine_replica_leader",
+		Help: "1 while this process leads (runs the controller and holds every replica's traffic in its series), 0 while it follows.",
+	}, func() float64 {
+		if a.replicas == nil || a.replicas.leading.Load() {
+			return 1
+		}
+		return 0
+	}))
 	var handler http.Handler = api.New(api.Config{
 		Commands:          a.Controller,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}),
