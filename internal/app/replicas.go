@@ -73,6 +73,10 @@ type replicaSet struct {
 // missed heartbeats.
 const (
 	heartbeatInterval = time.Second
+	// takeoverTimeout bounds re-reading every rollout and loading the
+	// files when this replica is elected (about a second for 1,000
+	// rollouts); a store that hangs longer makes it follow again.
+	takeoverTimeout = time.Minute
 	forwardedHeader   = "X-Coalmine-Forwarded-By"
 )
 
@@ -88,7 +92,7 @@ func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedS
 		adminURL = advertisedAdmin(a.AdminAddr())
 	}
 	r := &replicaSet{a: a, cfg: cfg, rollouts: cfg.Rollouts, templates: cfg.Templates, log: cfg.Logger, shared: shared, fenced: fenced, id: id, adminURL: adminURL,
-		fencedCh: make(chan struct{}, 1), roleCh: make(chan lease.Status, 4), followCh: make(chan store.Change, 1024),
+		fencedCh: make(chan struct{}, 1), roleCh: make(chan lease.Status, 1), followCh: make(chan store.Change, 1024),
 		startedAt: time.Now()}
 	if f, ok := shared.(store.ChangeFeed); ok {
 		r.feed = f
@@ -138,7 +142,7 @@ func (r *replicaSet) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	r.run(ctx, func(ctx context.Context) {
-		r.elector.Run(ctx, func(st lease.Status) { r.roleCh <- st }, func(err error) {
+		r.elector.Run(ctx, r.notifyRole, func(err error) {
 			if prev := r.electErr.Swap(&err); prev == nil {
 				r.log.Error("cannot reach the store for the leader election; a leader steps down when its lease runs out", "err", err)
 			}
@@ -150,6 +154,23 @@ func (r *replicaSet) start() {
 	r.run(ctx, r.roles)
 	r.run(ctx, r.deliverAborts)
 	r.run(ctx, (&teleshare.Publisher{Store: r.shared, ID: r.id, Registry: r.a.Telemetry, Logger: r.log}).Run)
+}
+
+// notifyRole hands the elector's latest decision to the role switch
+// without ever blocking the elector (which must keep renewing while a
+// takeover runs): an older decision not yet taken is replaced.
+func (r *replicaSet) notifyRole(st lease.Status) {
+	for {
+		select {
+		case r.roleCh <- st:
+			return
+		default:
+			select {
+			case <-r.roleCh:
+			default:
+			}
+		}
+	}
 }
 
 func (r *replicaSet) run(ctx context.Context, fn func(context.Context)) {
@@ -203,7 +224,10 @@ func (r *replicaSet) roles(ctx context.Context) {
 			switch {
 			case st.Leader && !r.leading.Load():
 				end()
-				if err := r.takeOver(ctx, st); err != nil {
+				tctx, cancel := context.WithTimeout(ctx, takeoverTimeout)
+				err := r.takeOver(tctx, st)
+				cancel()
+				if err != nil {
 					r.log.Error("taking over as leader failed; following until the next election", "err", err)
 					r.stepDown()
 					startRole(r.follow)
