@@ -50,6 +50,8 @@ type replicaSet struct {
 	leading  atomic.Bool
 	// loaded is set once this replica, leading, has loaded its files.
 	loaded atomic.Bool
+	// fence is the epoch this replica leads under (roles goroutine only).
+	fence store.Check
 	// files are the -f files' objects, which this replica loads when it
 	// takes over (SIGHUP replaces them).
 	filesMu   sync.Mutex
@@ -214,16 +216,20 @@ func (r *replicaSet) roles(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.fencedCh:
+			r.elector.Resign()
 			if r.leading.Load() {
-				r.log.Error("this replica stops leading: another one holds the lease")
+				r.log.Error("this replica stops leading: its lease ran out or another replica holds it")
 				end()
 				r.stepDown()
 				startRole(r.follow)
 			}
 		case st := <-r.roleCh:
 			switch {
-			case st.Leader && !r.leading.Load():
+			case st.Leader && (!r.leading.Load() || st.Fence != r.fence):
 				end()
+				if r.leading.Load() {
+					r.stepDown() // led under an older epoch: start afresh
+				}
 				tctx, cancel := context.WithTimeout(ctx, takeoverTimeout)
 				err := r.takeOver(tctx, st)
 				cancel()
@@ -249,6 +255,7 @@ func (r *replicaSet) roles(ctx context.Context) {
 // lease ran out), and the configuration files are loaded as at a start.
 func (r *replicaSet) takeOver(ctx context.Context, st lease.Status) error {
 	r.fenced.Lead(st.Fence, st.ExpiresAt)
+	r.fence = st.Fence
 	r.leading.Store(true)
 	r.log.Info("this replica leads now", "replica", r.id, "epoch", st.Epoch)
 	if err := r.a.Controller.Refresh(ctx); err != nil {

@@ -140,6 +140,16 @@ func (e *Elector) set(leader bool, s State, rec store.Record, epochV uint64) {
 	}
 }
 
+// Resign makes this elector forget that it leads: its next round takes
+// the lease anew (with a new epoch) if it is still free for it. A replica
+// calls it when the store refused its fence, so that leading again always
+// starts from a new epoch.
+func (e *Elector) Resign() {
+	e.mu.Lock()
+	e.leader = false
+	e.mu.Unlock()
+}
+
 // unreachable keeps a leader leading while its own lease lasts.
 func (e *Elector) unreachable(now time.Time, err error) (Status, error) {
 	e.mu.Lock()
@@ -162,7 +172,7 @@ func (e *Elector) Run(ctx context.Context, changed func(Status), errf func(error
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	was := false
+	was, wasEpoch := false, uint64(0)
 	for {
 		// A round never outlasts its interval: a store that hangs (a lock
 		// held by a stalled leader, a dead connection) is an error of this
@@ -173,8 +183,11 @@ func (e *Elector) Run(ctx context.Context, changed func(Status), errf func(error
 		if err != nil && errf != nil && ctx.Err() == nil {
 			errf(err)
 		}
-		if st.Leader != was {
-			was = st.Leader
+		// A new epoch while leading is a new leadership too (the lease was
+		// lost and taken back between two rounds, or Resign was called):
+		// whoever acts on it must start afresh with the new fence.
+		if st.Leader != was || (st.Leader && st.Epoch != wasEpoch) {
+			was, wasEpoch = st.Leader, st.Epoch
 			changed(st)
 		}
 		if st.Leader && e.OnLead != nil {

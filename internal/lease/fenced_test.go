@@ -104,3 +104,25 @@ func TestFencedStoreRefusesWritesPastItsOwnLease(t *testing.T) {
 		t.Fatalf("the write past the lease landed: %v", err)
 	}
 }
+
+// TestResignTakesANewEpoch: after Resign (its fence was refused), a
+// replica that still holds the lease leads again only under a new epoch,
+// so whatever it writes next carries a fence no earlier write had.
+func TestResignTakesANewEpoch(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	clk := &clock{t: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	a := &lease.Elector{Store: st, ID: "a", Now: clk.now}
+	first, err := a.Step(ctx)
+	if err != nil || !first.Leader {
+		t.Fatalf("a: %+v %v", first, err)
+	}
+	a.Resign()
+	if a.Status().Leader {
+		t.Fatal("still leading after Resign")
+	}
+	again, err := a.Step(ctx)
+	if err != nil || !again.Leader || again.Epoch != first.Epoch+1 || again.Fence == first.Fence {
+		t.Fatalf("after Resign: %+v (before %+v), %v", again, first, err)
+	}
+}
