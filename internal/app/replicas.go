@@ -492,8 +492,20 @@ func (r *replicaSet) ready() error {
 // of each replica that carries them out, never by this wrapper.
 func (r *replicaSet) forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.leading.Load() || !strings.HasPrefix(req.URL.Path, "/api/") || req.Method == http.MethodGet || req.Method == http.MethodHead {
+		read := req.Method == http.MethodGet || req.Method == http.MethodHead
+		// The dashboard's charts read the traffic series, which only the
+		// leader holds for all replicas (a follower's are its own).
+		series := read && strings.HasSuffix(req.URL.Path, "/series") && req.Header.Get(forwardedHeader) == ""
+		if r.leading.Load() || !strings.HasPrefix(req.URL.Path, "/api/") || (read && !series) {
 			next.ServeHTTP(w, req)
+			return
+		}
+		if series {
+			if leader := r.leader(); leader != "" {
+				r.proxyTo(w, req, leader, nil)
+				return
+			}
+			next.ServeHTTP(w, req) // no leader: this replica's own traffic is better than nothing
 			return
 		}
 		abort := req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/abort")
@@ -518,27 +530,38 @@ func (r *replicaSet) forward(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, msg)
 			return
 		}
-		target, err := url.Parse(leader)
-		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader's admin URL %q is not valid: %v", leader, err))
-			return
+		var onFail func(http.ResponseWriter, *http.Request)
+		if abort {
+			onFail = func(w http.ResponseWriter, req *http.Request) { r.abortEverywhere(w, req, next) }
 		}
-		proxy := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.Out.Host = pr.In.Host
-				pr.Out.Header.Set(forwardedHeader, r.id)
-			},
-			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-				if abort {
-					r.abortEverywhere(w, req, next)
-					return
-				}
-				writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader at %s cannot be reached to carry out the command (%v); send it again in a few seconds", leader, err))
-			},
-		}
-		proxy.ServeHTTP(w, req)
+		r.proxyTo(w, req, leader, onFail)
 	})
+}
+
+// proxyTo sends req to the leader's admin API as it came (its token
+// included: the leader authenticates it). onFail, when set, answers
+// instead when the leader cannot be reached.
+func (r *replicaSet) proxyTo(w http.ResponseWriter, req *http.Request, leader string, onFail func(http.ResponseWriter, *http.Request)) {
+	target, err := url.Parse(leader)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader's admin URL %q is not valid: %v", leader, err))
+		return
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set(forwardedHeader, r.id)
+		},
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			if onFail != nil {
+				onFail(w, req)
+				return
+			}
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader at %s cannot be reached to carry out the request (%v); send it again in a few seconds", leader, err))
+		},
+	}
+	proxy.ServeHTTP(w, req)
 }
 
 // abortEverywhere aborts in this replica's data plane (next: the API, which

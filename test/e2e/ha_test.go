@@ -264,7 +264,32 @@ func TestReplicasShareOneRollout(t *testing.T) {
 			t.Fatalf("replica r%d routes %.1f%% to the canary at weight 20", i+1, sh)
 		}
 	}
-	// Promote through a follower: forwarded to the leader, done once.
+	// A follower's dashboard charts come from the leader, which holds
+	// every replica's traffic: the 3,000 requests just sent through the
+	// three replicas are all in them, within the 2 s merge lag.
+	eventually(t, 10*time.Second, "the follower's series to show every replica's traffic", func() bool {
+		var series struct {
+			Versions []struct {
+				Points []struct {
+					Requests float64 `json:"requests"`
+				} `json:"points"`
+			} `json:"versions"`
+		}
+		c.nodes[f].getJSON("/api/v1/rollouts/shop/series?step=1s", &series)
+		total := 0.0
+		for _, v := range series.Versions {
+			for _, p := range v.Points {
+				total += p.Requests
+			}
+		}
+		return total >= 3000
+	})
+
+	// Promote through a follower: forwarded to the leader, done once. The
+	// analysis after it judges traffic that reaches a follower only.
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	load(ctx, c.nodes[f].Listen, 100)
 	c.nodes[f].mustCLI("promote", "shop")
 	c.nodes[f].waitFor("the analysis step", 10*time.Second, func(st status) bool { return st.StepIndex >= 2 })
 	final := c.nodes[c.follower(f)].waitFor("the pause for promote at 50%", 30*time.Second, func(st status) bool {
