@@ -234,7 +234,10 @@ func (r *replicaSet) roles(ctx context.Context) {
 				err := r.takeOver(tctx, st)
 				cancel()
 				if err != nil {
-					r.log.Error("taking over as leader failed; following until the next election", "err", err)
+					// Let the lease run out for another replica to take;
+					// this one campaigns again after that.
+					r.elector.StepAside(2 * lease.DefaultTTL)
+					r.log.Error("taking over as leader failed; this replica follows and lets another lead", "err", err, "campaignsAgainIn", 2*lease.DefaultTTL)
 					r.stepDown()
 					startRole(r.follow)
 					continue

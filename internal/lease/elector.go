@@ -34,6 +34,8 @@ type Elector struct {
 
 	mu     sync.Mutex
 	leader bool
+	// asideUntil: the elector does not campaign before it (StepAside).
+	asideUntil time.Time
 	lease  State
 	rec    store.Record // the lease record as last written or read
 	epochV uint64       // the epoch record's version when we took the lease
@@ -80,6 +82,12 @@ func (e *Elector) Status() Status {
 // another replica may have taken over by then.
 func (e *Elector) Step(ctx context.Context) (Status, error) {
 	now := e.now()
+	e.mu.Lock()
+	aside := now.Before(e.asideUntil)
+	e.mu.Unlock()
+	if aside {
+		return e.Status(), nil
+	}
 	rec, err := e.Store.Get(ctx, Collection, LeaseKey)
 	var cur *State
 	switch {
@@ -147,6 +155,17 @@ func (e *Elector) set(leader bool, s State, rec store.Record, epochV uint64) {
 func (e *Elector) Resign() {
 	e.mu.Lock()
 	e.leader = false
+	e.mu.Unlock()
+}
+
+// StepAside makes this elector stop leading and not campaign for d, so
+// that another replica can take the lease once it runs out: a replica
+// that was elected but cannot take over (its store calls fail) must not
+// keep the lease from the others.
+func (e *Elector) StepAside(d time.Duration) {
+	e.mu.Lock()
+	e.leader = false
+	e.asideUntil = e.now().Add(d)
 	e.mu.Unlock()
 }
 

@@ -126,3 +126,25 @@ func TestResignTakesANewEpoch(t *testing.T) {
 		t.Fatalf("after Resign: %+v (before %+v), %v", again, first, err)
 	}
 }
+
+// TestStepAsideLetsAnotherLead: a replica elected but unable to take over
+// steps aside; it does not renew, so another takes the lease once it runs
+// out, and it does not campaign again until its time aside is over.
+func TestStepAsideLetsAnotherLead(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	clk := &clock{t: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	a := &lease.Elector{Store: st, ID: "a", Now: clk.now}
+	b := &lease.Elector{Store: st, ID: "b", Now: clk.now}
+	if sa, err := a.Step(ctx); err != nil || !sa.Leader {
+		t.Fatalf("a: %+v %v", sa, err)
+	}
+	a.StepAside(2 * lease.DefaultTTL)
+	clk.t = clk.t.Add(lease.DefaultTTL)
+	if sa, _ := a.Step(ctx); sa.Leader {
+		t.Fatal("a renewed while aside")
+	}
+	if sb, err := b.Step(ctx); err != nil || !sb.Leader {
+		t.Fatalf("b did not take the lease a let run out: %+v %v", sb, err)
+	}
+}
