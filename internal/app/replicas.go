@@ -58,6 +58,7 @@ type replicaSet struct {
 	rollouts  []spec.Rollout
 	templates []spec.AnalysisTemplate
 	fencedCh chan struct{} // a write was refused by a newer epoch
+	mergeNow chan struct{} // another replica published its telemetry
 	roleCh   chan lease.Status
 	followCh chan store.Change
 
@@ -94,7 +95,7 @@ func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedS
 		adminURL = advertisedAdmin(a.AdminAddr())
 	}
 	r := &replicaSet{a: a, cfg: cfg, rollouts: cfg.Rollouts, templates: cfg.Templates, log: cfg.Logger, shared: shared, fenced: fenced, id: id, adminURL: adminURL,
-		fencedCh: make(chan struct{}, 1), roleCh: make(chan lease.Status, 1), followCh: make(chan store.Change, 1024),
+		fencedCh: make(chan struct{}, 1), mergeNow: make(chan struct{}, 1), roleCh: make(chan lease.Status, 1), followCh: make(chan store.Change, 1024),
 		startedAt: time.Now()}
 	if f, ok := shared.(store.ChangeFeed); ok {
 		r.feed = f
@@ -155,7 +156,7 @@ func (r *replicaSet) start() {
 	r.run(ctx, r.dispatchChanges)
 	r.run(ctx, r.roles)
 	r.run(ctx, r.deliverAborts)
-	r.run(ctx, (&teleshare.Publisher{Store: r.shared, ID: r.id, Registry: r.a.Telemetry, Logger: r.log}).Run)
+	r.run(ctx, (&teleshare.Publisher{Store: r.shared, ID: r.id, Registry: r.a.Telemetry, Logger: r.log, Interval: publishInterval}).Run)
 }
 
 // notifyRole hands the elector's latest decision to the role switch
@@ -321,7 +322,7 @@ func (r *replicaSet) lead(ctx context.Context) {
 				r.log.Error("notification dispatcher stopped", "err", err)
 			}
 		},
-		r.merger.Run,
+		r.mergeTelemetry,
 		r.prune,
 	} {
 		wg.Add(1)
@@ -329,6 +330,53 @@ func (r *replicaSet) lead(ctx context.Context) {
 	}
 	wg.Wait()
 }
+
+// mergeTelemetry adds the other replicas' traffic to this (the leader's)
+// registry as soon as one publishes (the change feed says so), at most
+// every mergeSpacing, and at least every second (the feed is only a
+// hint). A replica publishes every second, so the leader's picture lags by
+// about a second instead of two.
+func (r *replicaSet) mergeTelemetry(ctx context.Context) {
+	t := time.NewTicker(teleshare.DefaultInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.mergeNow:
+		}
+		mctx, cancel := context.WithTimeout(ctx, teleshare.DefaultInterval)
+		_, err := r.merger.Merge(mctx)
+		cancel()
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			failing = true
+			r.log.Error("merging the other replicas' telemetry failed; the analysis sees only this replica's traffic until it works again", "err", err)
+		case err == nil && failing:
+			failing = false
+			r.log.Info("merging the other replicas' telemetry works again")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(mergeSpacing):
+		}
+	}
+}
+
+// publishInterval is how often a replica publishes its telemetry: the
+// leader merges it as soon as it lands, so the analysis sees a follower's
+// traffic about half a second late (a judge needs a few seconds of a
+// canary's traffic to decide, so this is a large share of a fast
+// rollback). The price is a write of the replica's record twice a second
+// (docs/benchmarks.md gives its size).
+const publishInterval = 500 * time.Millisecond
+
+// mergeSpacing keeps merges triggered by several replicas publishing at
+// once from running back to back.
+const mergeSpacing = 200 * time.Millisecond
 
 // prune forgets replicas gone for an hour, now and then.
 func (r *replicaSet) prune(ctx context.Context) {
@@ -377,6 +425,13 @@ func (r *replicaSet) dispatchChanges(ctx context.Context) {
 		return
 	}
 	for ch := range r.feed.Changes(ctx) {
+		if ch.Collection == teleshare.Collection && r.leading.Load() {
+			select {
+			case r.mergeNow <- struct{}{}:
+			default:
+			}
+			continue
+		}
 		if ch.Resync || ch.Collection == cluster.Collection {
 			r.refreshMembers(ctx)
 			if r.leading.Load() {
