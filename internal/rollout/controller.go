@@ -288,6 +288,9 @@ type entry struct {
 	// several replicas, each must route with this version or a later one
 	// before a setWeight step completes.
 	weightVer uint64
+	// routed is what the data plane routes with, for heartbeats read
+	// without e.mu (Served); nil while not served.
+	routed atomic.Pointer[ServedRoute]
 	// What the data plane was last given.
 	served     bool
 	servedSpec spec.Rollout
@@ -662,8 +665,10 @@ func (c *Controller) sync(ctx context.Context, e *entry) error {
 		}
 		e.table = table
 	default:
+		e.routed.Store(&ServedRoute{Rollout: name, Revision: e.st.Revision, StateVersion: e.stVer})
 		return nil
 	}
+	e.routed.Store(&ServedRoute{Rollout: name, Revision: e.st.Revision, StateVersion: e.stVer})
 	// The view published at commit time showed the data plane as it was
 	// before this change (its endpoints, what it observed); watchers get
 	// the view as it is now, or they would show stale endpoints and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,9 @@ type followState struct {
 	err atomic.Pointer[error]
 	// synced is set once a re-read of every rollout succeeded.
 	synced atomic.Bool
+	// bad holds, by rollout, why the stored rollout could not be taken.
+	mu  sync.Mutex
+	bad map[string]string
 }
 
 // Synced reports whether this replica has read every rollout from the
@@ -114,7 +118,6 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		stateOf[s.Key] = s
 	}
 	stored := make(map[string]bool, len(specs))
-	var errs []error
 	for _, sp := range specs {
 		stored[sp.Key] = true
 		st, ok := stateOf[sp.Key]
@@ -122,8 +125,15 @@ func (c *Controller) Refresh(ctx context.Context) error {
 			continue // written in one batch with its spec; not there yet
 		}
 		if err := c.refreshEntry(ctx, sp, st); err != nil {
-			errs = append(errs, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			// One rollout that cannot be read or served must not keep
+			// this replica from serving the others.
+			c.noteRolloutError(sp.Key, err)
+			continue
 		}
+		c.noteRolloutError(sp.Key, nil)
 	}
 	c.mu.RLock()
 	var gone []string
@@ -136,10 +146,27 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	for _, name := range gone {
 		c.forget(ctx, name)
 	}
-	if len(errs) == 0 {
-		c.follow.synced.Store(true)
+	c.follow.synced.Store(true)
+	return nil
+}
+
+// noteRolloutError logs why a rollout could not be taken from the store,
+// once per distinct reason, and that it can be again.
+func (c *Controller) noteRolloutError(name string, err error) {
+	c.follow.mu.Lock()
+	defer c.follow.mu.Unlock()
+	prev, had := c.follow.bad[name]
+	switch {
+	case err == nil && had:
+		delete(c.follow.bad, name)
+		c.log.Info("the stored rollout can be served again", "rollout", name)
+	case err != nil && (!had || prev != err.Error()):
+		if c.follow.bad == nil {
+			c.follow.bad = map[string]string{}
+		}
+		c.follow.bad[name] = err.Error()
+		c.log.Error("a stored rollout cannot be served; this replica keeps what it had of it and serves the others", "rollout", name, "err", err)
 	}
-	return errors.Join(errs...)
 }
 
 // RefreshRollout re-reads one rollout (after a change notification).
@@ -167,6 +194,15 @@ func (c *Controller) RefreshRollout(ctx context.Context, name string) error {
 // and serves the state.
 func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) error {
 	name := sp.Key
+	var rec specRecord
+	if err := json.Unmarshal(sp.Data, &rec); err != nil {
+		return fmt.Errorf("decode stored rollout %q: %w", name, err)
+	}
+	var state State
+	if err := json.Unmarshal(st.Data, &state); err != nil {
+		return fmt.Errorf("decode state of rollout %q: %w", name, err)
+	}
+	rec.Rollout.SetDefaults()
 	c.mu.Lock()
 	e := c.entries[name]
 	fresh := e == nil
@@ -180,23 +216,17 @@ func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) erro
 	if !fresh && !e.removed && e.specVer == sp.Version && e.stVer == st.Version {
 		return nil
 	}
-	if !fresh && (sp.Version < e.specVer || st.Version < e.stVer) && !e.removed {
-		return nil // an older read than one already taken in
-	}
-	var rec specRecord
-	if err := json.Unmarshal(sp.Data, &rec); err != nil {
-		return fmt.Errorf("decode stored rollout %q: %w", name, err)
-	}
-	var state State
-	if err := json.Unmarshal(st.Data, &state); err != nil {
-		return fmt.Errorf("decode state of rollout %q: %w", name, err)
-	}
-	rec.Rollout.SetDefaults()
+	// Reads happen one after the other (Follow is one goroutine, and a
+	// takeover re-reads after it stopped), so a different version is
+	// always the newer state, even a lower one: a rollout removed and
+	// added again starts its records, and its event stream, afresh.
+	recreated := !fresh && (sp.Version < e.specVer || st.Version < e.stVer)
 	stream := model.EventStream(name)
 	var events []store.Event
-	if fresh || e.removed {
+	if fresh || e.removed || recreated {
 		last, err := c.cfg.Store.LastSeq(ctx, stream)
 		if err != nil {
+			c.dropIfEmpty(name, e)
 			return fmt.Errorf("read events of rollout %q: %w", name, err)
 		}
 		e.lastSeq = last
@@ -207,7 +237,7 @@ func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) erro
 		}
 	}
 	e.removed = false
-	if e.dirty && !abortSettled(e.st, state) {
+	if e.dirty && !recreated && !abortSettled(e.st, state) {
 		// An abort this replica applied while no leader could save it
 		// stays in effect until the store has it (or the rollout moved on
 		// to another revision); the replica hands it to the leader
@@ -215,6 +245,10 @@ func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) erro
 		state = e.st
 	} else {
 		e.dirty, e.unsaved, e.saveErr = false, nil, nil
+	}
+	if fresh || recreated || state.Weight != e.st.Weight || versionOf(state.Canary) != versionOf(e.st.Canary) {
+		// What a leader checks the replicas against, should this one lead.
+		e.weightVer = st.Version
 	}
 	e.rec, e.specVer, e.st, e.stVer = rec, sp.Version, state, st.Version
 	for _, raw := range events {
@@ -251,6 +285,7 @@ func (c *Controller) forget(ctx context.Context, name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.removed = true
+	e.routed.Store(nil)
 	if e.served {
 		if err := c.cfg.Router.Remove(ctx, name); err != nil {
 			c.log.Warn("stop serving removed rollout", "rollout", name, "err", err)
@@ -306,6 +341,19 @@ func (c *Controller) WakeWeightWaiters() {
 // store error of its writes (a follower's readiness is its re-reads).
 func (c *Controller) StepDown() {
 	c.storeErr.Store(nil)
+	// Measurements cancelled with Run never recorded their end: forget
+	// them, or a metric would never be measured again when this replica
+	// leads the same analysis run later.
+	c.runMu.Lock()
+	c.pending = nil
+	c.runMu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, e := range c.entries {
+		e.mu.Lock()
+		e.inflight = nil
+		e.mu.Unlock()
+	}
 }
 
 // ServedRoute is what this replica's data plane routes one rollout with.
@@ -327,14 +375,16 @@ func (c *Controller) Served() []ServedRoute {
 	}
 	c.mu.RUnlock()
 	out := make([]ServedRoute, 0, len(entries))
+	// No entry lock: a heartbeat must not wait for a slow commit, or a
+	// busy leader would look dead. sync publishes what it served.
 	for name, e := range entries {
-		e.mu.Lock()
-		if e.served && !e.removed {
-			if _, w, _, err := c.cfg.Router.Observed(name); err == nil {
-				out = append(out, ServedRoute{Rollout: name, Revision: e.st.Revision, StateVersion: e.stVer, Weight: w})
-			}
+		p := e.routed.Load()
+		if p == nil {
+			continue
 		}
-		e.mu.Unlock()
+		if _, w, _, err := c.cfg.Router.Observed(name); err == nil {
+			out = append(out, ServedRoute{Rollout: name, Revision: p.Revision, StateVersion: p.StateVersion, Weight: w})
+		}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/spec"
+	"github.com/coalmine-dev/coalmine/internal/store"
 )
 
 // follower is a second replica on the harness's store: its own data plane,
@@ -124,5 +125,52 @@ func TestRefreshRolloutTakesOnlyNewerState(t *testing.T) {
 	}
 	if err := f.c.RefreshRollout(h.ctx, "missing"); err != nil {
 		t.Fatalf("a notification for a rollout that is gone: %v", err)
+	}
+}
+
+// TestFollowerTakesARecreatedRollout: a rollout removed and added again
+// while a follower did not look starts its record versions afresh; the
+// follower takes the new incarnation, though its versions are lower.
+func TestFollowerTakesARecreatedRollout(t *testing.T) {
+	h := newHarness(t, testRollout("shop", "v1", "v2", nil))
+	f := h.newFollower()
+	for range 4 {
+		h.reconcile("shop")
+	}
+	if err := f.c.Refresh(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.reload()
+	h.reload(testRollout("shop", "v1", "v3", nil))
+	h.reconcile("shop")
+	if err := f.c.Refresh(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	fv, _ := f.c.Get(h.ctx, "shop")
+	if want := h.status("shop"); fv.Status.CanaryVersion != want.CanaryVersion || fv.Status.Weight != want.Weight {
+		t.Fatalf("the follower routes canary %s at %v%%; the store holds %s at %v%%", fv.Status.CanaryVersion, fv.Status.Weight, want.CanaryVersion, want.Weight)
+	}
+}
+
+// TestFollowerServesTheOthersAroundABadRollout: one stored rollout that
+// cannot be decoded neither stops the others from being served nor shows
+// up as an empty rollout, and the follower counts as synced.
+func TestFollowerServesTheOthersAroundABadRollout(t *testing.T) {
+	h := newHarness(t, testRollout("shop", "v1", "v2", nil))
+	f := h.newFollower()
+	for _, coll := range []string{specCollection, stateCollection} {
+		if _, err := h.store.Put(h.ctx, coll, store.Record{Key: "zzz", Data: []byte("not json")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.c.Refresh(h.ctx); err != nil {
+		t.Fatalf("refresh with one bad rollout: %v", err)
+	}
+	vs, err := f.c.List(h.ctx)
+	if err != nil || len(vs) != 1 || vs[0].Metadata.Name != "shop" {
+		t.Fatalf("the follower lists %+v (%v), want shop only", vs, err)
+	}
+	if !f.c.Synced() {
+		t.Fatal("a bad rollout keeps the follower from being ready")
 	}
 }

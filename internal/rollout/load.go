@@ -269,6 +269,7 @@ func (c *Controller) remove(ctx context.Context, name string) error {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.removed = true
+		e.routed.Store(nil)
 		if e.served {
 			if err := c.cfg.Router.Remove(ctx, name); err != nil {
 				c.log.Warn("stop serving removed rollout", "rollout", name, "err", err)

@@ -90,6 +90,13 @@ func (c *Controller) startMeasurement(name, runID string, metric int, q provider
 		defer c.measuring.Done()
 		out := c.query(ctx, q)
 		if ctx.Err() != nil {
+			// Run stopped (shutdown, or this replica stopped leading):
+			// the measurement is not taken, and must not stay marked as
+			// running, or it would never be taken when Run starts again.
+			if e, err := c.lock(name); err == nil {
+				delete(e.inflight, measureKey{runID, metric})
+				e.mu.Unlock()
+			}
 			return
 		}
 		c.recordMeasurement(ctx, name, runID, metric, out)
