@@ -36,6 +36,9 @@ type Elector struct {
 	leader bool
 	// asideUntil: the elector does not campaign before it (StepAside).
 	asideUntil time.Time
+	// resigned counts Resign and StepAside calls: a round that started
+	// before one never makes this elector a leader when it ends.
+	resigned uint64
 	lease  State
 	rec    store.Record // the lease record as last written or read
 	epochV uint64       // the epoch record's version when we took the lease
@@ -83,7 +86,7 @@ func (e *Elector) Status() Status {
 func (e *Elector) Step(ctx context.Context) (Status, error) {
 	now := e.now()
 	e.mu.Lock()
-	aside := now.Before(e.asideUntil)
+	aside, gen := now.Before(e.asideUntil), e.resigned
 	e.mu.Unlock()
 	if aside {
 		return e.Status(), nil
@@ -135,6 +138,15 @@ func (e *Elector) Step(ctx context.Context) (Status, error) {
 	if action == Acquire {
 		epochV = c.Records[1].Version
 	}
+	e.mu.Lock()
+	if e.resigned != gen {
+		// Resigned while this round was writing: the lease names us, but
+		// we lead again only under a new epoch, next round.
+		e.leader = false
+		e.mu.Unlock()
+		return e.Status(), nil
+	}
+	e.mu.Unlock()
 	e.set(true, next, c.Records[0], epochV)
 	return e.Status(), nil
 }
@@ -155,6 +167,7 @@ func (e *Elector) set(leader bool, s State, rec store.Record, epochV uint64) {
 func (e *Elector) Resign() {
 	e.mu.Lock()
 	e.leader = false
+	e.resigned++
 	e.mu.Unlock()
 }
 
@@ -165,6 +178,7 @@ func (e *Elector) Resign() {
 func (e *Elector) StepAside(d time.Duration) {
 	e.mu.Lock()
 	e.leader = false
+	e.resigned++
 	e.asideUntil = e.now().Add(d)
 	e.mu.Unlock()
 }
