@@ -90,6 +90,8 @@ type App struct {
 	ctlDone   chan struct{}
 
 	notifier   *notify.Dispatcher
+	notifiers  *notifiers
+	notifyCfg  notify.Config
 	stopNotify context.CancelFunc
 	notifyDone chan struct{}
 
@@ -149,7 +151,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		fenced = &lease.FencedStore{Store: st}
 		ctlStore = fenced
 	}
-	a.notifier = notify.New(notify.Config{Store: ctlStore, Logger: cfg.Logger})
+	a.notifyCfg = notify.Config{Store: ctlStore, Logger: cfg.Logger}
+	a.notifier = notify.New(a.notifyCfg)
+	a.notifiers = newNotifiers(a.notifier)
 	if fenced == nil {
 		notifyCtx, stopNotify := context.WithCancel(context.Background())
 		a.stopNotify, a.notifyDone = stopNotify, make(chan struct{})
@@ -182,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		},
 		Router:       routerAdapter{a.Proxy, cfg.ListenOverrides},
 		Store:        ctlStore,
-		Notifier:     a.notifier,
+		Notifier:     a.notifiers,
 		Logger:       cfg.Logger,
 		Check:        checkConfig,
 		CheckSecrets: checkSecrets,
@@ -219,7 +223,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		a.Telemetry.Collector(), rollout.NewCollector(a.Controller), a.notifier.Collector())
+		a.Telemetry.Collector(), rollout.NewCollector(a.Controller), a.notifiers)
 	// With replicas, only the leader's request series hold everybody's
 	// traffic (it imports the others'); this gauge says which one it is,
 	// so a query can keep the leader's series only.
@@ -264,6 +268,10 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 			return nil, err
 		}
 		s.SetLogger(cfg.Logger)
+		if err := s.HoldShared(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	return nil, BadStoreURL(cfg.Store)

@@ -1,8 +1,8 @@
 package app
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/cluster"
 	"github.com/coalmine-dev/coalmine/internal/lease"
 	"github.com/coalmine-dev/coalmine/internal/model"
+	"github.com/coalmine-dev/coalmine/internal/notify"
 	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/store"
@@ -47,9 +49,11 @@ type replicaSet struct {
 	// leads again imports only what happened in between.
 	merger *teleshare.Merger
 
-	leading  atomic.Bool
+	leading atomic.Bool
 	// loaded is set once this replica, leading, has loaded its files.
 	loaded atomic.Bool
+	// started is set once the replica served what the store holds.
+	started atomic.Bool
 	// fence is the epoch this replica leads under (roles goroutine only).
 	fence store.Check
 	// files are the -f files' objects, which this replica loads when it
@@ -57,10 +61,10 @@ type replicaSet struct {
 	filesMu   sync.Mutex
 	rollouts  []spec.Rollout
 	templates []spec.AnalysisTemplate
-	fencedCh chan struct{} // a write was refused by a newer epoch
-	mergeNow chan struct{} // another replica published its telemetry
-	roleCh   chan lease.Status
-	followCh chan store.Change
+	fencedCh  chan struct{} // a write was refused by a newer epoch
+	mergeNow  chan struct{} // another replica published its telemetry
+	roleCh    chan lease.Status
+	followCh  chan store.Change
 
 	// replicas is the membership as last read; ReplicaRoutes and the
 	// forwarding of commands read it.
@@ -80,7 +84,10 @@ const (
 	// files when this replica is elected (about a second for 1,000
 	// rollouts); a store that hangs longer makes it follow again.
 	takeoverTimeout = time.Minute
-	forwardedHeader   = "X-Coalmine-Forwarded-By"
+	forwardedHeader = "X-Coalmine-Forwarded-By"
+	// abortBroadcastHeader marks an abort a replica sends to every other
+	// while no leader can save it: apply it locally, send it nowhere.
+	abortBroadcastHeader = "X-Coalmine-Abort-From"
 )
 
 func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedStore) (*replicaSet, error) {
@@ -258,6 +265,14 @@ func (r *replicaSet) roles(ctx context.Context) {
 // its entries are re-read (the last leader may have written until its
 // lease ran out), and the configuration files are loaded as at a start.
 func (r *replicaSet) takeOver(ctx context.Context, st lease.Status) error {
+	// A refusal signalled in an earlier term is not about this one.
+	select {
+	case <-r.fencedCh:
+	default:
+	}
+	// Notifications start from the stored cursors, as at a process start;
+	// the takeover's Load sets every rollout's channels on the new one.
+	r.a.notifiers.replace(notify.New(r.a.notifyCfg))
 	r.fenced.Lead(st.Fence, st.ExpiresAt)
 	r.fence = st.Fence
 	r.leading.Store(true)
@@ -280,6 +295,12 @@ func (r *replicaSet) takeOver(ctx context.Context, st lease.Status) error {
 // yet, or nil once it does: it has read every rollout, and a leader (this
 // replica, with its files loaded, or another) exists.
 func (r *replicaSet) starting() error {
+	if r.started.Load() {
+		// Once serving, a replica stays ready through elections and
+		// database outages (degraded says what is missing): taking every
+		// replica out of a load balancer at once is never the answer.
+		return nil
+	}
 	switch {
 	case !r.a.Controller.Synced():
 		return errors.New("starting: reading the rollouts from the store")
@@ -288,6 +309,7 @@ func (r *replicaSet) starting() error {
 	case !r.leading.Load() && r.leader() == "" && r.electErr.Load() == nil:
 		return errors.New("starting: waiting for a replica to be elected leader")
 	}
+	r.started.Store(true)
 	return nil
 }
 
@@ -318,7 +340,7 @@ func (r *replicaSet) lead(ctx context.Context) {
 	for _, fn := range []func(context.Context){
 		r.a.Controller.Run,
 		func(ctx context.Context) {
-			if err := r.a.notifier.Run(ctx); err != nil && ctx.Err() == nil {
+			if err := r.a.notifiers.current().Run(ctx); err != nil && ctx.Err() == nil {
 				r.log.Error("notification dispatcher stopped", "err", err)
 			}
 		},
@@ -567,9 +589,15 @@ func (r *replicaSet) forward(next http.Handler) http.Handler {
 			return
 		}
 		abort := req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/abort")
+		if abort && req.Header.Get(abortBroadcastHeader) != "" {
+			next.ServeHTTP(w, req) // a peer's abort without a leader: apply it here only
+			return
+		}
 		if by := req.Header.Get(forwardedHeader); by != "" {
 			if abort {
-				next.ServeHTTP(w, req) // a peer's abort without the store: apply it here
+				// Sent here as to the leader, but this replica does not
+				// lead (any more): every data plane must have it now.
+				r.abortEverywhere(w, req, next)
 				return
 			}
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("replica %s forwarded this command here, but this replica does not lead (leadership is changing); send it again in a few seconds", by))
@@ -605,7 +633,12 @@ func (r *replicaSet) proxyTo(w http.ResponseWriter, req *http.Request, leader st
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader's admin URL %q is not valid: %v", leader, err))
 		return
 	}
+	transport := leaderTransport
+	if onFail != nil {
+		transport = abortTransport // the emergency button waits the least
+	}
 	proxy := &httputil.ReverseProxy{
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host
@@ -655,7 +688,7 @@ func (r *replicaSet) abortEverywhere(w http.ResponseWriter, req *http.Request, n
 			if auth := req.Header.Get("Authorization"); auth != "" {
 				out.Header.Set("Authorization", auth)
 			}
-			out.Header.Set(forwardedHeader, r.id)
+			out.Header.Set(abortBroadcastHeader, r.id)
 			resp, err := peerClient.Do(out)
 			if err != nil {
 				r.log.Warn("could not send the abort to a replica", "replica", peer, "err", err)
@@ -692,9 +725,37 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 var peerClient = &http.Client{Timeout: 2 * time.Second}
 
+// leaderTransport carries requests forwarded to the leader. A leader that
+// is frozen (paused, its machine hung) still has its kernel accept
+// connections, so without a deadline on the answer a forwarded command
+// would hang; after forwardTimeout it fails (an abort then goes to every
+// replica's data plane instead).
+var leaderTransport = &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: time.Second}).DialContext,
+	ResponseHeaderTimeout: forwardTimeout,
+	MaxIdleConnsPerHost:   8,
+	IdleConnTimeout:       time.Minute,
+}
+
+// abortTransport carries aborts to the leader: after a second without an
+// answer the abort goes to every replica's data plane instead.
+var abortTransport = &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: time.Second}).DialContext,
+	ResponseHeaderTimeout: time.Second,
+	MaxIdleConnsPerHost:   8,
+	IdleConnTimeout:       time.Minute,
+}
+
+// forwardTimeout bounds the leader's answer to a forwarded request; every
+// command's own work (one commit) takes milliseconds.
+const forwardTimeout = 3 * time.Second
+
 // deliverAborts hands the aborts this replica applied without the store
 // to the leader, every second, until the leader has answered for each.
 func (r *replicaSet) deliverAborts(ctx context.Context) {
+	// handed: when each abort was last handed to a leader; it is sent
+	// again if the store still lacks it 10 s later (that leader died).
+	handed := map[string]time.Time{}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -710,7 +771,16 @@ func (r *replicaSet) deliverAborts(ctx context.Context) {
 		if leader == "" {
 			continue
 		}
-		for _, name := range r.a.Controller.UnsavedAborts() {
+		pending := r.a.Controller.UnsavedAborts()
+		for name := range handed {
+			if !slices.Contains(pending, name) {
+				delete(handed, name)
+			}
+		}
+		for _, name := range pending {
+			if at, ok := handed[name]; ok && time.Since(at) < 10*time.Second {
+				continue
+			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader+"/api/v1/rollouts/"+url.PathEscape(name)+"/abort", nil)
 			if err != nil {
 				continue
@@ -727,10 +797,16 @@ func (r *replicaSet) deliverAborts(ctx context.Context) {
 			if resp.StatusCode >= 500 {
 				continue
 			}
-			r.log.Info("the leader has the abort this replica applied without the store", "rollout", name, "leader", leader, "answer", resp.StatusCode)
-			if err := r.a.Controller.DropUnsaved(ctx, name); err != nil {
-				r.log.Warn("re-read the rollout after handing its abort to the leader", "rollout", name, "err", err)
+			// The abort stays in effect here until a re-read shows the
+			// store has it (or the rollout moved on), never on the word
+			// of an answer alone.
+			handed[name] = time.Now()
+			if resp.StatusCode >= 300 {
+				r.log.Error("the leader refused the abort this replica applied without the store; it stays in effect on this replica until the rollout moves on",
+					"rollout", name, "leader", leader, "answer", resp.StatusCode)
+				continue
 			}
+			r.log.Info("handed the leader the abort this replica applied without the store", "rollout", name, "leader", leader)
 		}
 	}
 }

@@ -412,15 +412,3 @@ func (c *Controller) UnsavedAborts() []string {
 	return out
 }
 
-// DropUnsaved forgets a local abort the leader has seen (it saved it, or
-// answered why not), and takes the stored state again.
-func (c *Controller) DropUnsaved(ctx context.Context, name string) error {
-	e, err := c.lock(name)
-	if err != nil {
-		return err
-	}
-	e.dirty, e.unsaved, e.saveErr = false, nil, nil
-	e.specVer = 0 // the next re-read takes the stored state, whatever its version
-	e.mu.Unlock()
-	return c.RefreshRollout(ctx, name)
-}

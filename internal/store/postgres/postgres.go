@@ -28,6 +28,8 @@ var _ store.Store = (*Store)(nil)
 // Store is a store.Store in a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// shared holds the single-server lock in shared mode (HoldShared).
+	shared *pgxpool.Conn
 	// log receives the change feed's connection errors (SetLogger).
 	log          *slog.Logger
 	lastListenMu sync.Mutex
@@ -179,8 +181,58 @@ func Redact(rawURL string) string {
 
 // Close releases the connections.
 func (s *Store) Close() error {
+	if s.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = s.shared.Exec(ctx, "SELECT pg_advisory_unlock_shared($1)", singleServerLock)
+		cancel()
+		s.shared.Release()
+		s.shared = nil
+	}
 	s.pool.Close()
 	return nil
+}
+
+// singleServerLock is the session advisory lock that coalmine releases
+// from before replicas ("coalmine-serve" in ASCII, truncated to 8 bytes)
+// held exclusively while they served a database, refusing a second server.
+// Replicas hold it shared: they run together, an older server running is
+// detected, and an older server started later is refused by its own check.
+const singleServerLock int64 = 0x636f616c6d2d7376
+
+// ErrOlderServer is returned by HoldShared while a coalmine from before
+// replicas serves the database.
+var ErrOlderServer = errors.New("a coalmine from before replicas is serving this database")
+
+// HoldShared takes the single-server lock in shared mode until Close (see
+// singleServerLock). It waits up to 2 s for a holder that was just
+// killed to lose it.
+func (s *Store) HoldShared(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("check for an older coalmine on the database: %w", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock_shared($1)", singleServerLock).Scan(&got); err != nil {
+			conn.Release()
+			return fmt.Errorf("check for an older coalmine on the database: %w", err)
+		}
+		if got {
+			s.shared = conn
+			return nil
+		}
+		if time.Now().After(deadline) {
+			conn.Release()
+			return fmt.Errorf("%w: it does not take part in leader election, so both would drive the rollouts; stop it (or upgrade it) first", ErrOlderServer)
+		}
+		select {
+		case <-ctx.Done():
+			conn.Release()
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Get reads one record.

@@ -447,3 +447,32 @@ func TestDeleteStreamRacingAFirstAppend(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldSharedRefusesAnOlderServer: replicas hold the single-server
+// lock together; while a coalmine from before replicas holds it
+// exclusively, a replica refuses to start, saying why.
+func TestHoldSharedRefusesAnOlderServer(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	a, b := mustOpen(t, dsn), mustOpen(t, dsn)
+	if err := a.HoldShared(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.HoldShared(ctx); err != nil {
+		t.Fatalf("a second replica: %v", err)
+	}
+	a.Close()
+	b.Close()
+	older, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Close(ctx)
+	if _, err := older.Exec(ctx, "SELECT pg_advisory_lock($1)", singleServerLock); err != nil {
+		t.Fatal(err)
+	}
+	c := mustOpen(t, dsn)
+	if err := c.HoldShared(ctx); !errors.Is(err, ErrOlderServer) || !strings.Contains(err.Error(), "stop it (or upgrade it) first") {
+		t.Fatalf("with an older server running: %v", err)
+	}
+}
