@@ -1,10 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -589,6 +591,17 @@ func (r *replicaSet) forward(next http.Handler) http.Handler {
 			return
 		}
 		abort := req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/abort")
+		if abort {
+			// An abort may be carried out here after an attempt to
+			// forward it read its body: keep the (small) body to replay.
+			body, err := io.ReadAll(io.LimitReader(req.Body, maxAbortBody))
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "read the request body: "+err.Error())
+				return
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
 		if abort && req.Header.Get(abortBroadcastHeader) != "" {
 			next.ServeHTTP(w, req) // a peer's abort without a leader: apply it here only
 			return
@@ -660,6 +673,11 @@ func (r *replicaSet) proxyTo(w http.ResponseWriter, req *http.Request, leader st
 // replica known, at once and in parallel, so that every data plane stops
 // sending users to the canary without waiting for the store.
 func (r *replicaSet) abortEverywhere(w http.ResponseWriter, req *http.Request, next http.Handler) {
+	if req.GetBody != nil {
+		if body, err := req.GetBody(); err == nil {
+			req.Body = body
+		}
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	next.ServeHTTP(rec, req)
 	if rec.status >= 300 {
@@ -723,7 +741,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-var peerClient = &http.Client{Timeout: 2 * time.Second}
+var peerClient = &http.Client{Timeout: time.Second}
 
 // leaderTransport carries requests forwarded to the leader. A leader that
 // is frozen (paused, its machine hung) still has its kernel accept
@@ -745,6 +763,10 @@ var abortTransport = &http.Transport{
 	MaxIdleConnsPerHost:   8,
 	IdleConnTimeout:       time.Minute,
 }
+
+// maxAbortBody bounds the body of an abort kept for a replay (an abort
+// has none, or a few bytes of JSON).
+const maxAbortBody = 64 << 10
 
 // forwardTimeout bounds the leader's answer to a forwarded request; every
 // command's own work (one commit) takes milliseconds.

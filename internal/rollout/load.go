@@ -206,11 +206,15 @@ func (c *Controller) Load(ctx context.Context, rollouts []spec.Rollout, template
 			return fmt.Errorf("list stored rollouts: %w", err)
 		}
 		for _, raw := range recs {
+			if inFiles[raw.Key] {
+				continue
+			}
 			var rec specRecord
 			if err := json.Unmarshal(raw.Data, &rec); err != nil {
-				return fmt.Errorf("decode stored rollout %q: %w", raw.Key, err)
-			}
-			if inFiles[raw.Key] {
+				// One damaged record must not keep every other rollout
+				// from being served (nor, with replicas, every replica
+				// from taking over): it is left as it is, and said.
+				c.log.Error("a stored rollout cannot be read and is not served; apply it again (coalmine apply) to replace it", "rollout", raw.Key, "err", err)
 				continue
 			}
 			if rec.FileDigest != "" {
