@@ -84,12 +84,7 @@ func (s *server) eventsOf(name string) []event {
 // replica keeps answering /readyz 200, saying what is degraded, so a load
 // balancer never takes them all out at once.
 func TestReadyzStaysUpDuringAnElection(t *testing.T) {
-	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
-	c := newHACluster(t, 3, false, func(listen string) string {
-		return fmt.Sprintf(haRollout, listen, stable.URL, canary.URL, "1h")
-	})
-	c.start()
-	leader, _ := c.waitLeader(-1, 10*time.Second)
+	c, leader := startShopCluster(t, 3, "1h")
 	c.nodes[leader].signal(15)
 	c.nodes[leader].waitExit(10 * time.Second)
 	c.paused[leader] = true
@@ -120,12 +115,7 @@ func TestReadyzStaysUpDuringAnElection(t *testing.T) {
 // every replica's data plane instead of hanging, and the new leader saves
 // it.
 func TestAbortThroughAFollowerWhileTheLeaderIsFrozen(t *testing.T) {
-	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
-	c := newHACluster(t, 3, false, func(listen string) string {
-		return fmt.Sprintf(haRollout, listen, stable.URL, canary.URL, "1h")
-	})
-	c.start()
-	leader, _ := c.waitLeader(-1, 10*time.Second)
+	c, leader := startShopCluster(t, 3, "1h")
 	f := c.follower(leader)
 	c.nodes[f].waitFor("the pause at 20%", 20*time.Second, func(st status) bool { return st.StepIndex == 1 && st.ObservedWeight == 20 })
 	c.nodes[leader].signal(19)
@@ -157,12 +147,7 @@ func TestAbortThroughAFollowerWhileTheLeaderIsFrozen(t *testing.T) {
 // be decoded is skipped (and logged) by the replica that takes over, which
 // leads and carries out commands for the others.
 func TestOneDamagedRolloutDoesNotStopATakeover(t *testing.T) {
-	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
-	c := newHACluster(t, 2, false, func(listen string) string {
-		return fmt.Sprintf(haRollout, listen, stable.URL, canary.URL, "1h")
-	})
-	c.start()
-	leader, _ := c.waitLeader(-1, 10*time.Second)
+	c, leader := startShopCluster(t, 2, "1h")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.dsn)
 	if err != nil {

@@ -106,6 +106,20 @@ func (c *haCluster) start() {
 	c.waitReplicas(len(c.nodes), 10*time.Second)
 }
 
+// startShopCluster starts n replicas serving haRollout (its timed pause
+// lasting pause) over two fresh backends, and returns them with the index
+// of the replica they agree leads.
+func startShopCluster(t *testing.T, n int, pause string) (*haCluster, int) {
+	t.Helper()
+	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
+	c := newHACluster(t, n, false, func(listen string) string {
+		return fmt.Sprintf(haRollout, listen, stable.URL, canary.URL, pause)
+	})
+	c.start()
+	leader, _ := c.waitLeader(-1, 10*time.Second)
+	return c, leader
+}
+
 // replica is one entry of GET /api/v1/replicas.
 type replica struct {
 	ID            string                     `json:"id"`
@@ -235,12 +249,7 @@ func (c *haCluster) kill9(i int) {
 // everywhere; every replica's proxy routes with the new weight before the
 // step completes; every replica shows the same status and events.
 func TestReplicasShareOneRollout(t *testing.T) {
-	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
-	c := newHACluster(t, 3, false, func(listen string) string {
-		return fmt.Sprintf(haRollout, listen, stable.URL, canary.URL, "1h")
-	})
-	c.start()
-	leader, _ := c.waitLeader(-1, 10*time.Second)
+	c, leader := startShopCluster(t, 3, "1h")
 	f := c.follower(leader)
 
 	out := c.nodes[f].mustCLI("get", "replicas", "-o", "json")
@@ -790,12 +799,7 @@ func badCanaryThroughAFollower(t *testing.T) time.Duration {
 // (SIGCONT) its due work is refused, it logs the refused write and
 // follows; the event log holds each step once.
 func TestPausedLeaderCannotWriteAfterItsLease(t *testing.T) {
-	stable, canary := startBackend(t, "v1"), startBackend(t, "v2")
-	c := newHACluster(t, 3, false, func(listen string) string {
-		return fmt.Sprintf(haRollout, listen, stable.URL, canary.URL, "3s")
-	})
-	c.start()
-	leader, _ := c.waitLeader(-1, 10*time.Second)
+	c, leader := startShopCluster(t, 3, "3s")
 	st := c.nodes[leader].waitFor("the timed pause", 20*time.Second, func(st status) bool {
 		return st.StepIndex == 1 && st.PauseUntil != nil
 	})
