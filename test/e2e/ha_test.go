@@ -815,11 +815,21 @@ func TestPausedLeaderCannotWriteAfterItsLease(t *testing.T) {
 	if time.Since(stopped) < 5*time.Second {
 		time.Sleep(5*time.Second - time.Since(stopped))
 	}
+	// Besides the pause that fell due, a command waits for the stopped
+	// process (its kernel holds the request): the old leader wakes with
+	// work to write, as a process paused by GC does.
+	late := make(chan string, 1)
+	go func() {
+		out, code := c.nodes[leader].cli("pause", "shop")
+		late <- fmt.Sprintf("exit %d: %s", code, strings.TrimSpace(out))
+	}()
+	time.Sleep(200 * time.Millisecond)
 	c.nodes[leader].signal(18) // SIGCONT
 	delete(c.paused, leader)
 	eventually(t, 10*time.Second, "the resumed leader to log its refused write", func() bool {
 		return strings.Contains(c.nodes[leader].logs.String(), "a late write was refused")
 	})
+	t.Logf("the command sent to the stopped leader: %s", <-late)
 	c.waitReplicas(3, 10*time.Second)
 	if l := c.leader(); l != next {
 		t.Fatalf("r%d leads after the old leader resumed, want r%d", l+1, next+1)
