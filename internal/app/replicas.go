@@ -65,8 +65,10 @@ type replicaSet struct {
 	templates []spec.AnalysisTemplate
 	fencedCh  chan struct{} // a write was refused by a newer epoch
 	mergeNow  chan struct{} // another replica published its telemetry
-	roleCh    chan lease.Status
-	followCh  chan store.Change
+	// membersChanged: a heartbeat record changed (the change feed).
+	membersChanged chan struct{}
+	roleCh         chan lease.Status
+	followCh       chan store.Change
 
 	// replicas is the membership as last read; ReplicaRoutes and the
 	// forwarding of commands read it.
@@ -104,7 +106,7 @@ func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedS
 		adminURL = advertisedAdmin(a.AdminAddr())
 	}
 	r := &replicaSet{a: a, cfg: cfg, rollouts: cfg.Rollouts, templates: cfg.Templates, log: cfg.Logger, shared: shared, fenced: fenced, id: id, adminURL: adminURL,
-		fencedCh: make(chan struct{}, 1), mergeNow: make(chan struct{}, 1), roleCh: make(chan lease.Status, 1), followCh: make(chan store.Change, 1024),
+		fencedCh: make(chan struct{}, 1), mergeNow: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), roleCh: make(chan lease.Status, 1), followCh: make(chan store.Change, 1024),
 		startedAt: time.Now()}
 	if f, ok := shared.(store.ChangeFeed); ok {
 		r.feed = f
@@ -457,9 +459,11 @@ func (r *replicaSet) dispatchChanges(ctx context.Context) {
 			continue
 		}
 		if ch.Resync || ch.Collection == cluster.Collection {
-			r.refreshMembers(ctx)
-			if r.leading.Load() {
-				r.a.Controller.WakeWeightWaiters()
+			// Re-read on the members' goroutine, gathering bursts: this
+			// one must keep handing rollout changes to the follower.
+			select {
+			case r.membersChanged <- struct{}{}:
+			default:
 			}
 		}
 		if !r.leading.Load() {
@@ -483,9 +487,24 @@ func (r *replicaSet) watchMembers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.membersChanged:
+			if r.leading.Load() {
+				r.refreshMembers(ctx)
+				r.a.Controller.WakeWeightWaiters()
+			}
+			// A follower only shows the list; the next tick will do.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(membersGather):
+			}
 		}
 	}
 }
+
+// membersGather spaces the re-reads of the replica list that heartbeats
+// trigger, so a burst of them costs one read.
+const membersGather = 20 * time.Millisecond
 
 func (r *replicaSet) refreshMembers(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, heartbeatInterval)

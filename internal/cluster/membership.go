@@ -142,9 +142,22 @@ func (m *Membership) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-m.pokes():
+			// Routing changes come in bursts (a thousand rollouts
+			// stepping at once); one heartbeat carries them all, so
+			// pokes are gathered for a moment before the next beat.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pokeGather):
+			}
 		}
 	}
 }
+
+// pokeGather is how long a poked heartbeat waits for more routing changes
+// to carry: short beside the leader's 1 s re-check of a setWeight step,
+// long enough to turn a burst into one write.
+const pokeGather = 20 * time.Millisecond
 
 // report logs a failing heartbeat once per errorLogInterval, and the
 // first success after failures.

@@ -194,6 +194,9 @@ func (c *Controller) RefreshRollout(ctx context.Context, name string) error {
 // and serves the state.
 func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) error {
 	name := sp.Key
+	if c.unchanged(name, sp.Version, st.Version) {
+		return nil // the common case of a periodic re-read: decode nothing
+	}
 	var rec specRecord
 	if err := json.Unmarshal(sp.Data, &rec); err != nil {
 		return fmt.Errorf("decode stored rollout %q: %w", name, err)
@@ -270,6 +273,19 @@ func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) erro
 		c.cfg.OnRouted()
 	}
 	return nil
+}
+
+// unchanged reports whether the entry already holds these versions.
+func (c *Controller) unchanged(name string, specVer, stVer uint64) bool {
+	c.mu.RLock()
+	e := c.entries[name]
+	c.mu.RUnlock()
+	if e == nil {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.removed && e.specVer == specVer && e.stVer == stVer
 }
 
 // forget stops serving a rollout the store no longer has, without

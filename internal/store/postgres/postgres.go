@@ -59,6 +59,10 @@ func IsURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
+// defaultMaxConns is the pool size when the URL does not set
+// pool_max_conns.
+const defaultMaxConns = 24
+
 // connectTimeout bounds each connection attempt when the URL does not set
 // connect_timeout: an unreachable server fails start-up instead of hanging.
 const connectTimeout = 10 * time.Second
@@ -82,6 +86,13 @@ func open(ctx context.Context, rawURL string, migrations []migration) (*Store, e
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		// pgxpool's default is the number of CPUs (at least 4), but a
+		// replica keeps two connections for itself (the change feed's
+		// LISTEN and the single-server lock) and the controller commits
+		// from up to 16 reconciles at once.
+		cfg.MaxConns = defaultMaxConns
 	}
 	params := cfg.ConnConfig.RuntimeParams
 	// A Commit must be durable when it returns, whatever the server's
