@@ -80,11 +80,16 @@ func TestHAScale(t *testing.T) {
 	c.startLeaderThenFollowers()
 	startCPU := c.cpu()
 	startRev := c.routeRevision(leader)
+	var profiling sync.WaitGroup
+	if profiles != "" {
+		profiling.Go(func() { c.writeCPUProfiles(profiles, "progress", progressProfile) })
+	}
 	t.Logf("started in %v (leader) and %v, %v (followers); leader route revision %d", c.readyAfter[0], c.readyAfter[1], c.readyAfter[2], startRev)
-	completed := c.waitComplete(ro, 10*time.Minute)
+	completed, polls := c.waitComplete(ro, 10*time.Minute)
 	completeCPU := c.cpu()
 	completeRev := c.routeRevision(leader)
-	events := c.countEvents(ro)
+	profiling.Wait()
+	events, steps := c.readEvents(ro)
 	t.Logf("all %d complete %v after the leader was started; events %v", count, completed.Sub(began), events)
 
 	time.Sleep(settle)
@@ -106,7 +111,8 @@ func TestHAScale(t *testing.T) {
 	idleTele := c.cpuOver(idleWindow)
 
 	if profiles != "" {
-		c.writeProfiles(profiles, idleWindow)
+		c.writeCPUProfiles(profiles, "idle", idleWindow)
+		c.writeHeapProfiles(profiles)
 	}
 
 	table.add("rollouts (progressing + probe)", fmt.Sprintf("%d + 1", count))
@@ -117,8 +123,15 @@ func TestHAScale(t *testing.T) {
 	stateChanges := int(completeRev - startRev)
 	table.add("state changes while progressing (leader's route revision)", strconv.Itoa(stateChanges))
 	table.add("events (all rollouts, by type)", events.String())
+	table.add("rollout duration, started → completed (ideal: the two pauses)", steps.total.String())
+	table.add("setWeight steps: step began → completed", steps.setWeight.String())
+	table.add("pause steps: step began → completed", steps.pause.String())
 	for i, name := range roles {
 		cpu := completeCPU[i] - startCPU[i]
+		if i == leader {
+			// waitComplete's polls are the harness's, not the replicas'.
+			cpu -= time.Duration(polls) * listCost
+		}
 		table.add("CPU while progressing, "+name, fmt.Sprintf("%v (%v per state change)", cpu, PerItem(cpu, stateChanges).Round(time.Microsecond)))
 	}
 	for i, name := range roles {
@@ -135,8 +148,11 @@ func TestHAScale(t *testing.T) {
 		table.add(fmt.Sprintf("idle CPU over %v after traffic on every rollout, %s", idleWindow, name), idleTele[i].String())
 	}
 	table.add(fmt.Sprintf("GET /api/v1/rollouts (%d rollouts) on the leader, CPU per call", count+1), listCost.String())
-	table.add("weight change → all 3 data planes", fmt.Sprintf("p50 %v, p99 %v, max %v (%d changes)",
-		prop.P50.Round(10*time.Microsecond), prop.P99.Round(10*time.Microsecond), prop.Max.Round(10*time.Microsecond), prop.N))
+	table.add("weight change: PUT answered by the leader", prop.answered.String())
+	for i, name := range roles {
+		table.add("weight change → data plane of "+name, prop.replica[i].String())
+	}
+	table.add("weight change → all 3 data planes", prop.all.String())
 	for _, coll := range slices.Sorted(maps.Keys(busyRecords)) {
 		idleSize := records[coll]
 		busy := busyRecords[coll]
@@ -151,6 +167,9 @@ const (
 	settle     = 5 * time.Second
 	idleWindow = 30 * time.Second
 	leader     = 0 // replica r1, started first, leads
+	// progressProfile is shorter than the progress (two 5 s pauses and
+	// the setWeight steps), so the profile ends before the rollouts do.
+	progressProfile = 10 * time.Second
 )
 
 var roles = []string{"leader r1", "follower r2", "follower r3"}
@@ -388,9 +407,10 @@ func (c *cluster) routeRevision(k int) uint64 {
 // waitComplete polls the leader's rollout list once a second (its cost is
 // measured by listCost) until every progressing rollout has done its last
 // step, and returns when it saw that.
-func (c *cluster) waitComplete(ro Rollouts, timeout time.Duration) time.Time {
+func (c *cluster) waitComplete(ro Rollouts, timeout time.Duration) (at time.Time, polls int) {
 	deadline := time.Now().Add(timeout)
 	for {
+		polls++
 		var list api.RolloutList
 		if err := getJSON(c.nodes[leader].admin+"/api/v1/rollouts", &list); err != nil {
 			c.t.Fatal(err)
@@ -402,7 +422,7 @@ func (c *cluster) waitComplete(ro Rollouts, timeout time.Duration) time.Time {
 			}
 		}
 		if done == ro.Count {
-			return time.Now()
+			return time.Now(), polls
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("%d of %d rollouts complete after %v", done, ro.Count, timeout)
@@ -424,10 +444,18 @@ func (e eventCounts) String() string {
 	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
 }
 
-func (c *cluster) countEvents(ro Rollouts) eventCounts {
+// stepTimes summarises how long the progressing rollouts took, from
+// their events' times.
+type stepTimes struct{ total, setWeight, pause Quantiles }
+
+// readEvents reads every rollout's events through the leader's API, and
+// counts them by type and times the progressing rollouts' steps.
+func (c *cluster) readEvents(ro Rollouts) (eventCounts, stepTimes) {
 	out := eventCounts{}
+	var timings []RolloutTiming
 	for _, name := range ro.Names() {
 		var after uint64
+		var all []EventTiming
 		for {
 			var list api.EventList
 			if err := getJSON(fmt.Sprintf("%s/api/v1/rollouts/%s/events?after=%d&limit=%d", c.nodes[leader].admin, name, after, api.MaxEventLimit), &list); err != nil {
@@ -436,13 +464,33 @@ func (c *cluster) countEvents(ro Rollouts) eventCounts {
 			for _, e := range list.Items {
 				out[e.Type]++
 				after = e.Seq
+				all = append(all, EventTiming{Type: e.Type, Time: e.Time})
 			}
 			if len(list.Items) < api.MaxEventLimit {
 				break
 			}
 		}
+		if name == ProbeName {
+			continue
+		}
+		tm, err := TimeSteps(all)
+		if err != nil {
+			c.t.Fatalf("rollout %s: %v", name, err)
+		}
+		timings = append(timings, tm)
 	}
-	return out
+	var total, setWeight, pause []time.Duration
+	for _, tm := range timings {
+		total = append(total, tm.Total)
+		for i, d := range tm.Steps {
+			if i%2 == 0 { // setWeight, pause, setWeight, pause, setWeight
+				setWeight = append(setWeight, d)
+			} else {
+				pause = append(pause, d)
+			}
+		}
+	}
+	return out, stepTimes{total: Summarise(total), setWeight: Summarise(setWeight), pause: Summarise(pause)}
 }
 
 // listCost is the leader's CPU per GET /api/v1/rollouts, which
@@ -458,12 +506,20 @@ func (c *cluster) listCost(calls int) time.Duration {
 	return PerItem(c.cpu()[leader]-before, calls)
 }
 
+// propagated is how long weight changes took: the leader's answer to
+// the PUT, each replica's data plane, and the last of the three.
+type propagated struct {
+	answered Quantiles
+	replica  [3]Quantiles
+	all      Quantiles
+}
+
 // propagation sends weight changes to the probe rollout through the
 // leader and measures, for each, the time until all three replicas' data
 // planes route with it (each replica's admin API reports the weight its
-// own proxy routes with), as test/e2e's TestWeightPropagation does with
-// one rollout.
-func (c *cluster) propagation(changes int) Quantiles {
+// own proxy routes with, polled in a tight loop), as test/e2e's
+// TestWeightPropagation does with one rollout.
+func (c *cluster) propagation(changes int) propagated {
 	observed := func(k int) float64 {
 		var v model.View
 		if err := getJSON(c.nodes[k].admin+"/api/v1/rollouts/"+ProbeName, &v); err != nil || len(v.Status.Replicas) == 0 {
@@ -471,7 +527,8 @@ func (c *cluster) propagation(changes int) Quantiles {
 		}
 		return v.Status.Replicas[0].ObservedWeight // this replica's own data plane
 	}
-	var took []time.Duration
+	var answered, all []time.Duration
+	var each [3][]time.Duration
 	for n := range changes {
 		w := float64(10 + n%2*10) // 10, 20, 10, ...: never the weight set now
 		body, _ := json.Marshal(api.WeightRequest{Percent: &w})
@@ -485,9 +542,9 @@ func (c *cluster) propagation(changes int) Quantiles {
 		if resp.StatusCode != 200 {
 			c.t.Fatalf("set weight: %s", resp.Status)
 		}
+		answered = append(answered, time.Since(began))
+		var arrived [3]time.Duration
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var last time.Time
 		for k := range c.nodes {
 			wg.Go(func() {
 				for observed(k) != w {
@@ -496,17 +553,20 @@ func (c *cluster) propagation(changes int) Quantiles {
 						return
 					}
 				}
-				mu.Lock()
-				if now := time.Now(); now.After(last) {
-					last = now
-				}
-				mu.Unlock()
+				arrived[k] = time.Since(began)
 			})
 		}
 		wg.Wait()
-		took = append(took, last.Sub(began))
+		for k, d := range arrived {
+			each[k] = append(each[k], d)
+		}
+		all = append(all, slices.Max(arrived[:]))
 	}
-	return Summarise(took)
+	out := propagated{answered: Summarise(answered), all: Summarise(all)}
+	for k := range each {
+		out.replica[k] = Summarise(each[k])
+	}
+	return out
 }
 
 // touchEveryRollout sends one request through every rollout on every
@@ -532,33 +592,40 @@ func (c *cluster) touchEveryRollout(ro Rollouts) {
 	wg.Wait()
 }
 
-// writeProfiles saves CPU profiles of the leader and follower r2 over the
-// same window, and their heap profiles, into dir.
-func (c *cluster) writeProfiles(dir string, window time.Duration) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		c.t.Fatal(err)
-	}
-	save := func(k int, path, file string) {
-		resp, err := (&http.Client{Timeout: window + time.Minute}).Get("http://" + c.nodes[k].pprof + path)
-		if err != nil {
-			c.t.Errorf("profile %s of r%d: %v", path, k+1, err)
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
-			c.t.Error(err)
-		}
-	}
+// writeCPUProfiles saves CPU profiles of the leader and follower r2
+// over the same window into dir, named r1.<phase>.cpu.pprof and so on.
+func (c *cluster) writeCPUProfiles(dir, phase string, window time.Duration) {
 	var wg sync.WaitGroup
 	for _, k := range []int{0, 1} {
 		wg.Go(func() {
-			save(k, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds())), fmt.Sprintf("r%d.cpu.pprof", k+1))
-			save(k, "/debug/pprof/heap", fmt.Sprintf("r%d.heap.pprof", k+1))
+			c.saveProfile(dir, k, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds())), fmt.Sprintf("r%d.%s.cpu.pprof", k+1, phase), window)
 		})
 	}
 	wg.Wait()
-	c.t.Logf("profiles of r1 (leader) and r2 (follower) over %v idle: %s", window, dir)
+	c.t.Logf("CPU profiles of r1 (leader) and r2 (follower) over %v (%s) in %s", window, phase, dir)
+}
+
+func (c *cluster) writeHeapProfiles(dir string) {
+	for _, k := range []int{0, 1} {
+		c.saveProfile(dir, k, "/debug/pprof/heap", fmt.Sprintf("r%d.heap.pprof", k+1), 0)
+	}
+}
+
+func (c *cluster) saveProfile(dir string, k int, path, file string, window time.Duration) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Error(err)
+		return
+	}
+	resp, err := (&http.Client{Timeout: window + time.Minute}).Get("http://" + c.nodes[k].pprof + path)
+	if err != nil {
+		c.t.Errorf("profile %s of r%d: %v", path, k+1, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
+		c.t.Error(err)
+	}
 }
 
 // database reads PostgreSQL's own figures about the replicas' database.

@@ -200,3 +200,55 @@ func PerItem(total time.Duration, n int) time.Duration {
 	}
 	return total / time.Duration(n)
 }
+
+// RolloutTiming is how long one rollout took: from its start to its
+// completion, and each step (from the previous step's completion, or the
+// start, to its own).
+type RolloutTiming struct {
+	Total time.Duration
+	Steps []time.Duration
+}
+
+// EventTiming is the part of an event TimeSteps reads.
+type EventTiming struct {
+	Type string
+	Time time.Time
+}
+
+// TimeSteps reads a rollout's timing from its events, oldest first: the
+// rollout-started event, a rollout-step-completed event per step and the
+// rollout-completed event.
+func TimeSteps(events []EventTiming) (RolloutTiming, error) {
+	var started, completed time.Time
+	var steps []time.Time
+	for _, t := range events {
+		switch t.Type {
+		case "rollout-started":
+			started = t.Time
+		case "rollout-step-completed":
+			steps = append(steps, t.Time)
+		case "rollout-completed":
+			completed = t.Time
+		}
+	}
+	if started.IsZero() || completed.IsZero() {
+		return RolloutTiming{}, errors.New("no rollout-started or no rollout-completed event")
+	}
+	out := RolloutTiming{Total: completed.Sub(started)}
+	prev := started
+	for _, at := range steps {
+		out.Steps = append(out.Steps, at.Sub(prev))
+		prev = at
+	}
+	return out, nil
+}
+
+func (q Quantiles) String() string {
+	r := func(d time.Duration) time.Duration {
+		if d >= 10*time.Millisecond {
+			return d.Round(time.Millisecond)
+		}
+		return d.Round(10 * time.Microsecond)
+	}
+	return fmt.Sprintf("p50 %v, p99 %v, max %v (%d)", r(q.P50), r(q.P99), r(q.Max), q.N)
+}

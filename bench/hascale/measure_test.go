@@ -100,3 +100,27 @@ func TestSummarise(t *testing.T) {
 		t.Error("PerItem")
 	}
 }
+
+func TestTimeSteps(t *testing.T) {
+	at := func(s float64) time.Time { return time.Unix(1000, 0).Add(time.Duration(s * float64(time.Second))) }
+	events := []EventTiming{
+		{"rollout-started", at(0)},
+		{"rollout-weight-changed", at(0.1)},
+		{"rollout-step-completed", at(1.5)},
+		{"rollout-paused", at(1.5)},
+		{"rollout-step-completed", at(6.5)},
+		{"rollout-step-completed", at(7)},
+		{"rollout-completed", at(7)},
+	}
+	got, err := TimeSteps(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{1500 * time.Millisecond, 5 * time.Second, 500 * time.Millisecond}
+	if got.Total != 7*time.Second || !slices.Equal(got.Steps, want) {
+		t.Errorf("timing %+v, want total 7s and steps %v", got, want)
+	}
+	if _, err := TimeSteps(events[:3]); err == nil {
+		t.Error("a rollout that has not completed was timed")
+	}
+}
