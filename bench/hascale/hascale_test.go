@@ -78,8 +78,10 @@ func TestHAScale(t *testing.T) {
 	c := newCluster(t, bin, pgtest.DSN(t), ro.YAML(), ro.ListenOverrides)
 	began := time.Now()
 	c.startLeaderThenFollowers()
+	db := openDB(t, c.dsn)
 	startCPU := c.cpu()
 	startRev := c.routeRevision(leader)
+	startWrites := db.writes()
 	var profiling sync.WaitGroup
 	if profiles != "" {
 		profiling.Go(func() { c.writeCPUProfiles(profiles, "progress", progressProfile) })
@@ -88,15 +90,15 @@ func TestHAScale(t *testing.T) {
 	completed, polls := c.waitComplete(ro, 10*time.Minute)
 	completeCPU := c.cpu()
 	completeRev := c.routeRevision(leader)
+	completeWrites := db.writes()
 	profiling.Wait()
 	events, steps := c.readEvents(ro)
 	t.Logf("all %d complete %v after the leader was started; events %v", count, completed.Sub(began), events)
 
 	time.Sleep(settle)
-	db := openDB(t, c.dsn)
-	commits0, backends0 := db.commits(), db.backendCPU()
+	commits0, backends0, idleWrites0 := db.commits(), db.backendCPU(), db.writes()
 	idle := c.cpuOver(idleWindow)
-	commits1, backends1 := db.commits(), db.backendCPU()
+	commits1, backends1, idleWrites1 := db.commits(), db.backendCPU(), db.writes()
 	mem := c.memory()
 	records := db.recordSizes()
 	listCost := c.listCost(20)
@@ -124,8 +126,9 @@ func TestHAScale(t *testing.T) {
 	table.add("state changes while progressing (leader's route revision)", strconv.Itoa(stateChanges))
 	table.add("events (all rollouts, by type)", events.String())
 	table.add("rollout duration, started → completed (ideal: the two pauses)", steps.total.String())
-	table.add("setWeight steps: step began → completed", steps.setWeight.String())
-	table.add("pause steps: step began → completed", steps.pause.String())
+	for i, what := range []string{"setWeight 10", "pause", "setWeight 50", "pause", "setWeight 100"} {
+		table.add(fmt.Sprintf("step %d (%s): began → completed", i+1, what), steps.byStep[i].String())
+	}
 	for i, name := range roles {
 		cpu := completeCPU[i] - startCPU[i]
 		if i == leader {
@@ -142,6 +145,11 @@ func TestHAScale(t *testing.T) {
 	for i, name := range roles {
 		table.add(fmt.Sprintf("idle CPU over %v, %s: 0 → %d rollouts", idleWindow, name, count),
 			fmt.Sprintf("%v → %v (%.1f%% of a core; %v per 2 s)", idle0[i], idle[i], 100*idle[i].Seconds()/idleWindow.Seconds(), PerItem(idle[i], rereads).Round(100*time.Microsecond)))
+	}
+	progressWindow := completed.Sub(began) - c.readyAfter[leader]
+	for _, coll := range []string{"replicas", "replica-telemetry"} {
+		table.add("writes of "+coll+" records per second, progressing → idle", fmt.Sprintf("%.1f → %.1f",
+			float64(completeWrites[coll]-startWrites[coll])/progressWindow.Seconds(), float64(idleWrites1[coll]-idleWrites0[coll])/idleWindow.Seconds()))
 	}
 	table.add(fmt.Sprintf("idle, PostgreSQL: commits / backend CPU over %v", idleWindow), fmt.Sprintf("%d / %v", commits1-commits0, backends1-backends0))
 	for i, name := range roles {
@@ -446,7 +454,10 @@ func (e eventCounts) String() string {
 
 // stepTimes summarises how long the progressing rollouts took, from
 // their events' times.
-type stepTimes struct{ total, setWeight, pause Quantiles }
+type stepTimes struct {
+	total  Quantiles
+	byStep [StepsPerRollout]Quantiles
+}
 
 // readEvents reads every rollout's events through the leader's API, and
 // counts them by type and times the progressing rollouts' steps.
@@ -473,24 +484,28 @@ func (c *cluster) readEvents(ro Rollouts) (eventCounts, stepTimes) {
 		if name == ProbeName {
 			continue
 		}
+		// Events are kept oldest first per rollout, in seq order.
 		tm, err := TimeSteps(all)
 		if err != nil {
 			c.t.Fatalf("rollout %s: %v", name, err)
 		}
 		timings = append(timings, tm)
 	}
-	var total, setWeight, pause []time.Duration
+	var total []time.Duration
+	var byStep [StepsPerRollout][]time.Duration
 	for _, tm := range timings {
 		total = append(total, tm.Total)
 		for i, d := range tm.Steps {
-			if i%2 == 0 { // setWeight, pause, setWeight, pause, setWeight
-				setWeight = append(setWeight, d)
-			} else {
-				pause = append(pause, d)
+			if i < StepsPerRollout {
+				byStep[i] = append(byStep[i], d)
 			}
 		}
 	}
-	return out, stepTimes{total: Summarise(total), setWeight: Summarise(setWeight), pause: Summarise(pause)}
+	st := stepTimes{total: Summarise(total)}
+	for i := range byStep {
+		st.byStep[i] = Summarise(byStep[i])
+	}
+	return out, st
 }
 
 // listCost is the leader's CPU per GET /api/v1/rollouts, which
@@ -676,6 +691,29 @@ func (d *database) backendCPU() time.Duration {
 		}
 	}
 	return total
+}
+
+// writes is, per collection, the sum of its records' versions: every
+// write of a record adds one.
+func (d *database) writes() map[string]int64 {
+	rows, err := d.conn.Query(context.Background(), "SELECT collection, sum(version)::bigint FROM coalmine_records GROUP BY collection")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var coll string
+		var n int64
+		if err := rows.Scan(&coll, &n); err != nil {
+			d.t.Fatal(err)
+		}
+		out[coll] = n
+	}
+	if err := rows.Err(); err != nil {
+		d.t.Fatal(err)
+	}
+	return out
 }
 
 type recordSize struct{ count, total, largest int64 }
