@@ -623,6 +623,10 @@ func (c *cluster) writeCPUProfiles(dir, phase string, window time.Duration) {
 func (c *cluster) writeHeapProfiles(dir string) {
 	for _, k := range []int{0, 1} {
 		c.saveProfile(dir, k, "/debug/pprof/heap", fmt.Sprintf("r%d.heap.pprof", k+1), 0)
+		// The text form ends with runtime.MemStats: heap, stacks, what
+		// the runtime holds from the OS.
+		c.saveProfile(dir, k, "/debug/pprof/heap?debug=1", fmt.Sprintf("r%d.heap.txt", k+1), 0)
+		c.saveProfile(dir, k, "/debug/pprof/goroutine?debug=1", fmt.Sprintf("r%d.goroutine.txt", k+1), 0)
 	}
 }
 
