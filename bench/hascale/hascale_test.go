@@ -42,8 +42,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // COALMINE_HA_SCALE_ROLLOUTS (default 1000), COALMINE_HA_SCALE_CHANGES
 // (weight changes sent to the probe rollout, default 100),
 // COALMINE_HA_SCALE_PAUSE (the rollouts' pause steps, default 5s) and
-// COALMINE_HA_SCALE_PROFILES (a directory: CPU and heap profiles of the
-// leader and a follower while idle are written there) tune it;
+// COALMINE_HA_SCALE_PROFILES (a directory: CPU profiles of the leader
+// and a follower while the rollouts progress and while idle, their heap
+// profiles, MemStats and goroutines are written there; the progressing
+// CPU figures then include the profiler) tune it;
 // COALMINE_TEST_POSTGRES uses an existing server instead of a throwaway
 // cluster.
 func TestHAScale(t *testing.T) {
