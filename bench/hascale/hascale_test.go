@@ -83,24 +83,29 @@ func TestHAScale(t *testing.T) {
 	db := openDB(t, c.dsn)
 	startCPU := c.cpu()
 	startRev := c.routeRevision(leader)
-	startWrites := db.writes()
+	startWrites, startWAL := db.writes(), db.walBytes()
+	progressCommits := sampleCommits(t, c.dsn)
 	var profiling sync.WaitGroup
 	if profiles != "" {
 		profiling.Go(func() { c.writeCPUProfiles(profiles, "progress", progressProfile) })
+		profiling.Go(func() { c.writeGoroutineSnapshots(profiles, "progress", 3, 2*time.Second) })
 	}
 	t.Logf("started in %v (leader) and %v, %v (followers); leader route revision %d", c.readyAfter[0], c.readyAfter[1], c.readyAfter[2], startRev)
 	completed, polls := c.waitComplete(ro, 10*time.Minute)
 	completeCPU := c.cpu()
 	completeRev := c.routeRevision(leader)
-	completeWrites := db.writes()
+	completeWrites, completeWAL := db.writes(), db.walBytes()
+	commitsWhileProgressing := progressCommits()
 	profiling.Wait()
 	events, steps := c.readEvents(ro)
 	t.Logf("all %d complete %v after the leader was started; events %v", count, completed.Sub(began), events)
 
 	time.Sleep(settle)
-	commits0, backends0, idleWrites0 := db.commits(), db.backendCPU(), db.writes()
+	commits0, backends0, idleWrites0, idleWAL0 := db.commits(), db.backendCPU(), db.writes(), db.walBytes()
+	idleCommits := sampleCommits(t, c.dsn)
 	idle := c.cpuOver(idleWindow)
-	commits1, backends1, idleWrites1 := db.commits(), db.backendCPU(), db.writes()
+	commitsWhileIdle := idleCommits()
+	commits1, backends1, idleWrites1, idleWAL1 := db.commits(), db.backendCPU(), db.writes(), db.walBytes()
 	mem := c.memory()
 	records := db.recordSizes()
 	listCost := c.listCost(20)
@@ -153,6 +158,10 @@ func TestHAScale(t *testing.T) {
 		table.add("writes of "+coll+" records per second, progressing → idle", fmt.Sprintf("%.1f → %.1f",
 			float64(completeWrites[coll]-startWrites[coll])/progressWindow.Seconds(), float64(idleWrites1[coll]-idleWrites0[coll])/idleWindow.Seconds()))
 	}
+	table.add("WAL written per second, progressing → idle", fmt.Sprintf("%s → %s",
+		kib(int64(float64(completeWAL-startWAL)/progressWindow.Seconds())), kib(int64(float64(idleWAL1-idleWAL0)/idleWindow.Seconds()))))
+	table.add("a durable commit on the database (SELECT txid_current() every 50 ms), progressing", commitsWhileProgressing.String())
+	table.add("a durable commit on the database, idle", commitsWhileIdle.String())
 	table.add(fmt.Sprintf("idle, PostgreSQL: commits / backend CPU over %v", idleWindow), fmt.Sprintf("%d / %v", commits1-commits0, backends1-backends0))
 	for i, name := range roles {
 		table.add(fmt.Sprintf("idle CPU over %v after traffic on every rollout, %s", idleWindow, name), idleTele[i].String())
@@ -622,6 +631,15 @@ func (c *cluster) writeCPUProfiles(dir, phase string, window time.Duration) {
 	c.t.Logf("CPU profiles of r1 (leader) and r2 (follower) over %v (%s) in %s", window, phase, dir)
 }
 
+// writeGoroutineSnapshots saves the leader's goroutines n times, every
+// gap: where its reconcile workers wait.
+func (c *cluster) writeGoroutineSnapshots(dir, phase string, n int, gap time.Duration) {
+	for i := range n {
+		time.Sleep(gap)
+		c.saveProfile(dir, leader, "/debug/pprof/goroutine?debug=1", fmt.Sprintf("r1.%s.goroutine-%d.txt", phase, i+1), 0)
+	}
+}
+
 func (c *cluster) writeHeapProfiles(dir string) {
 	for _, k := range []int{0, 1} {
 		c.saveProfile(dir, k, "/debug/pprof/heap", fmt.Sprintf("r%d.heap.pprof", k+1), 0)
@@ -720,6 +738,54 @@ func (d *database) writes() map[string]int64 {
 		d.t.Fatal(err)
 	}
 	return out
+}
+
+// walBytes is the WAL the server has written so far (PostgreSQL 14+;
+// the whole server, which pgtest's cluster gives to this test alone).
+func (d *database) walBytes() int64 {
+	var n int64
+	if err := d.conn.QueryRow(context.Background(), "SELECT wal_bytes::bigint FROM pg_stat_wal").Scan(&n); err != nil {
+		d.t.Fatal(err)
+	}
+	return n
+}
+
+// sampleCommits times, every 50 ms on a connection of its own, a
+// transaction that must wait for the WAL to be flushed (txid_current
+// assigns a transaction id, so its commit is durable): what any commit of
+// the leader waits at that moment. Call the function it returns to stop
+// and summarise.
+func sampleCommits(t *testing.T, dsn string) func() Quantiles {
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var took []time.Duration
+	go func() {
+		defer close(done)
+		defer conn.Close(context.Background())
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			began := time.Now()
+			if _, err := conn.Exec(context.Background(), "SELECT txid_current()"); err != nil {
+				t.Errorf("sample a commit: %v", err)
+				return
+			}
+			took = append(took, time.Since(began))
+		}
+	}()
+	return func() Quantiles {
+		close(stop)
+		<-done
+		return Summarise(took)
+	}
 }
 
 type recordSize struct{ count, total, largest int64 }
