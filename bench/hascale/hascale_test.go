@@ -42,8 +42,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // COALMINE_HA_SCALE_ROLLOUTS (default 1000), COALMINE_HA_SCALE_CHANGES
 // (weight changes sent to the probe rollout, default 100),
 // COALMINE_HA_SCALE_PAUSE (the rollouts' pause steps, default 5s) and
-// COALMINE_HA_SCALE_PROFILES (a directory: CPU profiles of the leader
-// and a follower while the rollouts progress and while idle, their heap
+// COALMINE_HA_SCALE_PROFILES (a directory: CPU profiles of a follower's
+// start-up, of the leader and a follower while the rollouts progress and
+// while idle, their heap
 // profiles, MemStats and goroutines are written there; the progressing
 // CPU figures then include the profiler) tune it;
 // COALMINE_TEST_POSTGRES uses an existing server instead of a throwaway
@@ -78,6 +79,7 @@ func TestHAScale(t *testing.T) {
 	// 1,000 rollouts (and the probe).
 	ro := Rollouts{Count: count, Pause: pause, BasePort: basePort, Stable: stable, Canary: canary}
 	c := newCluster(t, bin, pgtest.DSN(t), ro.YAML(), ro.ListenOverrides)
+	c.startupProfiles = profiles
 	began := time.Now()
 	c.startLeaderThenFollowers()
 	db := openDB(t, c.dsn)
@@ -97,6 +99,7 @@ func TestHAScale(t *testing.T) {
 	completeWrites, completeWAL := db.writes(), db.walBytes()
 	commitsWhileProgressing := progressCommits()
 	profiling.Wait()
+	c.profiling.Wait()
 	events, steps := c.readEvents(ro)
 	t.Logf("all %d complete %v after the leader was started; events %v", count, completed.Sub(began), events)
 
@@ -189,6 +192,7 @@ const (
 	// progressProfile is shorter than the progress (two 5 s pauses and
 	// the setWeight steps), so the profile ends before the rollouts do.
 	progressProfile = 10 * time.Second
+	startupProfile  = 10 * time.Second
 )
 
 var roles = []string{"leader r1", "follower r2", "follower r3"}
@@ -256,12 +260,16 @@ func getJSON(url string, v any) error {
 // cluster is three replicas of `coalmine serve` on one database and one
 // configuration file.
 type cluster struct {
-	t          *testing.T
-	bin, dsn   string
-	config     string
-	overrides  func(k int) []string
-	nodes      [3]*replica
-	readyAfter [3]time.Duration
+	t         *testing.T
+	bin, dsn  string
+	config    string
+	overrides func(k int) []string
+	// startupProfiles, when set, is where a CPU profile of follower r2's
+	// first startupProfile is saved.
+	startupProfiles string
+	profiling       sync.WaitGroup
+	nodes           [3]*replica
+	readyAfter      [3]time.Duration
 }
 
 type replica struct {
@@ -289,6 +297,11 @@ func (c *cluster) startLeaderThenFollowers() {
 	c.waitReady(0)
 	c.start(1)
 	c.start(2)
+	if c.startupProfiles != "" {
+		// Not waited for here: the profile runs on into the progress,
+		// whose window starts when the followers are ready.
+		c.profiling.Go(func() { c.profileStartup(1) })
+	}
 	c.waitReady(1)
 	c.waitReady(2)
 	var list []model.Replica
@@ -629,6 +642,19 @@ func (c *cluster) writeCPUProfiles(dir, phase string, window time.Duration) {
 	}
 	wg.Wait()
 	c.t.Logf("CPU profiles of r1 (leader) and r2 (follower) over %v (%s) in %s", window, phase, dir)
+}
+
+// profileStartup saves a CPU profile of replica k from as soon as its
+// pprof listener answers until startupProfile later.
+func (c *cluster) profileStartup(k int) {
+	for range 100 {
+		if conn, err := net.Dial("tcp", c.nodes[k].pprof); err == nil {
+			conn.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.saveProfile(c.startupProfiles, k, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(startupProfile.Seconds())), fmt.Sprintf("r%d.startup.cpu.pprof", k+1), startupProfile)
 }
 
 // writeGoroutineSnapshots saves the leader's goroutines n times, every
