@@ -46,6 +46,26 @@ const (
 // response header off.
 const VersionHeaderOff = "-"
 
+// Listener protocols for spec.protocols.
+const (
+	ProtocolH1  = "h1"
+	ProtocolH2  = "h2"
+	ProtocolH2C = "h2c"
+)
+
+// DefaultProtocols is spec.protocols when omitted, as Caddy's default.
+func DefaultProtocols() []string { return []string{ProtocolH1, ProtocolH2} }
+
+// HasProtocol reports whether the listener of s speaks proto.
+func (s *RolloutSpec) HasProtocol(proto string) bool {
+	for _, p := range s.Protocols {
+		if p == proto {
+			return true
+		}
+	}
+	return false
+}
+
 // Balancers for trafficRouting.balancer.
 const (
 	BalancerLeastRequests = "least-requests"
@@ -95,6 +115,9 @@ func (r *Rollout) SetDefaults() {
 		setInt(&hc.UnhealthyThreshold, DefaultUnhealthyThreshold)
 	}
 
+	if len(s.Protocols) == 0 {
+		s.Protocols = DefaultProtocols()
+	}
 	setInt(&s.OutlierDetection.ConsecutiveErrors, DefaultConsecutiveErrors)
 	setDuration(&s.OutlierDetection.EjectionTime, DefaultEjectionTime)
 

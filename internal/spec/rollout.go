@@ -36,6 +36,13 @@ type RolloutSpec struct {
 	Listen string `yaml:"listen" json:"listen"`
 	// TLS terminates TLS on the listener when set.
 	TLS *TLSConfig `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Protocols lists what the listener speaks: h1 (HTTP/1.0 and 1.1),
+	// h2 (HTTP/2 over TLS, offered by ALPN next to http/1.1; ignored on a
+	// plaintext listener) and h2c (cleartext HTTP/2 with prior knowledge,
+	// told apart from HTTP/1.1 by the client preface, so both work on one
+	// port; ignored on a TLS listener). Default [h1, h2]: add h2c for gRPC
+	// clients without TLS.
+	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty"`
 	// Stable is the version serving users today. Required.
 	Stable VersionSpec `yaml:"stable" json:"stable"`
 	// Canary is the new version. Omitted, or equal to stable, means there is

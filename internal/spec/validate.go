@@ -46,6 +46,7 @@ func (r *Rollout) Validate() FieldErrors {
 			v.add(p.Child("tls").Child("keyFile"), "keyFile is required when tls is set")
 		}
 	}
+	v.protocols(p.Child("protocols"), s.Protocols)
 	v.version(p.Child("stable"), "stable", s.Stable)
 	if c := s.Canary; c != nil && !(c.Version == "" && len(c.Endpoints) == 0) && c.Version != s.Stable.Version {
 		v.version(p.Child("canary"), "canary", *c)
@@ -76,6 +77,14 @@ func (r *Rollout) Validate() FieldErrors {
 		v.notification(p.Child("notifications").Index(i), n)
 	}
 	return v.errs
+}
+
+func (v *validator) protocols(p FieldPath, protos []string) {
+	seen := nameSet{}
+	for i, proto := range protos {
+		v.oneOf(p.Index(i), "protocol", proto, ProtocolH1, ProtocolH2, ProtocolH2C)
+		v.unique(seen, p.Index(i), "protocol", proto)
+	}
 }
 
 func (v *validator) version(p FieldPath, role string, vs VersionSpec) {
