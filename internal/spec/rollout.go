@@ -97,7 +97,9 @@ type UpstreamTLS struct {
 type VersionSpec struct {
 	// Version is a free-form label such as v1.4.2. Required.
 	Version string `yaml:"version" json:"version"`
-	// Endpoints are base URLs, http://host:port or https://host:port. At least one.
+	// Endpoints are base URLs, http://host:port (HTTP/1.1), https://host:port
+	// (HTTP/2 by ALPN for HTTP/2 clients, else HTTP/1.1) or h2c://host:port
+	// (cleartext HTTP/2, such as a gRPC server without TLS). At least one.
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
 }
 
