@@ -19,7 +19,7 @@ func TestGRPCErrorsCountInTheVersionsErrorRate(t *testing.T) {
 	}
 	v.ObserveGRPC(GRPCUnavailable, time.Millisecond, false)
 	v.ObserveGRPC(GRPCNotFoundForTest, time.Millisecond, false) // the caller's mistake, not an error
-	v.ObserveGRPC(GRPCDataLoss, 0, true)                         // a stream: an error, but no latency
+	v.ObserveGRPC(GRPCDataLoss, 0, true)                        // a stream: an error, but no latency
 	v.ObserveGRPC(GRPCCanceled, 0, true)
 
 	s := v.Summary(0)
