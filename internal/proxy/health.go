@@ -26,6 +26,8 @@ type healthChecker struct {
 	cfg      *spec.HealthCheck // nil: connection probes only
 	connect  time.Duration
 	client   *http.Client
+	// h2cClient checks h2c:// endpoints, over cleartext HTTP/2.
+	h2cClient *http.Client
 	announce func(pl *pool, ep *endpoint, healthy bool, reason string)
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -49,6 +51,12 @@ func startHealthChecks(cfg *spec.HealthCheck, connect time.Duration, tlsCfg *tls
 	tr := &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D(),
 		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
 	hc.client = &http.Client{Transport: tr, Timeout: cfg.Timeout.D(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	h2cTr := &http.Transport{Protocols: &h2c, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D(),
+		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
+	hc.h2cClient = &http.Client{Transport: h2cTr, Timeout: cfg.Timeout.D(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, pl := range ups.pools() {
 		for _, ep := range pl.endpoints {
@@ -102,7 +110,11 @@ func (hc *healthChecker) probeUntilUp(ctx context.Context, ups *upstreamSet) {
 // passing check proves the endpoint reachable.
 func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 	defer hc.wg.Done()
-	url := strings.TrimSuffix(ep.url, "/") + hc.cfg.Path
+	client, base := hc.client, ep.url
+	if ep.h2c {
+		client, base = hc.h2cClient, "http"+strings.TrimPrefix(ep.url, "h2c")
+	}
+	url := strings.TrimSuffix(base, "/") + hc.cfg.Path
 	okStreak, failStreak := 0, 0
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -112,7 +124,7 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 			return
 		case <-t.C:
 		}
-		ok, detail := hc.probe(ctx, url)
+		ok, detail := hc.probe(ctx, client, url)
 		switch {
 		case ok:
 			okStreak, failStreak = okStreak+1, 0
@@ -144,13 +156,13 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 // probe reports whether a GET of url answered 2xx or 3xx within the
 // timeout, and what happened, naming the URL: "GET http://…/health
 // answered 404 Not Found".
-func (hc *healthChecker) probe(ctx context.Context, url string) (bool, string) {
+func (hc *healthChecker) probe(ctx context.Context, client *http.Client, url string) (bool, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false, fmt.Sprintf("GET %s: %v", url, err)
 	}
 	req.Header.Set("User-Agent", "coalmine-health-check")
-	resp, err := hc.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue interface{ Timeout() bool }
 		if errors.As(err, &ue) && ue.Timeout() {
@@ -168,5 +180,6 @@ func (hc *healthChecker) stop() {
 	hc.wg.Wait()
 	if hc.client != nil {
 		hc.client.CloseIdleConnections()
+		hc.h2cClient.CloseIdleConnections()
 	}
 }
