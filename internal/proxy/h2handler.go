@@ -435,9 +435,12 @@ func headerGRPCError(resp *http.Response) bool {
 var relayBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // h2Body is the client's request body as the upstream request reads it.
-// It counts gRPC messages, notes whether anything was read (a refused
-// connection may be retried only then), and ignores Close: the server
-// closes the client's body, and a retry must still find it open.
+// It counts gRPC messages, and notes whether it was read: a refused
+// connection may be retried only when it was not, and until then Close is
+// ignored, so that the retry finds it open. Once read, Close closes it:
+// the transport closes the body of a stream that failed, to stop the
+// goroutine blocked reading it, and waits for that before it reports the
+// failure.
 //
 // The transport reads it on a goroutine of its own, so what the handler
 // reads of it is atomic.
@@ -450,9 +453,9 @@ type h2Body struct {
 }
 
 func (b *h2Body) Read(p []byte) (int, error) {
+	b.read.Store(true)
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		b.read.Store(true)
 		if b.grpc {
 			b.frames.feed(p[:n])
 			b.messages.Store(int32(min(b.frames.messages, 1<<30)))
@@ -461,7 +464,12 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *h2Body) Close() error { return nil }
+func (b *h2Body) Close() error {
+	if !b.read.Load() {
+		return nil
+	}
+	return b.rc.Close()
+}
 
 // untouched reports whether nothing of the body has been sent.
 func (b *h2Body) untouched() bool { return b == nil || !b.read.Load() }

@@ -196,6 +196,11 @@ type chanListener struct {
 
 // deliver hands c to the server, or closes it when the server is gone.
 func (l *chanListener) deliver(c net.Conn) {
+	if l == l.s.h2 {
+		if cc := asClientConn(c); cc != nil {
+			cc.http2 = true
+		}
+	}
 	select {
 	case l.ch <- c:
 	case <-l.s.done:
