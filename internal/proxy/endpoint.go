@@ -206,7 +206,7 @@ func newTransport(ep *endpoint, tlsCfg *tls.Config, cfg endpointConfig) *http.Tr
 		protos.SetHTTP1(true)
 	}
 	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
 		// A copy: the transport adds its ALPN protocols, which the fasthttp
 		// client sharing tlsCfg must not offer.
 		TLSClientConfig:     tlsCfg.Clone(),

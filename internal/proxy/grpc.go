@@ -118,7 +118,7 @@ type grpcFrames struct {
 	messages int
 	// header holds the prefix bytes seen so far; skip is the payload
 	// bytes of the current message still to pass.
-	header [5]byte
+	header  [5]byte
 	headerN int
 	skip    uint64
 }

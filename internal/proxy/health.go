@@ -23,14 +23,14 @@ const probeInterval = time.Second
 // it, checks them actively. It owns one goroutine per endpoint (active
 // checks) or one for the whole set (connection probes), stopped by stop().
 type healthChecker struct {
-	cfg      *spec.HealthCheck // nil: connection probes only
-	connect  time.Duration
-	client   *http.Client
+	cfg     *spec.HealthCheck // nil: connection probes only
+	connect time.Duration
+	client  *http.Client
 	// h2cClient checks h2c:// endpoints, over cleartext HTTP/2.
 	h2cClient *http.Client
-	announce func(pl *pool, ep *endpoint, healthy bool, reason string)
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	announce  func(pl *pool, ep *endpoint, healthy bool, reason string)
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // startHealthChecks starts checking the endpoints of ups. With cfg nil (or
