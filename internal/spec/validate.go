@@ -46,7 +46,7 @@ func (r *Rollout) Validate() FieldErrors {
 			v.add(p.Child("tls").Child("keyFile"), "keyFile is required when tls is set")
 		}
 	}
-	v.protocols(p.Child("protocols"), s.Protocols)
+	v.protocols(p.Child("protocols"), s)
 	v.version(p.Child("stable"), "stable", s.Stable)
 	if c := s.Canary; c != nil && !(c.Version == "" && len(c.Endpoints) == 0) && c.Version != s.Stable.Version {
 		v.version(p.Child("canary"), "canary", *c)
@@ -79,11 +79,19 @@ func (r *Rollout) Validate() FieldErrors {
 	return v.errs
 }
 
-func (v *validator) protocols(p FieldPath, protos []string) {
+func (v *validator) protocols(p FieldPath, s *RolloutSpec) {
 	seen := nameSet{}
-	for i, proto := range protos {
+	for i, proto := range s.Protocols {
 		v.oneOf(p.Index(i), "protocol", proto, ProtocolH1, ProtocolH2, ProtocolH2C)
 		v.unique(seen, p.Index(i), "protocol", proto)
+	}
+	// h2 is negotiated by TLS and h2c is its cleartext form: a listener
+	// must speak at least one protocol that fits it.
+	switch {
+	case s.TLS == nil && !s.HasProtocol(ProtocolH1) && !s.HasProtocol(ProtocolH2C):
+		v.add(p, "a listener without tls speaks h1 or h2c: add one (h2 needs tls)")
+	case s.TLS != nil && !s.HasProtocol(ProtocolH1) && !s.HasProtocol(ProtocolH2):
+		v.add(p, "a listener with tls speaks h1 or h2: add one (h2c is for listeners without tls)")
 	}
 }
 

@@ -77,8 +77,14 @@ func TestRolloutValidate(t *testing.T) {
 		{"protocols h2c ok", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "h2c"} }, nil},
 		{"protocol unknown", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "http3"} },
 			[]string{`spec.protocols[1]: unknown protocol "http3": use h1, h2 or h2c`}},
-		{"protocol twice", func(r *Rollout) { r.Spec.Protocols = []string{"h2", "h2"} },
-			[]string{`spec.protocols[1]: duplicate protocol "h2": already used at spec.protocols[0]`}},
+		{"protocols h2 only without tls", func(r *Rollout) { r.Spec.Protocols = []string{"h2"} },
+			[]string{`spec.protocols: a listener without tls speaks h1 or h2c: add one (h2 needs tls)`}},
+		{"protocols h2c only with tls", func(r *Rollout) {
+			r.Spec.Protocols = []string{"h2c"}
+			r.Spec.TLS = &TLSConfig{CertFile: "c", KeyFile: "k"}
+		}, []string{`spec.protocols: a listener with tls speaks h1 or h2: add one (h2c is for listeners without tls)`}},
+		{"protocol twice", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "h1"} },
+			[]string{`spec.protocols[1]: duplicate protocol "h1": already used at spec.protocols[0]`}},
 		{"endpoint path", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"http://h:1/api"} },
 			[]string{`spec.stable.endpoints[0]: endpoint "http://h:1/api" must not have a path`}},
 		{"endpoint slash ok", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"https://h/"} }, nil},
