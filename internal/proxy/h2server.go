@@ -32,8 +32,8 @@ type http2Front struct {
 // timeouts.idle, one that sends nothing for timeouts.idle is pinged and
 // closed if it does not answer, and a write that makes no progress for
 // timeouts.idle closes the connection (a client that stops reading).
-// Frame and window sizes keep Go's defaults (16 KiB frames read, 1 MiB
-// connection and stream windows at most). Go's server also bounds what
+// Frame and window sizes keep Go's defaults (frames up to 1 MiB read,
+// 1 MiB connection and stream windows). Go's server also bounds what
 // the HTTP/2 attacks exploit: reset streams count against the stream
 // limit until their handlers end (rapid reset), CONTINUATION frames stop
 // at the header limit, and a peer over the limits gets GOAWAY.
