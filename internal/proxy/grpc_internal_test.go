@@ -108,3 +108,26 @@ func net2Pipe(t *testing.T) (net.Conn, net.Conn) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
+
+func TestGRPCHealthMessages(t *testing.T) {
+	if got := grpcHealthRequest("shop.Cart"); string(got) != "\x00\x00\x00\x00\x0b\x0a\x09shop.Cart" {
+		t.Errorf("request %q", got)
+	}
+	if got := grpcHealthRequest(""); string(got) != "\x00\x00\x00\x00\x00" {
+		t.Errorf("request for the server %q", got)
+	}
+	for in, want := range map[string]uint64{
+		"\x00\x00\x00\x00\x02\x08\x01":          grpcServing,
+		"\x00\x00\x00\x00\x00":                  0,
+		"\x00\x00\x00\x00\x05\x12\x01x\x08\x02": 2, // an unknown field first
+	} {
+		if got, err := grpcHealthStatus([]byte(in)); err != nil || got != want {
+			t.Errorf("%q: %d %v, want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "\x01\x00\x00\x00\x00", "\x00\x00\x00\x00\x02\x08\xff", "\x00\x00\x00\x00\x03\x12\x05x"} {
+		if _, err := grpcHealthStatus([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

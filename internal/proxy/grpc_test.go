@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,10 +18,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/coalmine-dev/coalmine/internal/proxy"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/telemetry"
 )
@@ -34,6 +39,7 @@ type grpcBackend struct {
 	testpb.UnimplementedTestServiceServer
 	version string
 	srv     *grpc.Server
+	health  *health.Server
 	addr    string
 	// failWith, when set, is the status of every unary call.
 	failWith codes.Code
@@ -69,6 +75,8 @@ func newGRPCBackend(t *testing.T, version string, tlsOn bool) *grpcBackend {
 	}
 	b.srv = grpc.NewServer(opts...)
 	testpb.RegisterTestServiceServer(b.srv, b)
+	b.health = health.NewServer()
+	healthpb.RegisterHealthServer(b.srv, b.health)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +365,7 @@ func TestGRPCCanaryUnavailableCountsAsErrors(t *testing.T) {
 	canary := newGRPCBackend(t, canaryVersion, false)
 	canary.failWith = codes.Unavailable
 	r := grpcRollout(t, []string{stable.url("h2c")}, []string{canary.url("h2c")}, false, func(s *spec.RolloutSpec) {
-		s.OutlierDetection.ConsecutiveErrors = 0 // keep the canary in, to count every call
+		s.OutlierDetection.ConsecutiveErrors = 1000 // keep the canary in, to count every call
 		s.TrafficRouting.Assignment.UserHeader = "x-user"
 	})
 	g := startProxy(t, r, tableConfig(r, 5000))
@@ -554,5 +562,43 @@ func TestGRPCCoalmineErrorsAreGRPCStatuses(t *testing.T) {
 	// A trailers-only answer: grpc-go gives its fields as trailers.
 	if got := metadata.Join(hdr, trailer).Get("x-coalmine-error"); len(got) != 1 || got[0] != "connect" {
 		t.Errorf("x-coalmine-error %v, want connect (message %q)", got, st.Message())
+	}
+}
+
+// Endpoints are checked with the gRPC health protocol, for one service:
+// NOT_SERVING takes an endpoint out, SERVING brings it back.
+func TestGRPCHealthChecks(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		scheme := "h2c"
+		if tlsOn {
+			scheme = "https"
+		}
+		t.Run(scheme, func(t *testing.T) {
+			be := newGRPCBackend(t, stableVersion, tlsOn)
+			be.health.SetServingStatus("shop.Cart", healthpb.HealthCheckResponse_SERVING)
+			r := grpcRollout(t, []string{be.url(scheme)}, nil, false, func(s *spec.RolloutSpec) {
+				s.HealthCheck = &spec.HealthCheck{Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(time.Second),
+					HealthyThreshold: 1, UnhealthyThreshold: 1, GRPC: &spec.GRPCHealthCheck{Service: "shop.Cart"}}
+			})
+			var mu sync.Mutex
+			var reasons []string
+			g := startProxyWith(t, r, tableConfig(r, 0), proxy.Options{OnEndpointHealth: func(_ string, _ spec.Role, _, _ string, healthy bool, reason string) {
+				mu.Lock()
+				defer mu.Unlock()
+				reasons = append(reasons, fmt.Sprint(healthy, ": ", reason))
+			}})
+			healthy := func() bool { return g.endpoint(t, be.url(scheme)).Healthy }
+			eventually(t, 5*time.Second, "SERVING makes the endpoint healthy", healthy)
+			be.health.SetServingStatus("shop.Cart", healthpb.HealthCheckResponse_NOT_SERVING)
+			eventually(t, 5*time.Second, "NOT_SERVING takes it out", func() bool { return !healthy() })
+			be.health.SetServingStatus("shop.Cart", healthpb.HealthCheckResponse_SERVING)
+			eventually(t, 5*time.Second, "SERVING brings it back", healthy)
+			mu.Lock()
+			defer mu.Unlock()
+			want := "false: active health check failed: gRPC health check of " + strings.Replace(be.url(scheme), "h2c://", "http://", 1) + " for shop.Cart answered NOT_SERVING"
+			if !slices.Contains(reasons, want) {
+				t.Errorf("events %q lack %q", reasons, want)
+			}
+		})
 	}
 }

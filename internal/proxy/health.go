@@ -28,9 +28,12 @@ type healthChecker struct {
 	client  *http.Client
 	// h2cClient checks h2c:// endpoints, over cleartext HTTP/2.
 	h2cClient *http.Client
-	announce  func(pl *pool, ep *endpoint, healthy bool, reason string)
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// h2TLSClient makes gRPC health checks of https:// endpoints, which
+	// need HTTP/2.
+	h2TLSClient *http.Client
+	announce    func(pl *pool, ep *endpoint, healthy bool, reason string)
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // startHealthChecks starts checking the endpoints of ups. With cfg nil (or
@@ -58,6 +61,11 @@ func startHealthChecks(cfg *spec.HealthCheck, connect time.Duration, tlsCfg *tls
 		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
 	hc.h2cClient = &http.Client{Transport: h2cTr, Timeout: cfg.Timeout.D(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	h2Tr := &http.Transport{Protocols: &h2, TLSClientConfig: tlsCfg.Clone(), MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D(),
+		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
+	hc.h2TLSClient = &http.Client{Transport: h2Tr, Timeout: cfg.Timeout.D()}
 	for _, pl := range ups.pools() {
 		for _, ep := range pl.endpoints {
 			hc.wg.Add(1)
@@ -114,7 +122,15 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 	if ep.h2c {
 		client, base = hc.h2cClient, "http"+strings.TrimPrefix(ep.url, "h2c")
 	}
-	url := strings.TrimSuffix(base, "/") + hc.cfg.Path
+	probe := func() (bool, string) {
+		return hc.probe(ctx, client, strings.TrimSuffix(base, "/")+hc.cfg.Path)
+	}
+	if hc.cfg.GRPC != nil {
+		if ep.tls {
+			client = hc.h2TLSClient
+		}
+		probe = func() (bool, string) { return hc.probeGRPC(ctx, client, base) }
+	}
 	okStreak, failStreak := 0, 0
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -124,7 +140,7 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 			return
 		case <-t.C:
 		}
-		ok, detail := hc.probe(ctx, client, url)
+		ok, detail := probe()
 		switch {
 		case ok:
 			okStreak, failStreak = okStreak+1, 0
@@ -181,5 +197,6 @@ func (hc *healthChecker) stop() {
 	if hc.client != nil {
 		hc.client.CloseIdleConnections()
 		hc.h2cClient.CloseIdleConnections()
+		hc.h2TLSClient.CloseIdleConnections()
 	}
 }

@@ -109,8 +109,12 @@ type VersionSpec struct {
 // version is marked unhealthy the proxy still tries them (a panic
 // threshold): a health check never refuses all traffic on its own.
 type HealthCheck struct {
-	// Path is requested with GET. Default /health.
+	// Path is requested with GET. Default /health. Not used with grpc.
 	Path string `yaml:"path" json:"path"`
+	// GRPC checks with the gRPC health protocol instead of a GET: a call of
+	// grpc.health.v1.Health/Check passes when it answers SERVING. It needs
+	// h2c:// or https:// endpoints (gRPC is HTTP/2).
+	GRPC *GRPCHealthCheck `yaml:"grpc,omitempty" json:"grpc,omitempty"`
 	// Interval between checks of one endpoint. Default 10s, at least 100ms.
 	Interval Duration `yaml:"interval" json:"interval"`
 	// Timeout of one check. Default 2s, at least 10ms.
@@ -121,6 +125,13 @@ type HealthCheck struct {
 	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
 	// Disabled turns the checks off while keeping the block.
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+}
+
+// GRPCHealthCheck is the gRPC health protocol's question.
+type GRPCHealthCheck struct {
+	// Service is the service name asked about, such as shop.v1.Cart; empty
+	// (the default) asks about the server as a whole.
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
 }
 
 // OutlierDetection ejects an endpoint after consecutive 5xx answers or

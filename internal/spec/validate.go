@@ -1,6 +1,9 @@
 package spec
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // EventTypes are the event types of SPEC §6.4, the values allowed in a
 // notification's `on` list besides NotifyAllEvents.
@@ -57,6 +60,9 @@ func (r *Rollout) Validate() FieldErrors {
 	}
 	if s.HealthCheck != nil {
 		v.healthCheck(p.Child("healthCheck"), *s.HealthCheck)
+		if s.HealthCheck.GRPC != nil && !s.HealthCheck.Disabled {
+			v.grpcHealthCheckEndpoints(p, s)
+		}
 	}
 
 	od := s.OutlierDetection
@@ -113,6 +119,22 @@ func (v *validator) endpoints(p FieldPath, eps []string) {
 	for i, e := range eps {
 		v.endpoint(p.Index(i), e)
 		v.unique(seen, p.Index(i), "endpoint", e)
+	}
+}
+
+// grpcHealthCheckEndpoints checks that gRPC health checks can reach every
+// endpoint: gRPC needs HTTP/2, which http:// endpoints do not speak.
+func (v *validator) grpcHealthCheckEndpoints(p FieldPath, s *RolloutSpec) {
+	check := func(fp FieldPath, eps []string) {
+		for i, e := range eps {
+			if strings.HasPrefix(e, "http://") {
+				v.add(fp.Index(i), "endpoint %q cannot answer gRPC health checks (healthCheck.grpc): use h2c:// for a gRPC server without TLS, or https://", e)
+			}
+		}
+	}
+	check(p.Child("stable").Child("endpoints"), s.Stable.Endpoints)
+	if s.Canary != nil {
+		check(p.Child("canary").Child("endpoints"), s.Canary.Endpoints)
 	}
 }
 

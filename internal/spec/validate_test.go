@@ -83,6 +83,18 @@ func TestRolloutValidate(t *testing.T) {
 			r.Spec.Protocols = []string{"h2c"}
 			r.Spec.TLS = &TLSConfig{CertFile: "c", KeyFile: "k"}
 		}, []string{`spec.protocols: a listener with tls speaks h1 or h2: add one (h2c is for listeners without tls)`}},
+		{"grpc health check on h2c ok", func(r *Rollout) {
+			r.Spec.Stable.Endpoints = []string{"h2c://h:50051"}
+			r.Spec.Canary = nil
+			r.Spec.HealthCheck = &HealthCheck{Path: "/health", Interval: Duration(time.Second), Timeout: Duration(time.Second),
+				HealthyThreshold: 1, UnhealthyThreshold: 1, GRPC: &GRPCHealthCheck{}}
+		}, nil},
+		{"grpc health check on http", func(r *Rollout) {
+			r.Spec.Stable.Endpoints = []string{"http://h:8080"}
+			r.Spec.Canary = nil
+			r.Spec.HealthCheck = &HealthCheck{Path: "/health", Interval: Duration(time.Second), Timeout: Duration(time.Second),
+				HealthyThreshold: 1, UnhealthyThreshold: 1, GRPC: &GRPCHealthCheck{}}
+		}, []string{`spec.stable.endpoints[0]: endpoint "http://h:8080" cannot answer gRPC health checks (healthCheck.grpc): use h2c:// for a gRPC server without TLS, or https://`}},
 		{"protocol twice", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "h1"} },
 			[]string{`spec.protocols[1]: duplicate protocol "h1": already used at spec.protocols[0]`}},
 		{"endpoint path", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"http://h:1/api"} },
