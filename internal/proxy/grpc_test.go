@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,8 @@ type grpcBackend struct {
 	addr    string
 	// failWith, when set, is the status of every unary call.
 	failWith codes.Code
+	// unary counts unary calls, and mirrored those marked as mirrors.
+	unary, mirrored atomic.Int64
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -95,6 +98,10 @@ func (b *grpcBackend) tag(ctx context.Context) {
 
 func (b *grpcBackend) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	b.tag(ctx)
+	b.unary.Add(1)
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("x-coalmine-mirror")) > 0 {
+		b.mirrored.Add(1)
+	}
 	if string(req.GetPayload().GetBody()) == "wait" {
 		_, hadDeadline := ctx.Deadline()
 		b.started <- struct{}{}
@@ -600,5 +607,50 @@ func TestGRPCHealthChecks(t *testing.T) {
 				t.Errorf("events %q lack %q", reasons, want)
 			}
 		})
+	}
+}
+
+// A mirror route that names the gRPC method (its path, and POST, which a
+// route must name to mirror a non-idempotent request) copies unary calls
+// to the canary; the canary's answers are recorded as mirrors by their
+// gRPC status.
+func TestGRPCUnaryCallsAreMirroredByMethod(t *testing.T) {
+	stable := newGRPCBackend(t, stableVersion, false)
+	canary := newGRPCBackend(t, canaryVersion, false)
+	canary.failWith = codes.Internal
+	r := grpcRollout(t, []string{stable.url("h2c")}, []string{canary.url("h2c")}, false, nil)
+	cfg := tableConfig(r, 0)
+	cfg.MirrorRoutes = []spec.MirrorRoute{{Name: "unary", Match: []spec.RequestMatch{{
+		Method: &spec.StringMatch{Exact: ptr("POST")},
+		Path:   &spec.StringMatch{Exact: ptr("/grpc.testing.TestService/UnaryCall")},
+	}}}}
+	g := startProxy(t, r, cfg)
+	g.waitUp(t)
+	cl := grpcClient(t, g.addr, false)
+	ctx := context.Background()
+	for range 5 {
+		if _, err := cl.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("copy me")}}); err != nil {
+			t.Fatalf("the primary call failed: %v", err)
+		}
+	}
+	// Another method is not mirrored.
+	ss, err := cl.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := ss.Recv(); err != nil {
+			break
+		}
+	}
+	eventually(t, 5*time.Second, "five mirrors reach the canary", func() bool { return canary.mirrored.Load() == 5 })
+	eventually(t, 2*time.Second, "the mirrors are recorded", func() bool {
+		return g.metric(t, "coalmine_requests_total", map[string]string{"role": "canary", "source": "mirror", "code": "500"}) == 5
+	})
+	if canary.unary.Load() != 5 || stable.unary.Load() != 5 || stable.mirrored.Load() != 0 {
+		t.Errorf("canary %d calls, stable %d (%d mirrored)", canary.unary.Load(), stable.unary.Load(), stable.mirrored.Load())
+	}
+	if s := g.versionStats(spec.RoleCanary, canaryVersion).Summary(0); s.Requests != 0 {
+		t.Errorf("mirrors entered the canary's live summary: %d", s.Requests)
 	}
 }

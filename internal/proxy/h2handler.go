@@ -84,7 +84,51 @@ func (rp *rolloutProxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		c.body = &h2Body{rc: r.Body, grpc: c.grpc}
 	}
+	mirror := c.d.Mirror && pl == ups.stable && ups.canary != nil
+	if mirror && c.body != nil {
+		c.body.keepCopy(ups.mirrorMaxBody)
+	}
 	c.forward(pl, ups, now)
+	if mirror {
+		c.mirror(ups)
+	}
+}
+
+// mirror sends a copy of the call to the canary once the call is over, as
+// the HTTP/1.1 path does once the response is produced. The body was
+// copied as it streamed to the upstream, never held back from it, so only
+// a body that ended within mirrorMaxBodyBytes can be mirrored; a gRPC call
+// that streamed more than one message is not (a mirror is a unary replay).
+func (c *h2Call) mirror(ups *upstreamSet) {
+	var body []byte
+	if c.body != nil {
+		var ok bool
+		if body, ok = c.body.copyIfComplete(); !ok {
+			c.rp.stats.MirrorDropped(dropBodyTooLarge)
+			return
+		}
+	}
+	if c.grpc && c.streaming() {
+		return
+	}
+	h := c.r.Header.Clone()
+	for k := range h {
+		if h2HopByHop(k) {
+			delete(h, k)
+		}
+	}
+	if te := c.r.Header.Get("Te"); strings.EqualFold(strings.TrimSpace(te), "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	h.Set(hdrMirror, "true")
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = nil
+	}
+	req := &http.Request{
+		Method: c.r.Method, URL: &url.URL{Path: c.r.URL.Path, RawPath: c.r.URL.RawPath, RawQuery: c.r.URL.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: c.r.Host, ContentLength: int64(len(body)),
+	}
+	c.rp.mirror.submit(mirrorJob{h2: req, h2Body: body, grpc: c.grpc, pool: ups.canary, rollout: c.rp})
 }
 
 // forward sends the call to an endpoint of pl, retrying a refused
@@ -450,11 +494,43 @@ type h2Body struct {
 	read     atomic.Bool
 	frames   grpcFrames // the reading goroutine's alone
 	messages atomic.Int32
+
+	// A copy of the body for a mirror, up to copyLimit bytes (copyOn);
+	// the reading goroutine's alone until complete is set at EOF.
+	copyOn    bool
+	copyLimit int64
+	copied    []byte
+	overflow  bool
+	complete  atomic.Bool
+}
+
+// keepCopy makes the body keep a copy of what it reads, up to limit.
+func (b *h2Body) keepCopy(limit int64) {
+	b.copyOn, b.copyLimit = true, limit
+}
+
+// copyIfComplete returns the copy when the whole body was read within
+// the limit.
+func (b *h2Body) copyIfComplete() ([]byte, bool) {
+	if !b.complete.Load() {
+		return nil, false
+	}
+	return b.copied, true
 }
 
 func (b *h2Body) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
+	if b.copyOn && !b.overflow {
+		if int64(len(b.copied)+n) > b.copyLimit {
+			b.overflow, b.copied = true, nil
+		} else {
+			b.copied = append(b.copied, p[:n]...)
+			if err == io.EOF {
+				b.complete.Store(true)
+			}
+		}
+	}
 	if n > 0 {
 		if b.grpc {
 			b.frames.feed(p[:n])

@@ -61,12 +61,12 @@ func (c GRPCCode) IsError() bool {
 	return false
 }
 
-// httpEquivalent is the status code a gRPC outcome is counted under in
+// HTTPEquivalent is the status code a gRPC outcome is counted under in
 // the version's status codes, which is all the judges and
 // result.errorRate read: a gRPC error as a 5xx (so it is an error there
 // too), anything else as the 200 the call was answered with (or 499 for
 // a call the client cancelled, a 4xx like HTTP's client closes).
-func (c GRPCCode) httpEquivalent() int {
+func (c GRPCCode) HTTPEquivalent() int {
 	switch c {
 	case GRPCDeadlineExceeded:
 		return 504
@@ -88,7 +88,7 @@ func (c GRPCCode) httpEquivalent() int {
 // streaming call's does not (its duration is the stream's life, not a
 // response time) and it is counted apart. Lock-free, no allocation.
 func (v *VersionStats) ObserveGRPC(code GRPCCode, latency time.Duration, streaming bool) {
-	v.codes[codeSlot(code.httpEquivalent())].Add(1)
+	v.codes[codeSlot(code.HTTPEquivalent())].Add(1)
 	kind := 0
 	if streaming {
 		kind = 1
