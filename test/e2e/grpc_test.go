@@ -18,7 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
+	grpcstatus "google.golang.org/grpc/status"
 )
 
 // gRPC canaries through the binary, judged by gRPC status: every answer
@@ -33,7 +33,7 @@ type grpcService struct {
 func (s *grpcService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	time.Sleep(time.Duration(float64(2*time.Millisecond) * (0.5 + rand.Float64())))
 	if rand.Float64() < s.errorRate {
-		return nil, status.Error(codes.Unavailable, "failing on purpose")
+		return nil, grpcstatus.Error(codes.Unavailable, "failing on purpose")
 	}
 	return &testpb.SimpleResponse{ServerId: s.version}, nil
 }
@@ -79,7 +79,7 @@ func grpcLoad(t *testing.T, ctx context.Context, addr string, rps int) *grpcCoun
 				if ctx.Err() != nil {
 					return
 				}
-				counts.add(status.Code(err))
+				counts.add(grpcstatus.Code(err))
 			}
 		}()
 	}
