@@ -62,7 +62,7 @@ type callEnd struct {
 
 // newGRPCBackend serves the test service over cleartext HTTP/2, or TLS
 // with a self-signed certificate when tlsOn.
-func newGRPCBackend(t *testing.T, version string, tlsOn bool) *grpcBackend {
+func newGRPCBackend(t testing.TB, version string, tlsOn bool) *grpcBackend {
 	t.Helper()
 	b := &grpcBackend{version: version, started: make(chan struct{}, 16), ended: make(chan callEnd, 16)}
 	var opts []grpc.ServerOption
@@ -653,4 +653,33 @@ func TestGRPCUnaryCallsAreMirroredByMethod(t *testing.T) {
 	if s := g.versionStats(spec.RoleCanary, canaryVersion).Summary(0); s.Requests != 0 {
 		t.Errorf("mirrors entered the canary's live summary: %d", s.Requests)
 	}
+}
+
+// BenchmarkGRPCUnaryThroughTheProxy measures unary calls through an h2c
+// listener to an h2c upstream, 64 concurrent callers on one connection.
+func BenchmarkGRPCUnaryThroughTheProxy(b *testing.B) {
+	be := newGRPCBackend(b, stableVersion, false)
+	r := rolloutSpec(b, []string{be.url("h2c")}, nil, func(s *spec.RolloutSpec) {
+		s.HealthCheck = nil
+		s.Protocols = []string{spec.ProtocolH1, spec.ProtocolH2C}
+	})
+	g := startProxy(b, r, tableConfig(r, 0))
+	eventually(b, 5*time.Second, "the endpoint proves reachable", func() bool { return g.endpoints(b)[0].Healthy })
+	cc, err := grpc.NewClient("passthrough:///"+g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	cl := testpb.NewTestServiceClient(cc)
+	req := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 64)}}
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := cl.UnaryCall(context.Background(), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
