@@ -683,3 +683,26 @@ func BenchmarkGRPCUnaryThroughTheProxy(b *testing.B) {
 		}
 	})
 }
+
+// trafficRouting.grpcErrorCodes replaces the default set: with only
+// INTERNAL counted, a canary's UNAVAILABLE answers are not its errors.
+func TestGRPCErrorCodesAreConfigurable(t *testing.T) {
+	be := newGRPCBackend(t, stableVersion, false)
+	be.failWith = codes.Unavailable
+	r := grpcRollout(t, []string{be.url("h2c")}, nil, false, func(s *spec.RolloutSpec) {
+		s.TrafficRouting.GRPCErrorCodes = []string{"INTERNAL"}
+	})
+	g := startProxy(t, r, tableConfig(r, 0))
+	g.waitUp(t)
+	cl := grpcClient(t, g.addr, false)
+	for range 3 {
+		if _, err := cl.UnaryCall(context.Background(), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("got %v", err)
+		}
+	}
+	v := g.versionStats(spec.RoleStable, stableVersion)
+	eventually(t, 2*time.Second, "three calls recorded", func() bool { return grpcCalls(v)["UNAVAILABLE/unary"] == 3 })
+	if s := v.Summary(0); s.Errors != 0 {
+		t.Errorf("%d errors, want 0: UNAVAILABLE is not in grpcErrorCodes", s.Errors)
+	}
+}

@@ -152,7 +152,7 @@ func (c *h2Call) forward(pl *pool, ups *upstreamSet, now int64) {
 		ep.inflight.Add(1)
 		resp, err := c.roundTrip(ctx, ups, ep)
 		if err == nil {
-			good := resp.StatusCode < 500 && !(c.grpc && headerGRPCError(resp))
+			good := resp.StatusCode < 500 && !(c.grpc && headerGRPCError(resp, pl.grpcErrors))
 			if good {
 				pl.outlier.ok(ep)
 			} else {
@@ -411,14 +411,14 @@ func (c *h2Call) relay(pl *pool, ep *endpoint, resp *http.Response) {
 		h.Set(http.TrailerPrefix+"X-Coalmine-Error", string(errKindProtocol))
 		h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(telemetry.GRPCUnavailable)))
 		h.Set(http.TrailerPrefix+"Grpc-Message", grpcMessage("coalmine: version "+pl.version+" at "+ep.url+" broke off the call"))
-		pl.stats.ObserveGRPC(telemetry.GRPCUnavailable, time.Since(c.start), c.streaming())
+		pl.stats.ObserveGRPC(telemetry.GRPCUnavailable, pl.grpcErrors, time.Since(c.start), c.streaming())
 		return
 	}
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
 	if c.grpc {
-		pl.stats.ObserveGRPC(grpcStatusOf(resp), time.Since(c.start), c.streaming())
+		pl.stats.ObserveGRPC(grpcStatusOf(resp), pl.grpcErrors, time.Since(c.start), c.streaming())
 	}
 }
 
@@ -433,7 +433,7 @@ func (c *h2Call) streaming() bool {
 // call, or a 499 for HTTP; neither is the version's error.
 func (c *h2Call) observeCancelled(pl *pool) {
 	if c.grpc {
-		pl.stats.ObserveGRPC(telemetry.GRPCCanceled, time.Since(c.start), c.streaming())
+		pl.stats.ObserveGRPC(telemetry.GRPCCanceled, pl.grpcErrors, time.Since(c.start), c.streaming())
 		return
 	}
 	pl.stats.Observe(statusClientClosedRequest, time.Since(c.start))
@@ -449,7 +449,7 @@ func (c *h2Call) fail(pl *pool, status int, kind telemetry.ErrorKind, code telem
 	h.Set(string(hdrCoalmineError), string(kind))
 	if c.grpc {
 		if observe {
-			pl.stats.ObserveGRPC(code, time.Since(c.start), false)
+			pl.stats.ObserveGRPC(code, pl.grpcErrors, time.Since(c.start), false)
 		}
 		h.Set("Content-Type", "application/grpc")
 		h.Set("Grpc-Status", strconv.Itoa(int(code)))
@@ -467,13 +467,13 @@ func (c *h2Call) fail(pl *pool, status int, kind telemetry.ErrorKind, code telem
 
 // headerGRPCError reports a trailers-only answer with an error status,
 // which counts against the endpoint like a 5xx.
-func headerGRPCError(resp *http.Response) bool {
+func headerGRPCError(resp *http.Response, errs telemetry.GRPCErrors) bool {
 	v := resp.Header.Get("Grpc-Status")
 	if v == "" {
 		return false
 	}
 	n, err := strconv.ParseUint(v, 10, 32)
-	return err != nil || telemetry.GRPCCode(n).IsError()
+	return err != nil || errs.Has(telemetry.GRPCCode(n))
 }
 
 var relayBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

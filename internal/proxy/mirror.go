@@ -187,7 +187,7 @@ func (mp *mirrorPool) sendHTTP2(j mirrorJob) {
 			j.rollout.stats.MirrorDropped(dropError)
 			return
 		}
-		code = grpcStatusOf(resp).HTTPEquivalent()
+		code = grpcStatusOf(resp).HTTPEquivalent(j.pool.grpcErrors)
 	}
 	j.pool.stats.ObserveMirror(code, time.Since(start))
 }

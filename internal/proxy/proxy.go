@@ -675,6 +675,7 @@ func buildUpstreams(r *spec.Rollout, stats *telemetry.RolloutStats) (*upstreamSe
 			limit:      newLimiter(s.ConnectionPool.MaxConnections, s.ConnectionPool.MaxPendingRequests, s.TrafficRouting.Timeouts.Connect.D()),
 			outlier:    outlier{threshold: int32(s.OutlierDetection.ConsecutiveErrors), ejection: s.OutlierDetection.EjectionTime.D()},
 			stats:      stats.Version(target.Role(), v.Version),
+			grpcErrors: grpcErrorsOf(s.TrafficRouting),
 		}
 		if vh := s.TrafficRouting.VersionHeader; vh != "" && vh != "-" {
 			pl.headerName = []byte(vh)
@@ -723,6 +724,15 @@ func upstreamTLSConfig(u *spec.UpstreamTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// grpcErrorsOf is the rollout's set of gRPC error codes; a spec without
+// defaults applied gets the default set.
+func grpcErrorsOf(tr spec.TrafficRouting) telemetry.GRPCErrors {
+	if tr.GRPCErrorCodes == nil {
+		return telemetry.DefaultGRPCErrors
+	}
+	return telemetry.NewGRPCErrors(tr.GRPCErrorCodes)
+}
+
 // upstreamsChanged reports whether the upstream set must be rebuilt.
 func upstreamsChanged(a, b spec.RolloutSpec) bool {
 	return !reflect.DeepEqual(a.Stable, b.Stable) || !reflect.DeepEqual(a.Canary, b.Canary) ||
@@ -730,7 +740,8 @@ func upstreamsChanged(a, b spec.RolloutSpec) bool {
 		a.OutlierDetection != b.OutlierDetection || a.ConnectionPool != b.ConnectionPool ||
 		a.TrafficRouting.Timeouts != b.TrafficRouting.Timeouts || a.TrafficRouting.Balancer != b.TrafficRouting.Balancer ||
 		a.TrafficRouting.VersionHeader != b.TrafficRouting.VersionHeader ||
-		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
+		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes ||
+		!slices.Equal(a.TrafficRouting.GRPCErrorCodes, b.TrafficRouting.GRPCErrorCodes)
 }
 
 // ListenError returns why a served rollout has no listener, or nil.

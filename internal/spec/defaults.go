@@ -66,6 +66,19 @@ func (s *RolloutSpec) HasProtocol(proto string) bool {
 	return false
 }
 
+// GRPCCodeNames are the gRPC status codes' names, indexed by code.
+var GRPCCodeNames = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED",
+}
+
+// DefaultGRPCErrorCodes is trafficRouting.grpcErrorCodes when omitted.
+func DefaultGRPCErrorCodes() []string {
+	return []string{"UNKNOWN", "DEADLINE_EXCEEDED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+}
+
 // Balancers for trafficRouting.balancer.
 const (
 	BalancerLeastRequests = "least-requests"
@@ -138,6 +151,9 @@ func (r *Rollout) SetDefaults() {
 	setInt(&tr.ClientLimits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setString(&tr.VersionHeader, DefaultVersionHeader)
 	setString(&tr.Balancer, DefaultBalancer)
+	if tr.GRPCErrorCodes == nil {
+		tr.GRPCErrorCodes = DefaultGRPCErrorCodes()
+	}
 	if tr.MirrorMaxBodyBytes == 0 {
 		tr.MirrorMaxBodyBytes = DefaultMirrorMaxBodyBytes
 	}

@@ -171,6 +171,11 @@ type TrafficRouting struct {
 	MirrorMaxBodyBytes int64 `yaml:"mirrorMaxBodyBytes" json:"mirrorMaxBodyBytes"`
 	// ClientLimits bound what clients may hold on the listener.
 	ClientLimits ClientLimits `yaml:"clientLimits" json:"clientLimits"`
+	// GRPCErrorCodes are the gRPC status codes that count as a version's
+	// errors (in result.errorRate and the judges), by name. Default
+	// [UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS], as
+	// Istio and Linkerd count them.
+	GRPCErrorCodes []string `yaml:"grpcErrorCodes,omitempty" json:"grpcErrorCodes,omitempty"`
 }
 
 // ClientLimits bound the resources one listener gives its clients, so that

@@ -149,6 +149,11 @@ func (v *validator) healthCheck(p FieldPath, hc HealthCheck) {
 }
 
 func (v *validator) trafficRouting(p FieldPath, tr TrafficRouting) {
+	grpcCodes := nameSet{}
+	for i, name := range tr.GRPCErrorCodes {
+		v.oneOf(p.Child("grpcErrorCodes").Index(i), "gRPC status code", name, GRPCCodeNames[:]...)
+		v.unique(grpcCodes, p.Child("grpcErrorCodes").Index(i), "gRPC status code", name)
+	}
 	a := p.Child("assignment")
 	if tr.Assignment.UserHeader != "" {
 		v.token(a.Child("userHeader"), "header name", tr.Assignment.UserHeader)

@@ -95,6 +95,8 @@ func TestRolloutValidate(t *testing.T) {
 			r.Spec.HealthCheck = &HealthCheck{Path: "/health", Interval: Duration(time.Second), Timeout: Duration(time.Second),
 				HealthyThreshold: 1, UnhealthyThreshold: 1, GRPC: &GRPCHealthCheck{}}
 		}, []string{`spec.stable.endpoints[0]: endpoint "http://h:8080" cannot answer gRPC health checks (healthCheck.grpc): use h2c:// for a gRPC server without TLS, or https://`}},
+		{"grpc error codes", func(r *Rollout) { r.Spec.TrafficRouting.GRPCErrorCodes = []string{"UNAVAILABLE", "unavailable"} },
+			[]string{`spec.trafficRouting.grpcErrorCodes[1]: unknown gRPC status code "unavailable": use OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS or UNAUTHENTICATED`}},
 		{"protocol twice", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "h1"} },
 			[]string{`spec.protocols[1]: duplicate protocol "h1": already used at spec.protocols[0]`}},
 		{"endpoint path", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"http://h:1/api"} },

@@ -15,12 +15,12 @@ func TestGRPCErrorsCountInTheVersionsErrorRate(t *testing.T) {
 	reg := NewRegistry(Options{Now: newFakeClock().Now})
 	v := reg.Rollout("shop").Version(spec.RoleCanary, "v2")
 	for range 8 {
-		v.ObserveGRPC(GRPCOK, 2*time.Millisecond, false)
+		v.ObserveGRPC(GRPCOK, DefaultGRPCErrors, 2*time.Millisecond, false)
 	}
-	v.ObserveGRPC(GRPCUnavailable, time.Millisecond, false)
-	v.ObserveGRPC(GRPCNotFoundForTest, time.Millisecond, false) // the caller's mistake, not an error
-	v.ObserveGRPC(GRPCDataLoss, 0, true)                        // a stream: an error, but no latency
-	v.ObserveGRPC(GRPCCanceled, 0, true)
+	v.ObserveGRPC(GRPCUnavailable, DefaultGRPCErrors, time.Millisecond, false)
+	v.ObserveGRPC(GRPCNotFoundForTest, DefaultGRPCErrors, time.Millisecond, false) // the caller's mistake, not an error
+	v.ObserveGRPC(GRPCDataLoss, DefaultGRPCErrors, 0, true)                        // a stream: an error, but no latency
+	v.ObserveGRPC(GRPCCanceled, DefaultGRPCErrors, 0, true)
 
 	s := v.Summary(0)
 	if s.Requests != 12 || s.Errors != 2 {
@@ -62,5 +62,20 @@ func TestGRPCCodeNamesAndErrors(t *testing.T) {
 	}
 	if got := strings.Join(errs, " "); got != "UNKNOWN DEADLINE_EXCEEDED INTERNAL UNAVAILABLE DATA_LOSS" {
 		t.Errorf("error codes %s", got)
+	}
+}
+
+// A configured set replaces the default: here NOT_FOUND is an error and
+// UNAVAILABLE is not.
+func TestGRPCErrorsAreConfigurable(t *testing.T) {
+	errs := NewGRPCErrors([]string{"NOT_FOUND", "DATA_LOSS", "no-such-code"})
+	if !errs.Has(GRPCNotFoundForTest) || !errs.Has(GRPCDataLoss) || errs.Has(GRPCUnavailable) || errs.Has(GRPCOK) {
+		t.Fatalf("set %b", errs)
+	}
+	v := NewRegistry(Options{Now: newFakeClock().Now}).Rollout("shop").Version(spec.RoleCanary, "v2")
+	v.ObserveGRPC(GRPCNotFoundForTest, errs, time.Millisecond, false)
+	v.ObserveGRPC(GRPCUnavailable, errs, time.Millisecond, false)
+	if s := v.Summary(0); s.Requests != 2 || s.Errors != 1 {
+		t.Fatalf("requests %d errors %d, want 2 and 1", s.Requests, s.Errors)
 	}
 }
