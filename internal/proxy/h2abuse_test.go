@@ -198,8 +198,7 @@ func TestHTTP2TooManyStreamsAreRefused(t *testing.T) {
 }
 
 // A header list over clientLimits.maxHeaderBytes is answered 431 without
-// reaching the upstream. (A single field longer than the whole limit is a
-// connection error: GOAWAY.)
+// reaching the upstream.
 func TestHTTP2OversizedHeadersAre431(t *testing.T) {
 	g, be := abuseRig(t, nil)
 	h := dialH2Raw(t, g.addr)
