@@ -121,8 +121,8 @@ given endpoints, like "kubectl set image": the steps run from the first, with
 fresh analysis. A canary in progress is replaced. The applied document's
 spec.canary changes too, so "coalmine get rollout NAME -o yaml" shows it.
 
---endpoint is required and repeatable: one http:// or https:// URL per
-upstream instance of VERSION.` + actionExitStatus,
+--endpoint is required and repeatable: one http://, https:// or h2c://
+URL per upstream instance of VERSION.` + actionExitStatus,
 		Example: `  coalmine set canary checkout v1.5.0 --endpoint http://10.0.0.7:8080
 
   # two instances, then follow the rollout until it is done

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"sync/atomic"
 	"syscall"
@@ -22,7 +23,15 @@ type endpoint struct {
 	url  string
 	addr string // host:port
 	tls  bool
-	hc   *fasthttp.HostClient
+	// h2c: the endpoint speaks cleartext HTTP/2 only (h2c://); HTTP/1.1
+	// requests reach it through the HTTP/2 handler (see handle).
+	h2c bool
+	hc  *fasthttp.HostClient
+	// rt carries the requests of HTTP/2 clients (and every request to an
+	// h2c endpoint): HTTP/1.1 to http://, HTTP/2 by ALPN (else 1.1) to
+	// https://, cleartext HTTP/2 to h2c://; pooled, and multiplexed when
+	// HTTP/2.
+	rt *http.Transport
 	// mirror sends mirrored requests: whole responses, bounded in time as a
 	// whole (mirrorTimeout), on connections of its own.
 	mirror *fasthttp.HostClient
@@ -92,8 +101,10 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 	case "http":
 	case "https":
 		ep.tls = true
+	case "h2c":
+		ep.h2c = true
 	default:
-		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", raw)
+		return nil, fmt.Errorf("endpoint %q: scheme must be http, https or h2c", raw)
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
@@ -169,8 +180,56 @@ func newEndpoint(raw string, cfg endpointConfig) (*endpoint, error) {
 		NoDefaultUserAgentHeader: true,
 		SecureErrorLogMessage:    true,
 	}
+	ep.rt = newTransport(ep, tlsCfg, cfg)
 	ep.healthy.Store(!cfg.checked)
 	return ep, nil
+}
+
+// newTransport builds the net/http transport of an endpoint. Its limits
+// mirror the fasthttp client's: connectionPool.maxConnections connections
+// (HTTP/2 streams share them, up to the server's stream limit each), the
+// connect timeout for the dial and the TLS handshake, idle connections
+// closed after the idle time. An HTTP/2 connection silent for the idle
+// time is pinged, and closed if the ping is not answered, so a dead
+// upstream under a long stream is found. The response timeout is per
+// request (h2Call), because a gRPC stream may not answer for a long time.
+func newTransport(ep *endpoint, tlsCfg *tls.Config, cfg endpointConfig) *http.Transport {
+	connect, idle := cfg.timeouts.Connect.D(), cfg.timeouts.Idle.D()
+	var protos http.Protocols
+	switch {
+	case ep.h2c:
+		protos.SetUnencryptedHTTP2(true)
+	case ep.tls:
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+	default:
+		protos.SetHTTP1(true)
+	}
+	return &http.Transport{
+		DialContext: (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		// A copy: the transport adds its ALPN protocols, which the fasthttp
+		// client sharing tlsCfg must not offer.
+		TLSClientConfig:     tlsCfg.Clone(),
+		TLSHandshakeTimeout: connect,
+		Protocols:           &protos,
+		MaxConnsPerHost:     cfg.maxConns,
+		MaxIdleConnsPerHost: cfg.maxConns,
+		IdleConnTimeout:     idle,
+		DisableCompression:  true,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:  idle,
+			WriteByteTimeout: idle,
+		},
+	}
+}
+
+// transportScheme is the scheme of URLs sent through ep.rt: h2c endpoints
+// are http:// to a transport that speaks only unencrypted HTTP/2.
+func (ep *endpoint) transportScheme() string {
+	if ep.tls {
+		return "https"
+	}
+	return "http"
 }
 
 // Mirrors: a response is read whole (its status is all coalmine keeps)

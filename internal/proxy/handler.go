@@ -79,8 +79,14 @@ func (rp *rolloutProxy) handle(ctx *fasthttp.RequestCtx) {
 			"this listener speaks HTTP/1.0 and HTTP/1.1 only")
 		return
 	}
-	tbl := rp.table.Load()
 	ups := rp.upstreams.Load()
+	if ups.viaHTTP2 {
+		// An h2c endpoint speaks no HTTP/1.1: the HTTP/2 path carries the
+		// request, with the same routing.
+		rp.bridge(ctx)
+		return
+	}
+	tbl := rp.table.Load()
 	d := tbl.Decide(reqView{req}, route.Entropy{A: rand.Uint64(), B: rand.Uint64()})
 
 	pl := ups.stable

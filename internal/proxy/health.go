@@ -23,12 +23,17 @@ const probeInterval = time.Second
 // it, checks them actively. It owns one goroutine per endpoint (active
 // checks) or one for the whole set (connection probes), stopped by stop().
 type healthChecker struct {
-	cfg      *spec.HealthCheck // nil: connection probes only
-	connect  time.Duration
-	client   *http.Client
-	announce func(pl *pool, ep *endpoint, healthy bool, reason string)
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	cfg     *spec.HealthCheck // nil: connection probes only
+	connect time.Duration
+	client  *http.Client
+	// h2cClient checks h2c:// endpoints, over cleartext HTTP/2.
+	h2cClient *http.Client
+	// h2TLSClient makes gRPC health checks of https:// endpoints, which
+	// need HTTP/2.
+	h2TLSClient *http.Client
+	announce    func(pl *pool, ep *endpoint, healthy bool, reason string)
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // startHealthChecks starts checking the endpoints of ups. With cfg nil (or
@@ -50,6 +55,17 @@ func startHealthChecks(cfg *spec.HealthCheck, connect time.Duration, tlsCfg *tls
 		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
 	hc.client = &http.Client{Transport: tr, Timeout: cfg.Timeout.D(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	h2cTr := &http.Transport{Protocols: &h2c, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D(),
+		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
+	hc.h2cClient = &http.Client{Transport: h2cTr, Timeout: cfg.Timeout.D(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	h2Tr := &http.Transport{Protocols: &h2, TLSClientConfig: tlsCfg.Clone(), MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.Interval.D(),
+		DialContext: (&net.Dialer{Timeout: connect}).DialContext}
+	hc.h2TLSClient = &http.Client{Transport: h2Tr, Timeout: cfg.Timeout.D()}
 	for _, pl := range ups.pools() {
 		for _, ep := range pl.endpoints {
 			hc.wg.Add(1)
@@ -102,7 +118,19 @@ func (hc *healthChecker) probeUntilUp(ctx context.Context, ups *upstreamSet) {
 // passing check proves the endpoint reachable.
 func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 	defer hc.wg.Done()
-	url := strings.TrimSuffix(ep.url, "/") + hc.cfg.Path
+	client, base := hc.client, ep.url
+	if ep.h2c {
+		client, base = hc.h2cClient, "http"+strings.TrimPrefix(ep.url, "h2c")
+	}
+	probe := func() (bool, string) {
+		return hc.probe(ctx, client, strings.TrimSuffix(base, "/")+hc.cfg.Path)
+	}
+	if hc.cfg.GRPC != nil {
+		if ep.tls {
+			client = hc.h2TLSClient
+		}
+		probe = func() (bool, string) { return hc.probeGRPC(ctx, client, base) }
+	}
 	okStreak, failStreak := 0, 0
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -112,7 +140,7 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 			return
 		case <-t.C:
 		}
-		ok, detail := hc.probe(ctx, url)
+		ok, detail := probe()
 		switch {
 		case ok:
 			okStreak, failStreak = okStreak+1, 0
@@ -144,13 +172,13 @@ func (hc *healthChecker) run(ctx context.Context, pl *pool, ep *endpoint) {
 // probe reports whether a GET of url answered 2xx or 3xx within the
 // timeout, and what happened, naming the URL: "GET http://…/health
 // answered 404 Not Found".
-func (hc *healthChecker) probe(ctx context.Context, url string) (bool, string) {
+func (hc *healthChecker) probe(ctx context.Context, client *http.Client, url string) (bool, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false, fmt.Sprintf("GET %s: %v", url, err)
 	}
 	req.Header.Set("User-Agent", "coalmine-health-check")
-	resp, err := hc.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue interface{ Timeout() bool }
 		if errors.As(err, &ue) && ue.Timeout() {
@@ -168,5 +196,7 @@ func (hc *healthChecker) stop() {
 	hc.wg.Wait()
 	if hc.client != nil {
 		hc.client.CloseIdleConnections()
+		hc.h2cClient.CloseIdleConnections()
+		hc.h2TLSClient.CloseIdleConnections()
 	}
 }

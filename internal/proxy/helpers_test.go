@@ -239,7 +239,7 @@ func (g *rig) waitProven(t testing.TB) {
 }
 
 func reachable(url string) bool {
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://"), time.Second)
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://"), "h2c://"), time.Second)
 	if err != nil {
 		return false
 	}

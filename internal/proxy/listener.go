@@ -150,6 +150,11 @@ type clientConn struct {
 	// Write side.
 	wr     idleTimer
 	closed atomic.Bool
+	// http2 is set, before the connection is handed over, for an HTTP/2
+	// connection: net/http's server keeps its own deadlines there, and
+	// sets them from several goroutines, so the idle machinery above
+	// stands aside.
+	http2 bool
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
@@ -183,7 +188,7 @@ func (c *clientConn) enterBodyIdle() {
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
-	if c.wr.idle <= 0 {
+	if c.wr.idle <= 0 || c.http2 {
 		return c.Conn.Write(p)
 	}
 	return idleWrite(c.Conn, &c.wr, p)
@@ -193,18 +198,24 @@ func (c *clientConn) Write(p []byte) (int, error) {
 // server's own deadlines end body-idle reads, and the cached write
 // deadline is forgotten so the next Write sets it again.
 func (c *clientConn) SetReadDeadline(t time.Time) error {
-	c.bodyIdle = false
+	if !c.http2 {
+		c.bodyIdle = false
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *clientConn) SetDeadline(t time.Time) error {
-	c.bodyIdle = false
-	c.wr.set = 0
+	if !c.http2 {
+		c.bodyIdle = false
+		c.wr.set = 0
+	}
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *clientConn) SetWriteDeadline(t time.Time) error {
-	c.wr.set = 0
+	if !c.http2 {
+		c.wr.set = 0
+	}
 	return c.Conn.SetWriteDeadline(t)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -53,10 +54,22 @@ func (rp *rolloutProxy) captureMirror(req *fasthttp.Request, ups *upstreamSet) *
 	return m
 }
 
+// mirrorJob is one mirror: an HTTP/1.1 request (req), or one from the
+// HTTP/2 path (h2, with its whole body), sent through the endpoint's
+// net/http transport.
 type mirrorJob struct {
 	req     *fasthttp.Request
+	h2      *http.Request
+	h2Body  []byte
+	grpc    bool
 	pool    *pool
 	rollout *rolloutProxy
+}
+
+func (j mirrorJob) release() {
+	if j.req != nil {
+		fasthttp.ReleaseRequest(j.req)
+	}
 }
 
 // mirrorPool sends mirrored requests on a fixed set of workers. Submitting
@@ -85,7 +98,7 @@ func (mp *mirrorPool) submit(j mirrorJob) {
 	case mp.jobs <- j:
 	default:
 		j.rollout.stats.MirrorDropped(dropPoolFull)
-		fasthttp.ReleaseRequest(j.req)
+		j.release()
 	}
 }
 
@@ -105,12 +118,16 @@ func (mp *mirrorPool) work(ctx context.Context) {
 
 // send delivers one mirror. A panic here must not take the proxy down.
 func (mp *mirrorPool) send(j mirrorJob, resp *fasthttp.Response) {
-	defer fasthttp.ReleaseRequest(j.req)
+	defer j.release()
 	defer func() {
 		if r := recover(); r != nil {
 			mp.log.Error("mirror panicked", "rollout", j.rollout.name, "panic", r)
 		}
 	}()
+	if j.h2 != nil {
+		mp.sendHTTP2(j)
+		return
+	}
 	start := time.Now()
 	ep := j.pool.pick(start.UnixNano(), nil)
 	if ep == nil || !j.pool.limit.tryAcquire() {
@@ -131,6 +148,48 @@ func (mp *mirrorPool) send(j mirrorJob, resp *fasthttp.Response) {
 		return
 	}
 	j.pool.stats.ObserveMirror(resp.StatusCode(), time.Since(start))
+}
+
+// sendHTTP2 delivers a mirror from the HTTP/2 path through the endpoint's
+// net/http transport (so an h2c canary gets it over HTTP/2), within the
+// mirror timeout, reading at most mirrorMaxResponse bytes of the answer.
+// A gRPC answer is recorded by its gRPC status.
+func (mp *mirrorPool) sendHTTP2(j mirrorJob) {
+	start := time.Now()
+	ep := j.pool.pick(start.UnixNano(), nil)
+	if ep == nil || !j.pool.limit.tryAcquire() {
+		j.rollout.stats.MirrorDropped(dropPoolFull)
+		return
+	}
+	defer j.pool.limit.release()
+	ctx, cancel := context.WithTimeout(context.Background(), mp.timeout)
+	defer cancel()
+	req := j.h2.WithContext(ctx)
+	req.URL.Scheme, req.URL.Host = ep.transportScheme(), ep.addr
+	if req.Host == "" {
+		req.Host = ep.addr
+	}
+	if len(j.h2Body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(j.h2Body))
+	}
+	ep.inflight.Add(1)
+	defer ep.inflight.Add(-1)
+	resp, err := ep.rt.RoundTrip(req)
+	if err != nil {
+		j.rollout.stats.MirrorDropped(dropError)
+		return
+	}
+	_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, mirrorMaxResponse))
+	resp.Body.Close()
+	code := resp.StatusCode
+	if j.grpc {
+		if err != nil {
+			j.rollout.stats.MirrorDropped(dropError)
+			return
+		}
+		code = grpcStatusOf(resp).HTTPEquivalent(j.pool.grpcErrors)
+	}
+	j.pool.stats.ObserveMirror(code, time.Since(start))
 }
 
 // close stops the workers after the queue is drained or ctx ends.

@@ -20,6 +20,8 @@ type pool struct {
 	limit         *limiter
 	outlier       outlier
 	stats         *telemetry.VersionStats
+	// grpcErrors are the gRPC codes that count as the version's errors.
+	grpcErrors telemetry.GRPCErrors
 }
 
 // available reports whether any endpoint can take traffic.

@@ -14,13 +14,16 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/coalmine-dev/coalmine/internal/route"
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -90,6 +93,9 @@ type rolloutProxy struct {
 	table     atomic.Pointer[route.Table]
 	upstreams atomic.Pointer[upstreamSet]
 	onHealth  func(pl *pool, ep *endpoint, healthy bool, reason string)
+	// bridge serves an HTTP/1.1 request with the HTTP/2 handler, for
+	// rollouts with h2c endpoints.
+	bridge fasthttp.RequestHandler
 	// cert is the TLS listener's certificate, swapped by
 	// ReloadCertificates without restarting the listener.
 	cert atomic.Pointer[tls.Certificate]
@@ -102,6 +108,7 @@ type rolloutProxy struct {
 	listenErr  error
 	rebinding  bool
 	server     *fasthttp.Server
+	h2         *http2Front // nil when the listener takes no HTTP/2
 	ln         net.Listener
 	guard      *guardedListener
 	served     chan struct{}
@@ -116,6 +123,19 @@ type upstreamSet struct {
 	timeouts      spec.Timeouts
 	mirrorMaxBody int64
 	tlsConfig     *tls.Config
+	// viaHTTP2: an endpoint is h2c://, which HTTP/1.1 cannot reach, so
+	// HTTP/1.1 requests take the HTTP/2 path (rolloutProxy.bridge).
+	viaHTTP2 bool
+}
+
+// closeIdle closes the idle upstream connections of the net/http
+// transports, once a set is replaced; connections in use finish.
+func (u *upstreamSet) closeIdle() {
+	for _, pl := range u.pools() {
+		for _, ep := range pl.endpoints {
+			ep.rt.CloseIdleConnections()
+		}
+	}
 }
 
 func (u *upstreamSet) pools() []*pool {
@@ -166,6 +186,7 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 	rp := p.rollouts[name]
 	if rp == nil {
 		rp = &rolloutProxy{name: name, log: p.log.With("rollout", name), stats: p.opts.Telemetry.Rollout(name), mirror: p.mirror}
+		rp.bridge = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(rp.serveHTTP2))
 		rp.onHealth = func(pl *pool, ep *endpoint, healthy bool, reason string) {
 			rp.log.Info("endpoint health changed", "role", pl.target.Role(), "version", pl.version, "endpoint", ep.url, "healthy", healthy, "reason", reason)
 			if p.opts.OnEndpointHealth != nil {
@@ -182,6 +203,9 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 			ups.inherit(old)
 		}
 		old := rp.checker
+		if prev := rp.upstreams.Load(); prev != nil {
+			defer prev.closeIdle()
+		}
 		rp.upstreams.Store(ups)
 		rp.checker = startHealthChecks(r.Spec.HealthCheck, r.Spec.TrafficRouting.Timeouts.Connect.D(), ups.tlsConfig, ups, rp.announce)
 		if old != nil {
@@ -467,6 +491,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 func (rp *rolloutProxy) shutdown(ctx context.Context) error {
 	var err error
+	h2done := make(chan error, 1)
+	go func() { h2done <- rp.h2.shutdown(ctx) }()
 	if rp.server != nil {
 		err = rp.server.ShutdownWithContext(ctx)
 		// Shutdown only closes listeners that Serve has registered; one
@@ -475,8 +501,12 @@ func (rp *rolloutProxy) shutdown(ctx context.Context) error {
 		_ = rp.ln.Close()
 		<-rp.served
 	}
+	err = errors.Join(err, <-h2done)
 	if rp.checker != nil {
 		rp.checker.stop()
+	}
+	if ups := rp.upstreams.Load(); ups != nil {
+		ups.closeIdle()
 	}
 	if err != nil {
 		return fmt.Errorf("drain rollout %q: %w", rp.name, err)
@@ -532,15 +562,16 @@ func (p *Proxy) listenError(name, addr string, err error) error {
 // connections, and no rollout waits for another's drain. Caller holds
 // p.mu.
 func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
-	oldServer, oldServed, oldLn := rp.server, rp.served, rp.ln
+	oldServer, oldServed, oldLn, oldH2 := rp.server, rp.served, rp.ln, rp.h2
 	if oldServer != nil {
 		_ = oldLn.Close()
-		rp.server, rp.ln, rp.guard = nil, nil, nil
+		rp.server, rp.ln, rp.guard, rp.h2 = nil, nil, nil, nil
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			go func() { _ = oldH2.shutdown(ctx) }()
 			_ = oldServer.ShutdownWithContext(ctx)
 			<-oldServed
 		}()
@@ -557,18 +588,34 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 func (p *Proxy) serve(rp *rolloutProxy, s spec.RolloutSpec, b boundListener) {
 	maxConns := p.connectionBudget(rp.name, s.TrafficRouting.ClientLimits.MaxConnections)
 	guard := newGuardedListener(b.tcp, rp.stats, s.TrafficRouting.Timeouts.Idle.D(), maxConns, s.TLS != nil, rp.log)
+	proto := protocolsOf(s)
 	var ln net.Listener = guard
 	if b.cert != nil {
 		rp.cert.Store(b.cert)
-		ln = tlsLineListener{tls.NewListener(ln, &tls.Config{
+		cfg := &tls.Config{
 			// Each handshake reads the current certificate, so a renewed
 			// one is served from the next connection on (SIGHUP).
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return rp.cert.Load(), nil },
 			MinVersion:     tls.VersionTLS12,
-		})}
+		}
+		if proto.h2TLS {
+			cfg.NextProtos = proto.alpn()
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
+	var h2 *http2Front
+	switch {
+	case proto.http2() || !proto.h1:
+		// HTTP/2 goes to net/http, HTTP/1.x stays on fasthttp: the
+		// splitter sorts each connection (ALPN, or the h2c preface).
+		sp := newProtocolSplitter(ln, proto, b.cert != nil, s.TrafficRouting.Timeouts.RequestHeaders.D())
+		ln = sp.h1
+		h2 = startHTTP2(rp, s, sp.h2)
+	case b.cert != nil:
+		ln = tlsLineListener{ln}
 	}
 	srv := newServer(rp, s, maxConns)
-	rp.server, rp.ln, rp.guard, rp.served, rp.servedSpec = srv, ln, guard, make(chan struct{}), s
+	rp.server, rp.ln, rp.guard, rp.h2, rp.served, rp.servedSpec = srv, ln, guard, h2, make(chan struct{}), s
 	served := rp.served
 	go func() {
 		defer close(served)
@@ -628,6 +675,7 @@ func buildUpstreams(r *spec.Rollout, stats *telemetry.RolloutStats) (*upstreamSe
 			limit:      newLimiter(s.ConnectionPool.MaxConnections, s.ConnectionPool.MaxPendingRequests, s.TrafficRouting.Timeouts.Connect.D()),
 			outlier:    outlier{threshold: int32(s.OutlierDetection.ConsecutiveErrors), ejection: s.OutlierDetection.EjectionTime.D()},
 			stats:      stats.Version(target.Role(), v.Version),
+			grpcErrors: grpcErrorsOf(s.TrafficRouting),
 		}
 		if vh := s.TrafficRouting.VersionHeader; vh != "" && vh != "-" {
 			pl.headerName = []byte(vh)
@@ -638,6 +686,7 @@ func buildUpstreams(r *spec.Rollout, stats *telemetry.RolloutStats) (*upstreamSe
 			if err != nil {
 				return nil, fmt.Errorf("rollout %q %s: %w", r.Metadata.Name, target, err)
 			}
+			ups.viaHTTP2 = ups.viaHTTP2 || ep.h2c
 			pl.endpoints = append(pl.endpoints, ep)
 		}
 		if len(pl.endpoints) == 0 {
@@ -675,6 +724,15 @@ func upstreamTLSConfig(u *spec.UpstreamTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// grpcErrorsOf is the rollout's set of gRPC error codes; a spec without
+// defaults applied gets the default set.
+func grpcErrorsOf(tr spec.TrafficRouting) telemetry.GRPCErrors {
+	if tr.GRPCErrorCodes == nil {
+		return telemetry.DefaultGRPCErrors
+	}
+	return telemetry.NewGRPCErrors(tr.GRPCErrorCodes)
+}
+
 // upstreamsChanged reports whether the upstream set must be rebuilt.
 func upstreamsChanged(a, b spec.RolloutSpec) bool {
 	return !reflect.DeepEqual(a.Stable, b.Stable) || !reflect.DeepEqual(a.Canary, b.Canary) ||
@@ -682,7 +740,8 @@ func upstreamsChanged(a, b spec.RolloutSpec) bool {
 		a.OutlierDetection != b.OutlierDetection || a.ConnectionPool != b.ConnectionPool ||
 		a.TrafficRouting.Timeouts != b.TrafficRouting.Timeouts || a.TrafficRouting.Balancer != b.TrafficRouting.Balancer ||
 		a.TrafficRouting.VersionHeader != b.TrafficRouting.VersionHeader ||
-		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes
+		a.TrafficRouting.MirrorMaxBodyBytes != b.TrafficRouting.MirrorMaxBodyBytes ||
+		!slices.Equal(a.TrafficRouting.GRPCErrorCodes, b.TrafficRouting.GRPCErrorCodes)
 }
 
 // ListenError returns why a served rollout has no listener, or nil.
@@ -696,7 +755,7 @@ func (p *Proxy) ListenError(name string) error {
 }
 
 func listenerChanged(a, b spec.RolloutSpec) bool {
-	return a.Listen != b.Listen || !reflect.DeepEqual(a.TLS, b.TLS) ||
+	return a.Listen != b.Listen || !reflect.DeepEqual(a.TLS, b.TLS) || !slices.Equal(a.Protocols, b.Protocols) ||
 		a.TrafficRouting.Timeouts.Idle != b.TrafficRouting.Timeouts.Idle ||
 		a.TrafficRouting.Timeouts.RequestHeaders != b.TrafficRouting.Timeouts.RequestHeaders ||
 		a.TrafficRouting.ClientLimits != b.TrafficRouting.ClientLimits ||

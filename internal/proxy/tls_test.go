@@ -21,7 +21,7 @@ import (
 
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1 with the
 // given common name, and its key, to certFile and keyFile.
-func writeSelfSigned(t *testing.T, cn, certFile, keyFile string) {
+func writeSelfSigned(t testing.TB, cn, certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

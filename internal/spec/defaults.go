@@ -46,6 +46,39 @@ const (
 // response header off.
 const VersionHeaderOff = "-"
 
+// Listener protocols for spec.protocols.
+const (
+	ProtocolH1  = "h1"
+	ProtocolH2  = "h2"
+	ProtocolH2C = "h2c"
+)
+
+// DefaultProtocols is spec.protocols when omitted, as Caddy's default.
+func DefaultProtocols() []string { return []string{ProtocolH1, ProtocolH2} }
+
+// HasProtocol reports whether the listener of s speaks proto.
+func (s *RolloutSpec) HasProtocol(proto string) bool {
+	for _, p := range s.Protocols {
+		if p == proto {
+			return true
+		}
+	}
+	return false
+}
+
+// GRPCCodeNames are the gRPC status codes' names, indexed by code.
+var GRPCCodeNames = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED",
+}
+
+// DefaultGRPCErrorCodes is trafficRouting.grpcErrorCodes when omitted.
+func DefaultGRPCErrorCodes() []string {
+	return []string{"UNKNOWN", "DEADLINE_EXCEEDED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+}
+
 // Balancers for trafficRouting.balancer.
 const (
 	BalancerLeastRequests = "least-requests"
@@ -95,6 +128,9 @@ func (r *Rollout) SetDefaults() {
 		setInt(&hc.UnhealthyThreshold, DefaultUnhealthyThreshold)
 	}
 
+	if len(s.Protocols) == 0 {
+		s.Protocols = DefaultProtocols()
+	}
 	setInt(&s.OutlierDetection.ConsecutiveErrors, DefaultConsecutiveErrors)
 	setDuration(&s.OutlierDetection.EjectionTime, DefaultEjectionTime)
 
@@ -115,6 +151,9 @@ func (r *Rollout) SetDefaults() {
 	setInt(&tr.ClientLimits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setString(&tr.VersionHeader, DefaultVersionHeader)
 	setString(&tr.Balancer, DefaultBalancer)
+	if tr.GRPCErrorCodes == nil {
+		tr.GRPCErrorCodes = DefaultGRPCErrorCodes()
+	}
 	if tr.MirrorMaxBodyBytes == 0 {
 		tr.MirrorMaxBodyBytes = DefaultMirrorMaxBodyBytes
 	}

@@ -36,6 +36,13 @@ type RolloutSpec struct {
 	Listen string `yaml:"listen" json:"listen"`
 	// TLS terminates TLS on the listener when set.
 	TLS *TLSConfig `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Protocols lists what the listener speaks: h1 (HTTP/1.0 and 1.1),
+	// h2 (HTTP/2 over TLS, offered by ALPN next to http/1.1; ignored on a
+	// plaintext listener) and h2c (cleartext HTTP/2 with prior knowledge,
+	// told apart from HTTP/1.1 by the client preface, so both work on one
+	// port; ignored on a TLS listener). Default [h1, h2]: add h2c for gRPC
+	// clients without TLS.
+	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty"`
 	// Stable is the version serving users today. Required.
 	Stable VersionSpec `yaml:"stable" json:"stable"`
 	// Canary is the new version. Omitted, or equal to stable, means there is
@@ -90,7 +97,9 @@ type UpstreamTLS struct {
 type VersionSpec struct {
 	// Version is a free-form label such as v1.4.2. Required.
 	Version string `yaml:"version" json:"version"`
-	// Endpoints are base URLs, http://host:port or https://host:port. At least one.
+	// Endpoints are base URLs, http://host:port (HTTP/1.1), https://host:port
+	// (HTTP/2 by ALPN for HTTP/2 clients, else HTTP/1.1) or h2c://host:port
+	// (cleartext HTTP/2, such as a gRPC server without TLS). At least one.
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
 }
 
@@ -100,8 +109,12 @@ type VersionSpec struct {
 // version is marked unhealthy the proxy still tries them (a panic
 // threshold): a health check never refuses all traffic on its own.
 type HealthCheck struct {
-	// Path is requested with GET. Default /health.
+	// Path is requested with GET. Default /health. Not used with grpc.
 	Path string `yaml:"path" json:"path"`
+	// GRPC checks with the gRPC health protocol instead of a GET: a call of
+	// grpc.health.v1.Health/Check passes when it answers SERVING. It needs
+	// h2c:// or https:// endpoints (gRPC is HTTP/2).
+	GRPC *GRPCHealthCheck `yaml:"grpc,omitempty" json:"grpc,omitempty"`
 	// Interval between checks of one endpoint. Default 10s, at least 100ms.
 	Interval Duration `yaml:"interval" json:"interval"`
 	// Timeout of one check. Default 2s, at least 10ms.
@@ -112,6 +125,13 @@ type HealthCheck struct {
 	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
 	// Disabled turns the checks off while keeping the block.
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+}
+
+// GRPCHealthCheck is the gRPC health protocol's question.
+type GRPCHealthCheck struct {
+	// Service is the service name asked about, such as shop.v1.Cart; empty
+	// (the default) asks about the server as a whole.
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
 }
 
 // OutlierDetection ejects an endpoint after consecutive 5xx answers or
@@ -151,6 +171,11 @@ type TrafficRouting struct {
 	MirrorMaxBodyBytes int64 `yaml:"mirrorMaxBodyBytes" json:"mirrorMaxBodyBytes"`
 	// ClientLimits bound what clients may hold on the listener.
 	ClientLimits ClientLimits `yaml:"clientLimits" json:"clientLimits"`
+	// GRPCErrorCodes are the gRPC status codes that count as a version's
+	// errors (in result.errorRate and the judges), by name. Default
+	// [UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS], as
+	// Istio and Linkerd count them.
+	GRPCErrorCodes []string `yaml:"grpcErrorCodes,omitempty" json:"grpcErrorCodes,omitempty"`
 }
 
 // ClientLimits bound the resources one listener gives its clients, so that

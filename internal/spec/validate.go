@@ -1,6 +1,9 @@
 package spec
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // EventTypes are the event types of SPEC §6.4, the values allowed in a
 // notification's `on` list besides NotifyAllEvents.
@@ -46,6 +49,7 @@ func (r *Rollout) Validate() FieldErrors {
 			v.add(p.Child("tls").Child("keyFile"), "keyFile is required when tls is set")
 		}
 	}
+	v.protocols(p.Child("protocols"), s)
 	v.version(p.Child("stable"), "stable", s.Stable)
 	if c := s.Canary; c != nil && !(c.Version == "" && len(c.Endpoints) == 0) && c.Version != s.Stable.Version {
 		v.version(p.Child("canary"), "canary", *c)
@@ -56,6 +60,9 @@ func (r *Rollout) Validate() FieldErrors {
 	}
 	if s.HealthCheck != nil {
 		v.healthCheck(p.Child("healthCheck"), *s.HealthCheck)
+		if s.HealthCheck.GRPC != nil && !s.HealthCheck.Disabled {
+			v.grpcHealthCheckEndpoints(p, s)
+		}
 	}
 
 	od := s.OutlierDetection
@@ -76,6 +83,22 @@ func (r *Rollout) Validate() FieldErrors {
 		v.notification(p.Child("notifications").Index(i), n)
 	}
 	return v.errs
+}
+
+func (v *validator) protocols(p FieldPath, s *RolloutSpec) {
+	seen := nameSet{}
+	for i, proto := range s.Protocols {
+		v.oneOf(p.Index(i), "protocol", proto, ProtocolH1, ProtocolH2, ProtocolH2C)
+		v.unique(seen, p.Index(i), "protocol", proto)
+	}
+	// h2 is negotiated by TLS and h2c is its cleartext form: a listener
+	// must speak at least one protocol that fits it.
+	switch {
+	case s.TLS == nil && !s.HasProtocol(ProtocolH1) && !s.HasProtocol(ProtocolH2C):
+		v.add(p, "a listener without tls speaks h1 or h2c: add one (h2 needs tls)")
+	case s.TLS != nil && !s.HasProtocol(ProtocolH1) && !s.HasProtocol(ProtocolH2):
+		v.add(p, "a listener with tls speaks h1 or h2: add one (h2c is for listeners without tls)")
+	}
 }
 
 func (v *validator) version(p FieldPath, role string, vs VersionSpec) {
@@ -99,6 +122,22 @@ func (v *validator) endpoints(p FieldPath, eps []string) {
 	}
 }
 
+// grpcHealthCheckEndpoints checks that gRPC health checks can reach every
+// endpoint: gRPC needs HTTP/2, which http:// endpoints do not speak.
+func (v *validator) grpcHealthCheckEndpoints(p FieldPath, s *RolloutSpec) {
+	check := func(fp FieldPath, eps []string) {
+		for i, e := range eps {
+			if strings.HasPrefix(e, "http://") {
+				v.add(fp.Index(i), "endpoint %q cannot answer gRPC health checks (healthCheck.grpc): use h2c:// for a gRPC server without TLS, or https://", e)
+			}
+		}
+	}
+	check(p.Child("stable").Child("endpoints"), s.Stable.Endpoints)
+	if s.Canary != nil {
+		check(p.Child("canary").Child("endpoints"), s.Canary.Endpoints)
+	}
+}
+
 func (v *validator) healthCheck(p FieldPath, hc HealthCheck) {
 	if hc.Path == "" || hc.Path[0] != '/' {
 		v.add(p.Child("path"), "health check path %q must start with /", hc.Path)
@@ -110,6 +149,11 @@ func (v *validator) healthCheck(p FieldPath, hc HealthCheck) {
 }
 
 func (v *validator) trafficRouting(p FieldPath, tr TrafficRouting) {
+	grpcCodes := nameSet{}
+	for i, name := range tr.GRPCErrorCodes {
+		v.oneOf(p.Child("grpcErrorCodes").Index(i), "gRPC status code", name, GRPCCodeNames[:]...)
+		v.unique(grpcCodes, p.Child("grpcErrorCodes").Index(i), "gRPC status code", name)
+	}
 	a := p.Child("assignment")
 	if tr.Assignment.UserHeader != "" {
 		v.token(a.Child("userHeader"), "header name", tr.Assignment.UserHeader)

@@ -72,7 +72,33 @@ func TestRolloutValidate(t *testing.T) {
 		{"endpoint not a url", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"127.0.0.1:9001"} },
 			[]string{`spec.stable.endpoints[0]: invalid endpoint URL: first path segment in URL cannot contain colon`}},
 		{"endpoint ftp", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"ftp://h:21"} },
-			[]string{`spec.stable.endpoints[0]: endpoint "ftp://h:21" must be an absolute http:// or https:// URL`}},
+			[]string{`spec.stable.endpoints[0]: endpoint "ftp://h:21" must be an absolute http://, https:// or h2c:// URL`}},
+		{"endpoint h2c ok", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"h2c://h:50051"} }, nil},
+		{"protocols h2c ok", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "h2c"} }, nil},
+		{"protocol unknown", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "http3"} },
+			[]string{`spec.protocols[1]: unknown protocol "http3": use h1, h2 or h2c`}},
+		{"protocols h2 only without tls", func(r *Rollout) { r.Spec.Protocols = []string{"h2"} },
+			[]string{`spec.protocols: a listener without tls speaks h1 or h2c: add one (h2 needs tls)`}},
+		{"protocols h2c only with tls", func(r *Rollout) {
+			r.Spec.Protocols = []string{"h2c"}
+			r.Spec.TLS = &TLSConfig{CertFile: "c", KeyFile: "k"}
+		}, []string{`spec.protocols: a listener with tls speaks h1 or h2: add one (h2c is for listeners without tls)`}},
+		{"grpc health check on h2c ok", func(r *Rollout) {
+			r.Spec.Stable.Endpoints = []string{"h2c://h:50051"}
+			r.Spec.Canary = nil
+			r.Spec.HealthCheck = &HealthCheck{Path: "/health", Interval: Duration(time.Second), Timeout: Duration(time.Second),
+				HealthyThreshold: 1, UnhealthyThreshold: 1, GRPC: &GRPCHealthCheck{}}
+		}, nil},
+		{"grpc health check on http", func(r *Rollout) {
+			r.Spec.Stable.Endpoints = []string{"http://h:8080"}
+			r.Spec.Canary = nil
+			r.Spec.HealthCheck = &HealthCheck{Path: "/health", Interval: Duration(time.Second), Timeout: Duration(time.Second),
+				HealthyThreshold: 1, UnhealthyThreshold: 1, GRPC: &GRPCHealthCheck{}}
+		}, []string{`spec.stable.endpoints[0]: endpoint "http://h:8080" cannot answer gRPC health checks (healthCheck.grpc): use h2c:// for a gRPC server without TLS, or https://`}},
+		{"grpc error codes", func(r *Rollout) { r.Spec.TrafficRouting.GRPCErrorCodes = []string{"UNAVAILABLE", "unavailable"} },
+			[]string{`spec.trafficRouting.grpcErrorCodes[1]: unknown gRPC status code "unavailable": use OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS or UNAUTHENTICATED`}},
+		{"protocol twice", func(r *Rollout) { r.Spec.Protocols = []string{"h1", "h1"} },
+			[]string{`spec.protocols[1]: duplicate protocol "h1": already used at spec.protocols[0]`}},
 		{"endpoint path", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"http://h:1/api"} },
 			[]string{`spec.stable.endpoints[0]: endpoint "http://h:1/api" must not have a path`}},
 		{"endpoint slash ok", func(r *Rollout) { r.Spec.Stable.Endpoints = []string{"https://h/"} }, nil},

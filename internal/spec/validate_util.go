@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -172,11 +173,12 @@ func (v *validator) listen(p FieldPath, s string) {
 	}
 }
 
-// endpoint checks an upstream base URL: http(s)://host[:port] with nothing
-// after it, because coalmine forwards the request path unchanged and a base
-// path or query would be silently dropped.
+// endpoint checks an upstream base URL: http(s)://host[:port] or
+// h2c://host:port (cleartext HTTP/2) with nothing after it, because
+// coalmine forwards the request path unchanged and a base path or query
+// would be silently dropped.
 func (v *validator) endpoint(p FieldPath, s string) {
-	u, ok := v.httpURL(p, "endpoint", s)
+	u, ok := v.absURL(p, "endpoint", s, "http", "https", "h2c")
 	if !ok {
 		return
 	}
@@ -196,6 +198,12 @@ func (v *validator) endpoint(p FieldPath, s string) {
 // httpURL checks an absolute http or https URL with a host and a valid port
 // (if any). It never prints credentials embedded in the URL.
 func (v *validator) httpURL(p FieldPath, what, s string) (*url.URL, bool) {
+	return v.absURL(p, what, s, "http", "https")
+}
+
+// absURL checks an absolute URL with one of schemes, a host and a valid
+// port (if any). It never prints credentials embedded in the URL.
+func (v *validator) absURL(p FieldPath, what, s string, schemes ...string) (*url.URL, bool) {
 	if s == "" {
 		v.add(p, "%s URL is required", what)
 		return nil, false
@@ -210,8 +218,8 @@ func (v *validator) httpURL(p FieldPath, what, s string) (*url.URL, bool) {
 		v.add(p, "invalid %s URL: %s; use an absolute URL such as http://127.0.0.1:9001", what, msg)
 		return nil, false
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		v.add(p, "%s %q must be an absolute http:// or https:// URL", what, u.Redacted())
+	if !slices.Contains(schemes, u.Scheme) {
+		v.add(p, "%s %q must be an absolute %s URL", what, u.Redacted(), orList(schemeList(schemes)))
 		return nil, false
 	}
 	if u.Hostname() == "" {
@@ -420,4 +428,13 @@ func CheckListenAddress(s string) error {
 		return errors.New(v.errs[0].Msg)
 	}
 	return nil
+}
+
+// schemeList spells schemes as URL prefixes: "http://".
+func schemeList(schemes []string) []string {
+	out := make([]string, len(schemes))
+	for i, s := range schemes {
+		out[i] = s + "://"
+	}
+	return out
 }

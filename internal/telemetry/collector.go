@@ -49,6 +49,7 @@ type collector struct {
 	rejected *prometheus.Desc
 	conns    *prometheus.Desc
 	acceptEr *prometheus.Desc
+	grpc     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -70,7 +71,10 @@ var _ prometheus.Collector = (*collector)(nil)
 //     connections coalmine answered itself because of the client (never a
 //     version's error), every known reason;
 //   - coalmine_client_connections{rollout}: open client connections;
-//   - coalmine_listener_accept_errors_total{rollout}: failed accepts.
+//   - coalmine_listener_accept_errors_total{rollout}: failed accepts;
+//   - coalmine_grpc_calls_total{rollout,role,version,code,kind}: gRPC calls
+//     by status name (OK, UNAVAILABLE…), kind unary or streaming, only
+//     those seen at least once.
 //
 // Unknown kinds and reasons appear as "unknown" once counted. All values are
 // cumulative since the version was created and never reset, including by
@@ -99,6 +103,9 @@ func (r *Registry) Collector() prometheus.Collector {
 		acceptEr: prometheus.NewDesc("coalmine_listener_accept_errors_total",
 			"Failed accepts on the rollout's listener (for example descriptors exhausted); the listener backs off and retries.",
 			[]string{"rollout"}, nil),
+		grpc: prometheus.NewDesc("coalmine_grpc_calls_total",
+			"gRPC calls by status code; kind is unary or streaming (more than one message either way).",
+			[]string{"rollout", "role", "version", "code", "kind"}, nil),
 	}
 }
 
@@ -111,6 +118,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.rejected
 	ch <- c.conns
 	ch <- c.acceptEr
+	ch <- c.grpc
 }
 
 // Collect implements prometheus.Collector.
@@ -164,6 +172,13 @@ func (c *collector) collectVersion(ch chan<- prometheus.Metric, rollout string, 
 				ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), rollout, role, v.version, codeLabels[i], src.label)
 			}
 		}
+	}
+	for _, g := range v.GRPCCalls() {
+		kind := "unary"
+		if g.Streaming {
+			kind = "streaming"
+		}
+		ch <- prometheus.MustNewConstMetric(c.grpc, prometheus.CounterValue, float64(g.Count), rollout, role, v.version, g.Code, kind)
 	}
 	var count uint64
 	buckets := make(map[float64]uint64, len(durationBounds))

@@ -69,6 +69,9 @@ type VersionStats struct {
 	sumMicros   atomic.Uint64
 	mirrorCodes [numCodeSlots]atomic.Uint64
 	proxyErrors [numErrorKinds]atomic.Uint64
+	// grpcCalls counts gRPC calls by kind (0 unary, 1 streaming) and
+	// status code; cumulative only, for /metrics (the windows read codes).
+	grpcCalls [2][numGRPCCodes]atomic.Uint64
 
 	mu       sync.Mutex // guards the window state below; never taken on the hot path
 	base     *packed    // the counters when the revision started (zero for versions created later)
