@@ -171,3 +171,52 @@ func TestHTTP1ClientToAnH2CEndpoint(t *testing.T) {
 		t.Fatalf("answer %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 }
+
+// TestHTTP1BodiesToAnH2CEndpoint: an HTTP/1.1 request to an h2c endpoint
+// carries a streamed (chunked) body whole; a body that stops arriving is
+// refused and nothing is sent upstream (the adaptor alone would send the
+// read error's text as the body).
+func TestHTTP1BodiesToAnH2CEndpoint(t *testing.T) {
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	got := make(chan string, 4)
+	be := newBackendServer(t, stableVersion, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+		_, _ = io.WriteString(w, "ok")
+	}, func(s *http.Server) { s.Protocols = &protos })
+	r := h2Rollout(t, []string{"h2c://" + strings.TrimPrefix(be.url, "http://")}, nil, false, func(s *spec.RolloutSpec) {
+		s.HealthCheck.Path = healthPath
+	})
+	g := startProxy(t, r, tableConfig(r, 0))
+	g.waitUp(t)
+	big := strings.Repeat("x", 3<<20) // beyond what the server buffers: a stream
+	resp, err := http.Post(g.url+"/pay", "text/plain", io.MultiReader(strings.NewReader(big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("chunked 3 MiB body: %d", resp.StatusCode)
+	}
+	if b := <-got; b != big {
+		t.Fatalf("the upstream got %d bytes, want %d", len(b), len(big))
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n"+strings.Repeat("y", 8192))
+	conn.(*net.TCPConn).CloseWrite()
+	ans, _ := bufio.NewReader(conn).ReadString('\n')
+	if strings.Contains(ans, " 200 ") {
+		t.Fatalf("a body that stopped arriving was answered %q", ans)
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("the upstream got a request with a %d-byte body from a client that stopped sending: %.60q", len(b), b)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

@@ -84,7 +84,9 @@ func (rp *rolloutProxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		c.body = &h2Body{rc: r.Body, grpc: c.grpc}
 	}
-	mirror := c.d.Mirror && pl == ups.stable && ups.canary != nil
+	// A bridged HTTP/1.1 request's headers alias fasthttp's buffers, which
+	// the connection reuses for its next request: it is not mirrored.
+	mirror := c.d.Mirror && pl == ups.stable && ups.canary != nil && !isBridged(r)
 	if mirror && c.body != nil {
 		c.body.keepCopy(ups.mirrorMaxBody)
 	}

@@ -14,7 +14,6 @@ import (
 	"log"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/coalmine-dev/coalmine/internal/route"
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -186,7 +184,7 @@ func (p *Proxy) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) erro
 	rp := p.rollouts[name]
 	if rp == nil {
 		rp = &rolloutProxy{name: name, log: p.log.With("rollout", name), stats: p.opts.Telemetry.Rollout(name), mirror: p.mirror}
-		rp.bridge = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(rp.serveHTTP2))
+		rp.bridge = rp.newBridge()
 		rp.onHealth = func(pl *pool, ep *endpoint, healthy bool, reason string) {
 			rp.log.Info("endpoint health changed", "role", pl.target.Role(), "version", pl.version, "endpoint", ep.url, "healthy", healthy, "reason", reason)
 			if p.opts.OnEndpointHealth != nil {
