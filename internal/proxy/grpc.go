@@ -67,7 +67,9 @@ func grpcStatusOf(resp *http.Response) telemetry.GRPCCode {
 	for _, h := range []http.Header{resp.Trailer, resp.Header} {
 		if v := h.Get("Grpc-Status"); v != "" {
 			n, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
+			if err != nil || n > 16 {
+				// Codes end at 16 (UNAUTHENTICATED); grpc-go reads any
+				// other as UNKNOWN, an error, and so do we.
 				return telemetry.GRPCUnknown
 			}
 			return telemetry.GRPCCode(n)

@@ -474,6 +474,19 @@ func TestGRPCTimeoutIsTheUpstreamDeadline(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the upstream call never ended")
 	}
+	// Calls that run out their deadline are the version's errors, whether
+	// the caller (its clock started first) or the proxy gives up first.
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, _ = cl.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("wait")}})
+		cancel()
+	}
+	eventually(t, 5*time.Second, "six DEADLINE_EXCEEDED calls recorded", func() bool {
+		return g.metric(t, "coalmine_grpc_calls_total", map[string]string{"role": "stable", "code": "DEADLINE_EXCEEDED", "kind": "unary"}) == 6
+	})
+	if got := g.metric(t, "coalmine_grpc_calls_total", map[string]string{"role": "stable", "code": "CANCELLED", "kind": "unary"}); got != 0 {
+		t.Errorf("%v calls that ran out their deadline were counted as CANCELLED", got)
+	}
 }
 
 // A client that cancels its call cancels the upstream call.

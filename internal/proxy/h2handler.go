@@ -32,7 +32,16 @@ import (
 type h2Request struct{ r *http.Request }
 
 func (v h2Request) Header(name string) ([]byte, bool) {
-	vv := v.r.Header[http.CanonicalHeaderKey(name)]
+	key := http.CanonicalHeaderKey(name)
+	if key == "Host" {
+		// Go keeps :authority (and HTTP/1.1's Host) in r.Host only; a
+		// header route on Host must match as it does over HTTP/1.1.
+		if v.r.Host == "" {
+			return nil, false
+		}
+		return []byte(v.r.Host), true
+	}
+	vv := v.r.Header[key]
 	if len(vv) == 0 {
 		return nil, false
 	}
@@ -63,8 +72,12 @@ type h2Call struct {
 	tbl   *route.Table
 	d     route.Decision
 	grpc  bool
-	// deadline is set when the call carries grpc-timeout.
+	// deadline is set when the call carries grpc-timeout, timeout.
 	deadline bool
+	timeout  time.Duration
+	// observed: the answer's status is recorded (HTTP), so a client that
+	// goes away afterwards is not counted a second time.
+	observed bool
 	body     *h2Body
 	respMsgs grpcFrames
 }
@@ -213,7 +226,7 @@ func (c *h2Call) upstreamContext(ups *upstreamSet) (context.Context, context.Can
 	ctx := c.r.Context()
 	if c.grpc {
 		if d, ok := parseGRPCTimeout(c.r.Header.Get("Grpc-Timeout")); ok {
-			c.deadline = true
+			c.deadline, c.timeout = true, d
 			return context.WithTimeout(ctx, d)
 		}
 	}
@@ -352,6 +365,7 @@ func (c *h2Call) relay(pl *pool, ep *endpoint, resp *http.Response) {
 	}
 	if !c.grpc {
 		pl.stats.Observe(resp.StatusCode, time.Since(c.start))
+		c.observed = true
 	}
 	flusher, _ := c.w.(http.Flusher)
 	// A trailers-only gRPC answer (the status in the headers, no body)
@@ -408,12 +422,18 @@ func (c *h2Call) relay(pl *pool, ep *endpoint, resp *http.Response) {
 			panic(http.ErrAbortHandler)
 		}
 		// The upstream broke off mid-call: the client gets UNAVAILABLE,
-		// as from a gRPC server that went away.
-		pl.stats.ProxyError(errKindProtocol)
-		h.Set(http.TrailerPrefix+"X-Coalmine-Error", string(errKindProtocol))
-		h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(telemetry.GRPCUnavailable)))
-		h.Set(http.TrailerPrefix+"Grpc-Message", grpcMessage("coalmine: version "+pl.version+" at "+ep.url+" broke off the call"))
-		pl.stats.ObserveGRPC(telemetry.GRPCUnavailable, pl.grpcErrors, time.Since(c.start), c.streaming())
+		// as from a gRPC server that went away; or, when the call's own
+		// deadline cut it, DEADLINE_EXCEEDED (which clients do not retry
+		// as they would UNAVAILABLE).
+		code, kind, msg := telemetry.GRPCUnavailable, errKindProtocol, "broke off the call"
+		if c.pastDeadline() {
+			code, kind, msg = telemetry.GRPCDeadlineExceeded, errKindTimeout, "did not finish the call within its grpc-timeout"
+		}
+		pl.stats.ProxyError(kind)
+		h.Set(http.TrailerPrefix+"X-Coalmine-Error", string(kind))
+		h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(code)))
+		h.Set(http.TrailerPrefix+"Grpc-Message", grpcMessage("coalmine: version "+pl.version+" at "+ep.url+" "+msg))
+		pl.stats.ObserveGRPC(code, pl.grpcErrors, time.Since(c.start), c.streaming())
 		return
 	}
 	for k, vv := range resp.Trailer {
@@ -435,10 +455,30 @@ func (c *h2Call) streaming() bool {
 // call, or a 499 for HTTP; neither is the version's error.
 func (c *h2Call) observeCancelled(pl *pool) {
 	if c.grpc {
-		pl.stats.ObserveGRPC(telemetry.GRPCCanceled, pl.grpcErrors, time.Since(c.start), c.streaming())
+		code := telemetry.GRPCCanceled
+		if c.pastDeadline() {
+			// The caller gave up at its deadline (its copy of it started
+			// a moment before ours, so it usually acts first): the
+			// version was too slow, which is its error.
+			code = telemetry.GRPCDeadlineExceeded
+		}
+		pl.stats.ObserveGRPC(code, pl.grpcErrors, time.Since(c.start), c.streaming())
 		return
 	}
-	pl.stats.Observe(statusClientClosedRequest, time.Since(c.start))
+	if !c.observed {
+		pl.stats.Observe(statusClientClosedRequest, time.Since(c.start))
+	}
+}
+
+// deadlineSlack is how early before its grpc-timeout a cancelled call
+// still counts as having reached its deadline: the caller's clock started
+// first, by the network's one-way time and the proxy's own.
+const deadlineSlack = 50 * time.Millisecond
+
+// pastDeadline reports whether the call has run (almost) as long as its
+// grpc-timeout allowed.
+func (c *h2Call) pastDeadline() bool {
+	return c.deadline && time.Since(c.start) >= c.timeout-min(deadlineSlack, c.timeout/10)
 }
 
 // fail answers with coalmine's own error, marked X-Coalmine-Error: for
