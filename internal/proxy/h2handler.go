@@ -356,6 +356,15 @@ func (c *h2Call) relay(pl *pool, ep *endpoint, resp *http.Response) {
 			h[k] = vv
 		}
 	}
+	// Headers an HTTP/1.1 upstream names in Connection are hop-by-hop too
+	// (RFC 9110 §7.6.1), as the HTTP/1.1 path treats them.
+	for _, v := range resp.Header["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
 	if pl.headerName != nil {
 		h.Set(string(pl.headerName), string(pl.versionHeader))
 	}

@@ -569,9 +569,14 @@ func (p *Proxy) listen(rp *rolloutProxy, s spec.RolloutSpec) error {
 			defer p.wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			go func() { _ = oldH2.shutdown(ctx) }()
+			// Both servers drain on the same deadline, and this waits for
+			// both: HTTP/2 streams (a gRPC-only listener has no HTTP/1.1
+			// connection to wait for) finish instead of being reset.
+			h2Done := make(chan struct{})
+			go func() { defer close(h2Done); _ = oldH2.shutdown(ctx) }()
 			_ = oldServer.ShutdownWithContext(ctx)
 			<-oldServed
+			<-h2Done
 		}()
 	}
 	b, err := bindListener(s)
