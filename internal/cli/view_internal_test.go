@@ -105,7 +105,7 @@ func TestFitLineCutsWhatWouldWrap(t *testing.T) {
 func TestViewShowsEachReplicasWeight(t *testing.T) {
 	v := model.View{Metadata: spec.Metadata{Name: "shop"}, Status: model.Status{Phase: model.PhaseProgressing, Weight: 20, ObservedWeight: 20,
 		StableVersion: "v1", CanaryVersion: "v2",
-		Replicas: []model.ReplicaWeight{{Replica: "r1", ObservedWeight: 20, Current: true}, {Replica: "r2", ObservedWeight: 10}},
+		Replicas:   []model.ReplicaWeight{{Replica: "r1", ObservedWeight: 20, Current: true}, {Replica: "r2", ObservedWeight: 10}},
 		Controller: "no replica leads right now"}}
 	var b strings.Builder
 	if err := writeRolloutView(&b, v, time.Now()); err != nil {

@@ -39,9 +39,9 @@ type Elector struct {
 	// resigned counts Resign and StepAside calls: a round that started
 	// before one never makes this elector a leader when it ends.
 	resigned uint64
-	lease  State
-	rec    store.Record // the lease record as last written or read
-	epochV uint64       // the epoch record's version when we took the lease
+	lease    State
+	rec      store.Record // the lease record as last written or read
+	epochV   uint64       // the epoch record's version when we took the lease
 }
 
 // Status is what the elector knows after a round.

@@ -428,9 +428,9 @@ func (r *relay) setCut(cut bool) {
 // haproxy is a real HAProxy balancing round-robin over the replicas'
 // proxy ports, with health checks and retries on a failed connection.
 type haproxy struct {
-	Addr  string
+	Addr      string
 	statsSock string // the stats socket
-	cmd   *exec.Cmd
+	cmd       *exec.Cmd
 }
 
 func startHAProxy(t *testing.T, servers []string) *haproxy {
