@@ -247,14 +247,7 @@ func (c *Controller) refreshEntry(ctx context.Context, sp, st store.Record) erro
 		return fmt.Errorf("decode state of rollout %q: %w", name, err)
 	}
 	rec.Rollout.SetDefaults()
-	c.mu.Lock()
-	e := c.entries[name]
-	fresh := e == nil
-	if fresh {
-		e = &entry{}
-		c.entries[name] = e
-	}
-	c.mu.Unlock()
+	e, fresh := c.entryOrNew(name)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !fresh && !e.removed && e.specVer == sp.Version && e.stVer == st.Version {
@@ -468,4 +461,3 @@ func (c *Controller) UnsavedAborts() []string {
 	}
 	return out
 }
-

@@ -85,14 +85,7 @@ func (c *Controller) check(r spec.Rollout) error {
 func (c *Controller) upsert(ctx context.Context, rec specRecord, then func(State, *spec.RolloutSpec, time.Time) (State, []EventDraft, error)) (model.View, error) {
 	rec.Rollout.SetDefaults()
 	name := rec.Rollout.Metadata.Name
-	c.mu.Lock()
-	e := c.entries[name]
-	fresh := e == nil
-	if fresh {
-		e = &entry{}
-		c.entries[name] = e
-	}
-	c.mu.Unlock()
+	e, fresh := c.entryOrNew(name)
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -130,6 +123,18 @@ func (c *Controller) upsert(ctx context.Context, rec specRecord, then func(State
 	}
 	c.queue.Add(name, now)
 	return c.view(e), nil
+}
+
+// entryOrNew returns the rollout's entry, adding an empty one (fresh)
+// when there is none; the caller reads or writes its state under e.mu.
+func (c *Controller) entryOrNew(name string) (e *entry, fresh bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e = c.entries[name]; e == nil {
+		e, fresh = &entry{}, true
+		c.entries[name] = e
+	}
+	return e, fresh
 }
 
 // dropIfEmpty forgets an entry that never got a state. Callers hold e.mu.
