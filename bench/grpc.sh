@@ -15,28 +15,12 @@ CALLERS=${CALLERS:-64 256}
 DURATION=${DURATION:-10s}
 PROXIES=${PROXIES:-nginx haproxy coalmine}
 
-tmp=$(mktemp -d)
-children=()
-finish() {
-  for p in "${children[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap finish EXIT
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 echo "# building coalmine and grpcbench" >&2
 go build -o "$tmp/coalmine" "$root/cmd/coalmine"
 go build -o "$tmp/grpcbench" "$root/bench/grpcbench"
-
-listening() {
-  local i
-  for i in $(seq 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 "$tmp/grpcbench" backend -addr 127.0.0.1:9101 -version v1 & children+=($!)
 "$tmp/grpcbench" backend -addr 127.0.0.1:9102 -version v2 & children+=($!)
@@ -94,19 +78,7 @@ launch() {
   esac
   children+=($!)
   listening 8080
-  if [ "$1" = coalmine ]; then
-    for _ in $(seq 100); do
-      curl -sf http://127.0.0.1:7079/api/v1/rollouts/bench 2>/dev/null | grep -q '"observedWeight":5' && break
-      sleep 0.1
-    done
-  fi
-}
-halt() {
-  local last=${children[-1]}
-  kill "$last" 2>/dev/null || true
-  wait "$last" 2>/dev/null || true
-  unset 'children[-1]'
-  sleep 0.5
+  if [ "$1" = coalmine ]; then coalmine_at_5; fi
 }
 
 results=$tmp/results

@@ -21,14 +21,8 @@ CONNS=${CONNS:-64 256}
 DURATION=${DURATION:-10s}
 PROXIES=${PROXIES:-nginx haproxy caddy coalmine}
 
-tmp=$(mktemp -d)
-children=()
-finish() {
-  for p in "${children[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap finish EXIT
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 if ! command -v wrk >/dev/null; then
   echo "bench/run.sh needs wrk: apt-get install -y wrk" >&2
@@ -37,16 +31,6 @@ fi
 echo "# building coalmine and the test upstream" >&2
 go build -o "$tmp/coalmine" "$root/cmd/coalmine"
 go build -o "$tmp/backend" "$root/bench/backend"
-
-listening() { # port: wait until something accepts on it
-  local i
-  for i in $(seq 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 "$tmp/backend" -addr 127.0.0.1:9001 -version v1 2>/dev/null & children+=($!)
 "$tmp/backend" -addr 127.0.0.1:9002 -version v2 2>/dev/null & children+=($!)
@@ -122,20 +106,7 @@ launch() { # proxy: start it in the background; fail when it is not installed
   esac
   children+=($!)
   listening 8080
-  if [ "$1" = coalmine ]; then
-    # The config's steps take the canary to 5% and hold it there.
-    for _ in $(seq 100); do
-      curl -sf http://127.0.0.1:7079/api/v1/rollouts/bench 2>/dev/null | grep -q '"observedWeight":5' && break
-      sleep 0.1
-    done
-  fi
-}
-halt() {
-  local last=${children[-1]}
-  kill "$last" 2>/dev/null || true
-  wait "$last" 2>/dev/null || true
-  unset 'children[-1]'
-  sleep 0.5 # let the port go
+  if [ "$1" = coalmine ]; then coalmine_at_5; fi
 }
 
 # to_ms converts a wrk duration (850.12us, 7.41ms, 1.02s) to milliseconds.
