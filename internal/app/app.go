@@ -22,6 +22,7 @@ import (
 
 	"github.com/coalmine-dev/coalmine/internal/analysis/judge"
 	"github.com/coalmine-dev/coalmine/internal/api"
+	"github.com/coalmine-dev/coalmine/internal/cluster"
 	"github.com/coalmine-dev/coalmine/internal/config"
 	"github.com/coalmine-dev/coalmine/internal/lease"
 	"github.com/coalmine-dev/coalmine/internal/model"
@@ -294,17 +295,10 @@ func (a *App) listReplicas(ctx context.Context) ([]model.Replica, error) {
 	if a.replicas != nil {
 		return a.replicas.members.List(ctx)
 	}
-	var sum uint64
-	routes := map[string]model.ReplicaRoute{}
-	for _, s := range a.Controller.Served() {
-		routes[s.Rollout] = model.ReplicaRoute{Revision: s.Revision, StateVersion: s.StateVersion, Weight: s.Weight}
-		sum += s.StateVersion
-	}
-	host, _ := os.Hostname()
-	_, port, _ := net.SplitHostPort(a.AdminAddr())
+	routes := servedRoutes(a.Controller)
 	now := time.Now().UTC()
-	return []model.Replica{{ID: host + "-" + port, Leader: true, Admin: advertisedAdmin(a.AdminAddr()), Version: a.buildVersion,
-		RouteRevision: sum, Routes: routes, StartedAt: a.startedAt, LastHeartbeat: now}}, nil
+	return []model.Replica{{ID: defaultReplicaID(a.AdminAddr()), Leader: true, Admin: advertisedAdmin(a.AdminAddr()), Version: a.buildVersion,
+		RouteRevision: cluster.RouteRevision(routes), Routes: routes, StartedAt: a.startedAt, LastHeartbeat: now}}, nil
 }
 
 // BadStoreURL is the error for a --store value that names no store

@@ -97,9 +97,7 @@ const (
 func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedStore) (*replicaSet, error) {
 	id := cfg.ReplicaID
 	if id == "" {
-		host, _ := os.Hostname()
-		_, port, _ := net.SplitHostPort(a.AdminAddr())
-		id = host + "-" + port
+		id = defaultReplicaID(a.AdminAddr())
 	}
 	adminURL := cfg.AdvertiseAdmin
 	if adminURL == "" {
@@ -124,6 +122,24 @@ func newReplicaSet(a *App, cfg Config, shared store.Store, fenced *lease.FencedS
 	return r, nil
 }
 
+// defaultReplicaID names a replica by its host and admin port, unique
+// among replicas as long as two on one host have different admin ports.
+func defaultReplicaID(adminAddr string) string {
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(adminAddr)
+	return host + "-" + port
+}
+
+// servedRoutes is what this process's data plane routes each rollout with,
+// as its replica record reports it.
+func servedRoutes(c *rollout.Controller) map[string]model.ReplicaRoute {
+	routes := map[string]model.ReplicaRoute{}
+	for _, s := range c.Served() {
+		routes[s.Rollout] = model.ReplicaRoute{Revision: s.Revision, StateVersion: s.StateVersion, Weight: s.Weight}
+	}
+	return routes
+}
+
 // advertisedAdmin is the admin URL other replicas reach this one at: the
 // bound address, with the host name for a wildcard address.
 func advertisedAdmin(addr string) string {
@@ -141,13 +157,8 @@ func advertisedAdmin(addr string) string {
 
 // self is this replica's heartbeat record.
 func (r *replicaSet) self() model.Replica {
-	routes := map[string]model.ReplicaRoute{}
-	var sum uint64
-	for _, s := range r.a.Controller.Served() {
-		routes[s.Rollout] = model.ReplicaRoute{Revision: s.Revision, StateVersion: s.StateVersion, Weight: s.Weight}
-		sum += s.StateVersion
-	}
-	return model.Replica{ID: r.id, Admin: r.adminURL, Version: r.cfg.BuildVersion, RouteRevision: sum, Routes: routes,
+	routes := servedRoutes(r.a.Controller)
+	return model.Replica{ID: r.id, Admin: r.adminURL, Version: r.cfg.BuildVersion, RouteRevision: cluster.RouteRevision(routes), Routes: routes,
 		StartedAt: r.startedAt, Leader: r.leading.Load()}
 }
 
