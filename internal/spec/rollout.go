@@ -156,6 +156,9 @@ type ConnectionPool struct {
 
 // TrafficRouting controls assignment of requests to versions.
 type TrafficRouting struct {
+	// Router is the load balancer that carries the traffic: coalmine's own
+	// proxy when left out, or an HAProxy or NGINX the team already runs.
+	Router     Router     `yaml:"router,omitempty" json:"router,omitzero"`
 	Assignment Assignment `yaml:"assignment" json:"assignment"`
 	// HeaderRoutes are always-on overrides evaluated first, in order.
 	HeaderRoutes []HeaderRoute `yaml:"headerRoutes,omitempty" json:"headerRoutes,omitempty"`

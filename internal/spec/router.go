@@ -1,0 +1,73 @@
+package spec
+
+// Router names the load balancer that carries a rollout's traffic. Without
+// one (the default) coalmine's own proxy listens and routes; with one, the
+// rollout moves the weights and routes of a load balancer the team already
+// runs, and coalmine listens on nothing for it. At most one field is set.
+type Router struct {
+	// HAProxy drives an HAProxy through its runtime API (no reloads).
+	HAProxy *HAProxyRouter `yaml:"haproxy,omitempty" json:"haproxy,omitempty"`
+	// NGINX drives an open-source NGINX by writing an include file and
+	// reloading it.
+	NGINX *NGINXRouter `yaml:"nginx,omitempty" json:"nginx,omitempty"`
+}
+
+// Router kinds, as Kind reports them.
+const (
+	RouterBuiltin = "builtin"
+	RouterHAProxy = "haproxy"
+	RouterNGINX   = "nginx"
+)
+
+// Kind is the router's name: builtin, haproxy or nginx.
+func (r Router) Kind() string {
+	switch {
+	case r.HAProxy != nil:
+		return RouterHAProxy
+	case r.NGINX != nil:
+		return RouterNGINX
+	}
+	return RouterBuiltin
+}
+
+// External reports whether another load balancer carries the traffic.
+func (r Router) External() bool { return r.Kind() != RouterBuiltin }
+
+// HAProxyRouter is an HAProxy that coalmine drives through its runtime API
+// (the stats socket at level admin). The user's haproxy.cfg declares the
+// two backends and the map the frontend consults (docs/routers.md gives
+// the lines); coalmine changes map entries and server addresses at run
+// time, so nothing is reloaded.
+type HAProxyRouter struct {
+	// RuntimeAPI is the stats socket: unix:///run/haproxy/admin.sock or
+	// tcp://127.0.0.1:9999. Required.
+	RuntimeAPI string `yaml:"runtimeAPI" json:"runtimeAPI"`
+	// StableBackend and CanaryBackend name the backends that serve each
+	// role. Defaults NAME_stable and NAME_canary, NAME being the rollout's.
+	StableBackend string `yaml:"stableBackend,omitempty" json:"stableBackend,omitempty"`
+	CanaryBackend string `yaml:"canaryBackend,omitempty" json:"canaryBackend,omitempty"`
+	// Map is the path of the map file the frontend looks the weight and
+	// the header routes up in, as haproxy.cfg names it. Default
+	// /etc/haproxy/coalmine.map.
+	Map string `yaml:"map,omitempty" json:"map,omitempty"`
+	// Timeout bounds one runtime API exchange. Default 2s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// NGINXRouter is an open-source NGINX (no Plus API) that coalmine drives
+// by rendering an include file and reloading NGINX after `nginx -t`
+// accepts it.
+type NGINXRouter struct {
+	// IncludeFile is the file coalmine writes; the user's http block
+	// includes it. Required.
+	IncludeFile string `yaml:"includeFile" json:"includeFile"`
+	// TestCommand checks the configuration before a reload. Default
+	// ["nginx", "-t"].
+	TestCommand []string `yaml:"testCommand,omitempty" json:"testCommand,omitempty"`
+	// ReloadCommand reloads NGINX. Default ["nginx", "-s", "reload"].
+	ReloadCommand []string `yaml:"reloadCommand,omitempty" json:"reloadCommand,omitempty"`
+	// StatusAddress is where the rendered file makes NGINX answer which
+	// generation it routes with, so coalmine reads back what is applied
+	// rather than assuming a reload took. Default 127.0.0.1:7079.
+	StatusAddress string `yaml:"statusAddress,omitempty" json:"statusAddress,omitempty"`
+}
