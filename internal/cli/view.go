@@ -115,9 +115,14 @@ func writeRolloutView(w io.Writer, v model.View, now time.Time) error {
 		field("Message", s.Message)
 	}
 	field("Revision", fmt.Sprint(s.Revision))
-	if s.ListenError != "" {
+	switch r := v.Spec.TrafficRouting.Router; {
+	case r.External() && s.RouterError != "":
+		field("Router", r.Kind()+" NOT ROUTING AS SAID (no step completes until it does): "+s.RouterError)
+	case r.External():
+		field("Router", r.Kind())
+	case s.ListenError != "":
 		field("Listen", orDash(v.Spec.Listen)+" NOT LISTENING: "+s.ListenError)
-	} else {
+	default:
 		field("Listen", orDash(v.Spec.Listen))
 	}
 	if s.Unsaved != "" {

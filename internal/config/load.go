@@ -443,6 +443,7 @@ func assemble(docs []*document) (*Bundle, Errors) {
 	var errs Errors
 	var listeners []*document
 	templates := map[string]*spec.AnalysisTemplate{}
+	claims := map[string]*document{}
 	for _, d := range docs {
 		b.Warnings = append(b.Warnings, d.warnings...)
 		if d.name != "" {
@@ -473,6 +474,13 @@ func assemble(docs []*document) (*Bundle, Errors) {
 				if !clash {
 					listeners = append(listeners, d)
 				}
+			}
+			for _, claim := range d.rollout.Spec.TrafficRouting.Router.Claims(d.name) {
+				if first, ok := claims[claim]; ok {
+					errs = append(errs, d.errorAt("spec.trafficRouting.router", "%s is already driven by Rollout %q at %s; each rollout needs its own, or the two would overwrite each other's routing", claim, first.name, first.where("spec.trafficRouting.router")))
+					break
+				}
+				claims[claim] = d
 			}
 			b.Rollouts = append(b.Rollouts, *d.rollout)
 			b.rolloutDocs = append(b.rolloutDocs, d)

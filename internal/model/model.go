@@ -70,6 +70,11 @@ type Status struct {
 	// ListenError says why the rollout's listener is not bound (busy
 	// address, say); the data plane retries. Empty while it listens.
 	ListenError string `json:"listenError,omitempty"`
+	// RouterError says why the load balancer that carries the rollout
+	// (spec.trafficRouting.router) does not route as its state says:
+	// unreachable, refusing the change, or restarted without it. No step
+	// completes meanwhile; coalmine retries every second.
+	RouterError string `json:"routerError,omitempty"`
 	// Unsaved says that the state shown is in effect in the data plane but
 	// could not be saved (the store cannot write), and that saving is being
 	// retried. A restart before it is saved would lose it.

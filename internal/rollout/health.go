@@ -12,6 +12,20 @@ type healthChange struct {
 	rollout, version, url, reason string
 	role                          spec.Role
 	healthy                       bool
+	// router is set for a change of the rollout's load balancer rather
+	// than of one endpoint.
+	router string
+}
+
+// RouterHealth records that the load balancer carrying a rollout stopped
+// (ok false) or resumed routing as the rollout's state says, as an event,
+// and wakes the rollout. Like EndpointHealth it never blocks.
+func (c *Controller) RouterHealth(rollout, router string, ok bool, reason string) {
+	select {
+	case c.health <- healthChange{rollout: rollout, router: router, healthy: ok, reason: reason}:
+	default:
+		c.log.Warn("router health event dropped: too many waiting", "rollout", rollout, "router", router, "ok", ok)
+	}
 }
 
 // EndpointHealth records an endpoint health transition as an event and
@@ -51,12 +65,20 @@ func (c *Controller) appendHealthEvent(ctx context.Context, h healthChange) erro
 	if e.removed {
 		return nil
 	}
+	next := e.st
+	next.UpdatedAt = c.cfg.Now()
+	if h.router != "" {
+		ev := EventDraft{Type: EventRouterDown, Details: map[string]any{"router": h.router, "reason": h.reason},
+			Message: fmt.Sprintf("the %s router does not route as the rollout says, so no step completes until it does (retried every second): %s", h.router, h.reason)}
+		if h.healthy {
+			ev.Type, ev.Message = EventRouterUp, fmt.Sprintf("the %s router routes as the rollout says again", h.router)
+		}
+		return c.commit(ctx, e, next, []EventDraft{ev}, nil)
+	}
 	typ, state := EventEndpointDown, "unhealthy"
 	if h.healthy {
 		typ, state = EventEndpointUp, "healthy"
 	}
-	next := e.st
-	next.UpdatedAt = c.cfg.Now()
 	return c.commit(ctx, e, next, []EventDraft{{
 		Type:    typ,
 		Message: fmt.Sprintf("%s endpoint %s of %s is %s: %s", h.role, h.url, h.version, state, h.reason),

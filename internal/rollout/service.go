@@ -279,7 +279,11 @@ func (c *Controller) view(e *entry) model.View {
 		status.Notifications = c.cfg.Notifier.Status(name)
 	}
 	if err := c.cfg.Router.ListenError(name); err != nil {
-		status.ListenError = err.Error()
+		if e.rec.Rollout.Spec.TrafficRouting.Router.External() {
+			status.RouterError = err.Error()
+		} else {
+			status.ListenError = err.Error()
+		}
 	}
 	if c.cfg.ReplicaRoutes != nil {
 		status.Replicas = c.replicaWeights(e, name, status.ObservedWeight)

@@ -168,6 +168,10 @@ const (
 	EventWeightChanged = "rollout-weight-changed"
 	EventEndpointDown  = "endpoint-unhealthy"
 	EventEndpointUp    = "endpoint-healthy"
+	// The load balancer that carries a rollout stopped or resumed routing
+	// as its state says (spec.trafficRouting.router).
+	EventRouterDown = "router-unavailable"
+	EventRouterUp   = "router-available"
 )
 
 // DescribeStep renders a step the way the CLI and messages show it.

@@ -133,6 +133,10 @@ type Table struct {
 	headerRoutes []HeaderRoute
 	mirrorRoutes []MirrorRoute
 
+	// source is what the table was compiled from, for routers that are
+	// told the routing rather than run it (HAProxy, NGINX).
+	source Config
+
 	// setCookiePrefix is "name=" and setCookieSuffix the attributes, so the
 	// proxy builds a Set-Cookie value by appending without formatting.
 	setCookiePrefix []byte
@@ -165,6 +169,7 @@ func Compile(cfg Config) (*Table, error) {
 		userHeader: cfg.Assignment.UserHeader,
 		cookieName: cfg.Assignment.Cookie.Name,
 		cookieOn:   cfg.Assignment.Cookie.Enabled() && cfg.Assignment.Cookie.Name != "",
+		source:     cfg,
 	}
 	for i, hr := range cfg.HeaderRoutes {
 		c, err := compileHeaderRoute(hr)
@@ -265,6 +270,14 @@ func (t *Table) MirrorRoutes() []MirrorRoute { return t.mirrorRoutes }
 
 // CookieEnabled reports whether new subjects get a cookie.
 func (t *Table) CookieEnabled() bool { return t.cookieOn }
+
+// Source returns the configuration the table was compiled from, with the
+// table's own weight and generation (the slices are shared: read only).
+func (t *Table) Source() Config {
+	c := t.source
+	c.Weight, c.Generation, c.Revision = t.Weight, t.Generation, t.Revision
+	return c
+}
 
 // WithWeight returns a copy of t with another weight and generation; the
 // compiled matchers are shared because they are immutable.

@@ -71,3 +71,29 @@ type NGINXRouter struct {
 	// rather than assuming a reload took. Default 127.0.0.1:7079.
 	StatusAddress string `yaml:"statusAddress,omitempty" json:"statusAddress,omitempty"`
 }
+
+// BackendNames returns the stable and canary backend names, defaults
+// applied for rollout.
+func (h HAProxyRouter) BackendNames(rollout string) (stable, canary string) {
+	stable, canary = h.StableBackend, h.CanaryBackend
+	if stable == "" {
+		stable = rollout + "_stable"
+	}
+	if canary == "" {
+		canary = rollout + "_canary"
+	}
+	return stable, canary
+}
+
+// Claims names what of its load balancer the router takes for rollout, so
+// two rollouts that would overwrite each other's routing are refused.
+func (r Router) Claims(rollout string) []string {
+	switch {
+	case r.HAProxy != nil:
+		s, c := r.HAProxy.BackendNames(rollout)
+		return []string{"HAProxy backend " + s + " at " + r.HAProxy.RuntimeAPI, "HAProxy backend " + c + " at " + r.HAProxy.RuntimeAPI}
+	case r.NGINX != nil:
+		return []string{"NGINX include file " + r.NGINX.IncludeFile}
+	}
+	return nil
+}

@@ -24,6 +24,8 @@ var EventTypes = []string{
 	"analysis-nodata",
 	"endpoint-unhealthy",
 	"endpoint-healthy",
+	"router-unavailable",
+	"router-available",
 }
 
 // NotifyAllEvents in a notification's `on` list subscribes to every event type.
@@ -40,7 +42,11 @@ func (r *Rollout) Validate() FieldErrors {
 
 	s := &r.Spec
 	p := FieldPath("spec")
-	v.listen(p.Child("listen"), s.Listen)
+	if s.TrafficRouting.Router.External() {
+		v.router(p, s)
+	} else {
+		v.listen(p.Child("listen"), s.Listen)
+	}
 	if s.TLS != nil {
 		if s.TLS.CertFile == "" {
 			v.add(p.Child("tls").Child("certFile"), "certFile is required when tls is set")

@@ -28,6 +28,9 @@ var allowed = map[string][]string{
 	// controller.
 	"cluster": {"spec", "model", "store", "lease"},
 	"proxy":   {"spec", "route", "telemetry"},
+	// router drives load balancers coalmine does not run: it is told the
+	// routing (route tables) and never reaches the store or controller.
+	"router": {"spec", "model", "route"},
 	// rollout runs analysis (pure bookkeeping and judges) and asks
 	// providers through their interface only.
 	"rollout":  {"spec", "model", "route", "store", "analysis", "analysis/judge", "analysis/stats", "provider"},

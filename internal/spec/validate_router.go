@@ -1,0 +1,109 @@
+package spec
+
+import (
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// router checks a rollout whose traffic another load balancer carries:
+// its own settings, and that the rollout asks nothing of it the product
+// cannot do (said here, at lint time, rather than silently ignored at run
+// time as Argo's NGINX router ignores header routes).
+func (v *validator) router(p FieldPath, s *RolloutSpec) {
+	rp := p.Child("trafficRouting").Child("router")
+	r := s.TrafficRouting.Router
+	if r.HAProxy != nil && r.NGINX != nil {
+		v.add(rp, "a rollout has one router: keep haproxy or nginx, not both")
+		return
+	}
+	kind := r.Kind()
+	if s.Listen != "" {
+		v.add(p.Child("listen"), "the %s router carries this rollout's traffic, so coalmine listens on nothing for it: remove listen (or remove trafficRouting.router to use coalmine's own proxy)", kind)
+	}
+	if s.TLS != nil {
+		v.add(p.Child("tls"), "the %s router terminates TLS itself: remove tls", kind)
+	}
+	switch {
+	case r.HAProxy != nil:
+		v.haproxyRouter(rp.Child("haproxy"), *r.HAProxy)
+	case r.NGINX != nil:
+		v.nginxRouter(rp.Child("nginx"), *r.NGINX)
+	}
+	// Both drive plain HTTP upstreams they reach by address.
+	check := func(fp FieldPath, eps []string) {
+		for i, e := range eps {
+			if !strings.HasPrefix(e, "http://") {
+				v.add(fp.Index(i), "the %s router sends to http:// endpoints (%q): give the address as http://host:port", kind, e)
+			}
+		}
+	}
+	check(p.Child("stable").Child("endpoints"), s.Stable.Endpoints)
+	if s.Canary != nil {
+		check(p.Child("canary").Child("endpoints"), s.Canary.Endpoints)
+	}
+	if s.HealthCheck != nil && !s.HealthCheck.Disabled {
+		v.add(p.Child("healthCheck"), "the %s router checks its servers' health itself: remove healthCheck and configure the checks in %s", kind, kind)
+	}
+	// Neither can mirror a request selected per match.
+	for i, st := range s.Strategy.Canary.Steps {
+		if st.SetMirrorRoute != nil {
+			v.add(p.Child("strategy").Child("canary").Child("steps").Index(i).Child("setMirrorRoute"),
+				"the %s router cannot mirror requests: remove this step (mirroring needs coalmine's own proxy)", kind)
+		}
+	}
+}
+
+func (v *validator) haproxyRouter(p FieldPath, h HAProxyRouter) {
+	api := p.Child("runtimeAPI")
+	switch {
+	case h.RuntimeAPI == "":
+		v.add(api, "the runtime API address is required: unix:///run/haproxy/admin.sock or tcp://127.0.0.1:9999, as `stats socket` names it in haproxy.cfg (level admin)")
+	default:
+		u, err := url.Parse(h.RuntimeAPI)
+		switch {
+		case err != nil || (u.Scheme != "unix" && u.Scheme != "tcp"):
+			v.add(api, "runtime API address %q: use unix:///path/to/admin.sock or tcp://host:port", h.RuntimeAPI)
+		case u.Scheme == "unix" && (u.Path == "" || u.Host != ""):
+			v.add(api, "runtime API address %q has no socket path: use unix:///run/haproxy/admin.sock (three slashes)", h.RuntimeAPI)
+		case u.Scheme == "tcp" && u.Port() == "":
+			v.add(api, "runtime API address %q has no port: use tcp://host:port", h.RuntimeAPI)
+		}
+	}
+	for _, f := range []struct {
+		name, value string
+	}{{"stableBackend", h.StableBackend}, {"canaryBackend", h.CanaryBackend}} {
+		if f.value != "" && strings.ContainsAny(f.value, " \t\r\n/;#") {
+			v.add(p.Child(f.name), "backend name %q: HAProxy names have no spaces, slashes, ';' or '#'", f.value)
+		}
+	}
+	if h.StableBackend != "" && h.StableBackend == h.CanaryBackend {
+		v.add(p.Child("canaryBackend"), "the canary backend must differ from the stable backend %q", h.StableBackend)
+	}
+	if h.Map != "" && (strings.ContainsAny(h.Map, " \t\r\n;#") || !filepath.IsAbs(h.Map)) {
+		v.add(p.Child("map"), "map %q: give the absolute path haproxy.cfg names, without spaces", h.Map)
+	}
+	if h.Timeout.D() < 0 {
+		v.add(p.Child("timeout"), "timeout must be positive")
+	}
+}
+
+func (v *validator) nginxRouter(p FieldPath, n NGINXRouter) {
+	switch {
+	case n.IncludeFile == "":
+		v.add(p.Child("includeFile"), "includeFile is required: the file coalmine writes and your nginx.conf includes inside http { }, such as /etc/nginx/conf.d/coalmine-shop.conf")
+	case !filepath.IsAbs(n.IncludeFile):
+		v.add(p.Child("includeFile"), "includeFile %q must be an absolute path", n.IncludeFile)
+	}
+	for _, c := range []struct {
+		name string
+		argv []string
+	}{{"testCommand", n.TestCommand}, {"reloadCommand", n.ReloadCommand}} {
+		if c.argv != nil && (len(c.argv) == 0 || c.argv[0] == "") {
+			v.add(p.Child(c.name), "%s needs a program, such as [nginx, -t]", c.name)
+		}
+	}
+	if n.StatusAddress != "" {
+		v.listen(p.Child("statusAddress"), n.StatusAddress)
+	}
+}

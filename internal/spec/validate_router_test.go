@@ -1,0 +1,62 @@
+package spec
+
+import "testing"
+
+func TestRouterValidate(t *testing.T) {
+	haproxy := func(r *Rollout) {
+		r.Spec.Listen = ""
+		r.Spec.TrafficRouting.Router.HAProxy = &HAProxyRouter{RuntimeAPI: "unix:///run/haproxy/admin.sock"}
+	}
+	nginx := func(r *Rollout) {
+		r.Spec.Listen = ""
+		r.Spec.TrafficRouting.Router.NGINX = &NGINXRouter{IncludeFile: "/etc/nginx/conf.d/coalmine-shop.conf"}
+	}
+	tests := []struct {
+		name   string
+		modify func(r *Rollout)
+		want   []string
+	}{
+		{"haproxy", haproxy, nil},
+		{"nginx", nginx, nil},
+		{"tcp runtime API", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "tcp://127.0.0.1:9999" }, nil},
+		{"both", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.NGINX = &NGINXRouter{IncludeFile: "/x"} },
+			[]string{"spec.trafficRouting.router: a rollout has one router: keep haproxy or nginx, not both"}},
+		{"listen with a router", func(r *Rollout) { haproxy(r); r.Spec.Listen = "127.0.0.1:8080" },
+			[]string{"spec.listen: the haproxy router carries this rollout's traffic, so coalmine listens on nothing for it: remove listen"}},
+		{"runtime API", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "" },
+			[]string{"spec.trafficRouting.router.haproxy.runtimeAPI: the runtime API address is required"}},
+		{"runtime API scheme", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "/run/haproxy.sock" },
+			[]string{`spec.trafficRouting.router.haproxy.runtimeAPI: runtime API address "/run/haproxy.sock": use unix:///path/to/admin.sock or tcp://host:port`}},
+		{"runtime API two slashes", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "unix://run/haproxy.sock" },
+			[]string{`spec.trafficRouting.router.haproxy.runtimeAPI: runtime API address "unix://run/haproxy.sock" has no socket path`}},
+		{"backends", func(r *Rollout) {
+			haproxy(r)
+			r.Spec.TrafficRouting.Router.HAProxy.StableBackend = "shop"
+			r.Spec.TrafficRouting.Router.HAProxy.CanaryBackend = "shop"
+			r.Spec.TrafficRouting.Router.HAProxy.Map = "coalmine.map"
+		}, []string{
+			`spec.trafficRouting.router.haproxy.canaryBackend: the canary backend must differ from the stable backend "shop"`,
+			`spec.trafficRouting.router.haproxy.map: map "coalmine.map": give the absolute path haproxy.cfg names`,
+		}},
+		{"include file", func(r *Rollout) { nginx(r); r.Spec.TrafficRouting.Router.NGINX.IncludeFile = "coalmine.conf" },
+			[]string{`spec.trafficRouting.router.nginx.includeFile: includeFile "coalmine.conf" must be an absolute path`}},
+		{"commands", func(r *Rollout) { nginx(r); r.Spec.TrafficRouting.Router.NGINX.ReloadCommand = []string{} },
+			[]string{"spec.trafficRouting.router.nginx.reloadCommand: reloadCommand needs a program"}},
+		{"https endpoint", func(r *Rollout) { nginx(r); r.Spec.Canary.Endpoints = []string{"https://127.0.0.1:9443"} },
+			[]string{`spec.canary.endpoints[0]: the nginx router sends to http:// endpoints ("https://127.0.0.1:9443")`}},
+		{"mirror step", func(r *Rollout) {
+			haproxy(r)
+			r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, Step{SetMirrorRoute: &MirrorRoute{Name: "m", Match: []RequestMatch{{Path: &StringMatch{Prefix: ptr("/")}}}}})
+		}, []string{"spec.strategy.canary.steps[3].setMirrorRoute: the haproxy router cannot mirror requests: remove this step"}},
+		{"health check", func(r *Rollout) { haproxy(r); r.Spec.HealthCheck = &HealthCheck{} },
+			[]string{"spec.healthCheck: the haproxy router checks its servers' health itself"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := validRollout()
+			tt.modify(&r)
+			r.SetDefaults()
+			assertErrors(t, r.Validate(), tt.want)
+		})
+	}
+}
