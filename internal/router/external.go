@@ -121,9 +121,12 @@ func DesiredFrom(r *spec.Rollout, t *route.Table) Desired {
 	return d
 }
 
-// Apply serves rollout r through its router with table t. The desired
-// routing is kept even when the load balancer refuses it, so the next
-// resync tries again.
+// Apply serves rollout r through its router with table t. A load balancer
+// that cannot take the routing now (down, refusing a reload) is not an
+// error of the command that changed it: the routing is kept, ServeError
+// and Observed say why it is not in effect (so no step completes on it),
+// and every resync tries again. An abort given while HAProxy is down thus
+// takes effect the moment it is back.
 func (x *External) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) error {
 	name := r.Metadata.Name
 	d := DesiredFrom(r, t)
@@ -145,10 +148,10 @@ func (x *External) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) e
 		if err != nil {
 			err = fmt.Errorf("%s router of rollout %q: %w", r.Spec.TrafficRouting.Router.Kind(), name, err)
 			m.mu.Lock()
-			m.router = r.Spec.TrafficRouting.Router
+			m.router, m.desired = r.Spec.TrafficRouting.Router, d
 			x.setErr(m, err)
 			m.mu.Unlock()
-			return err
+			return nil // recorded; lint refuses what would make it fail
 		}
 		m.mu.Lock()
 		m.drv, m.router = drv, r.Spec.TrafficRouting.Router
@@ -158,10 +161,12 @@ func (x *External) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) e
 	m.desired, m.removed = d, false
 	m.mu.Unlock()
 	x.refreshBackends()
-	return x.push(ctx, m)
+	_ = x.push(ctx, m) // recorded in m.readErr
+	return nil
 }
 
-// SetTable applies a new weight (a table with the same rules).
+// SetTable applies a new weight (a table with the same rules); like Apply,
+// a load balancer that cannot take it now is reported, not an error.
 func (x *External) SetTable(name string, t *route.Table) error {
 	m, err := x.get(name)
 	if err != nil {
@@ -177,7 +182,8 @@ func (x *External) SetTable(name string, t *route.Table) error {
 	}
 	m.desired = d
 	m.mu.Unlock()
-	return x.push(context.Background(), m)
+	_ = x.push(context.Background(), m) // recorded in m.readErr
+	return nil
 }
 
 // push gives the load balancer m's desired routing and reads it back. The
