@@ -42,9 +42,11 @@ type HAProxyRouter struct {
 	// RuntimeAPI is the stats socket: unix:///run/haproxy/admin.sock or
 	// tcp://127.0.0.1:9999. Required.
 	RuntimeAPI string `yaml:"runtimeAPI" json:"runtimeAPI"`
-	// StableBackend and CanaryBackend name the backends that serve each
-	// role. Defaults NAME_stable and NAME_canary, NAME being the rollout's.
+	// StableBackend names the backend that serves the stable version.
+	// Default NAME_stable, NAME being the rollout's.
 	StableBackend string `yaml:"stableBackend,omitempty" json:"stableBackend,omitempty"`
+	// CanaryBackend names the backend that serves the canary version.
+	// Default NAME_canary.
 	CanaryBackend string `yaml:"canaryBackend,omitempty" json:"canaryBackend,omitempty"`
 	// Map is the path of the map file the frontend looks the weight and
 	// the header routes up in, as haproxy.cfg names it. Default
