@@ -56,16 +56,16 @@ func ConfigSections(rollout string, cfg spec.HAProxyRouter, userHeader string, h
 		}
 	}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, "# coalmine: haproxy.cfg lines for rollout %q.\n", rollout)
-	fmt.Fprintf(&b, "# coalmine sets the entries of %s at run time through the runtime API\n", mapFile)
-	b.WriteString("# (stats socket at `level admin`); nothing here changes when the rollout\n")
-	b.WriteString("# moves, and HAProxy is never reloaded for it. The map file")
+	files := mapFile
 	if len(names) > 0 {
-		fmt.Fprintf(&b, "s %s and\n# %s must exist (empty is fine) when HAProxy starts.\n", mapFile, regexFile)
-	} else {
-		fmt.Fprintf(&b, " %s must exist\n# (empty is fine) when HAProxy starts.\n", mapFile)
+		files += " " + regexFile
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# coalmine: haproxy.cfg lines for rollout %q. coalmine sets the entries\n", rollout)
+	b.WriteString("# of the map files at run time through the runtime API (a stats socket at\n")
+	b.WriteString("# `level admin`): these lines stay as they are while the rollout moves, and\n")
+	b.WriteString("# HAProxy is never reloaded for it. The map files must exist (empty is fine)\n")
+	fmt.Fprintf(&b, "# when HAProxy starts: %s\n", files)
 	for _, h := range skipped {
 		fmt.Fprintf(&b, "# Header %q is left out: only letters, digits, '-', '_' and '.' can be routed on.\n", h)
 	}
