@@ -46,6 +46,22 @@ func addrChanged(answer string) bool {
 	return strings.HasPrefix(first, "IP changed from") || strings.HasPrefix(first, "no need to change the addr")
 }
 
+// serverAdded reports whether answer is the success of `add server`.
+func serverAdded(answer string) bool {
+	return answer == "New server registered.\n\n" || answer == "New server registered.\n"
+}
+
+// serverDeleted reports whether `del server` did its work: the server is
+// deleted, or already gone.
+func serverDeleted(answer string) bool {
+	return strings.HasPrefix(answer, "Server deleted.") || strings.HasPrefix(answer, "No such server.")
+}
+
+// serverBusy reports whether HAProxy refused `del server` only because the
+// server still has connections, which close by themselves.
+// ("Server still has connections attached to it, cannot remove it.").
+func serverBusy(answer string) bool { return strings.Contains(answer, "still has connections") }
+
 // mapEntry is one line of `show map FILE`.
 type mapEntry struct {
 	Ref   string // the entry's id, "0x..." (for `del map FILE #ref`)
@@ -112,8 +128,8 @@ const (
 // opRunning is srv_op_state for a server that is up (or not checked).
 const opRunning = 2
 
-// slot is one server of a backend, as `show servers state` reports it.
-type slot struct {
+// serverState is one server of a backend, as `show servers state` reports it.
+type serverState struct {
 	Name    string
 	Addr    string
 	Port    int
@@ -123,20 +139,20 @@ type slot struct {
 
 // ready reports whether the server takes new traffic as far as its
 // administrative state goes (not in maintenance, not draining).
-func (s slot) ready() bool { return s.Admin&(adminMaint|adminDrain) == 0 }
+func (s serverState) ready() bool { return s.Admin&(adminMaint|adminDrain) == 0 }
 
 // serving reports whether the server can take a request now: ready, and
 // up or not checked.
-func (s slot) serving() bool { return s.ready() && s.OpState == opRunning }
+func (s serverState) serving() bool { return s.ready() && s.OpState == opRunning }
 
-func (s slot) hostPort() string { return joinHostPort(s.Addr, s.Port) }
+func (s serverState) hostPort() string { return joinHostPort(s.Addr, s.Port) }
 
 // parseServersState reads the answer to `show servers state BACKEND`: a
 // format version line ("1"), a "# field ..." header naming the columns,
 // one line per server, then an empty line. Columns are found by name so
 // a later HAProxy adding some does not break the reading. ok is false
 // when the answer is an error message rather than a table.
-func parseServersState(answer, backend string) (slots []slot, ok bool, err error) {
+func parseServersState(answer, backend string) (servers []serverState, ok bool, err error) {
 	lines := strings.Split(answer, "\n")
 	if len(lines) < 2 || lines[0] != "1" {
 		if strings.HasPrefix(answer, "1\n") || strings.HasPrefix(answer, "# ") {
@@ -180,9 +196,9 @@ func parseServersState(answer, backend string) (slots []slot, ok bool, err error
 		if err1 != nil || err2 != nil || err3 != nil || op < 0 || admin < 0 || port < 0 || port > 65535 {
 			return nil, true, fmt.Errorf("a line of the answer to `show servers state %s` has a malformed state or port: %q", backend, line)
 		}
-		slots = append(slots, slot{Name: f[col["srv_name"]], Addr: f[col["srv_addr"]], Port: port, OpState: op, Admin: admin})
+		servers = append(servers, serverState{Name: f[col["srv_name"]], Addr: f[col["srv_addr"]], Port: port, OpState: op, Admin: admin})
 	}
-	return slots, true, nil
+	return servers, true, nil
 }
 
 // parseVar reads the answer to `get var NAME`:

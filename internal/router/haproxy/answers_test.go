@@ -65,7 +65,7 @@ func TestParseServersState(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("parseServersState: %v, %v", ok, err)
 	}
-	want := []slot{
+	want := []serverState{
 		{Name: "s1", Addr: "127.0.0.1", Port: 9001, OpState: 2, Admin: 4},
 		{Name: "s2", Addr: "127.0.0.1", Port: 9002, OpState: 0, Admin: 5},
 		{Name: "s3", Addr: "::1", Port: 0, OpState: 2, Admin: 8},
@@ -75,7 +75,7 @@ func TestParseServersState(t *testing.T) {
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Errorf("slot %d = %+v, want %+v", i, got[i], want[i])
+			t.Errorf("serverState %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
 	// s1 was `disabled` in the configuration (0x04) and then set ready:
@@ -84,7 +84,7 @@ func TestParseServersState(t *testing.T) {
 		t.Errorf("states read wrong: %v %v %v", got[0].serving(), got[1].ready(), got[2].ready())
 	}
 	if got[2].hostPort() != "[::1]:0" {
-		t.Errorf("hostPort of an IPv6 slot = %q", got[2].hostPort())
+		t.Errorf("hostPort of an IPv6 serverState = %q", got[2].hostPort())
 	}
 
 	if _, ok, err := parseServersState("Can't find backend.\n\n", "nope"); ok || err != nil {
@@ -147,6 +147,15 @@ func TestSuccessAnswers(t *testing.T) {
 		addrChanged("No such server.\n\n") {
 		t.Error("addrChanged misreads")
 	}
+	if !serverAdded("New server registered.\n\n") || serverAdded("Backend must use a dynamic load balancing to support dynamic servers.\n") {
+		t.Error("serverAdded misreads")
+	}
+	if !serverDeleted("Server deleted.\n") || !serverDeleted("No such server.\n") || serverDeleted("Only servers in maintenance mode can be deleted.\n") {
+		t.Error("serverDeleted misreads")
+	}
+	if !serverBusy("Server still has connections attached to it, cannot remove it.\n") || serverBusy("Only servers in maintenance mode can be deleted.\n") {
+		t.Error("serverBusy misreads")
+	}
 }
 
 func FuzzParseShowMap(f *testing.F) {
@@ -176,13 +185,13 @@ func FuzzParseServersState(f *testing.F) {
 	f.Add("Can't find backend.\n\n")
 	f.Add("1\n# be_name srv_name srv_addr srv_op_state srv_admin_state srv_port\nbe_c s1 1.2.3.4 2 0 80\n\n")
 	f.Fuzz(func(t *testing.T, answer string) {
-		slots, ok, err := parseServersState(answer, "be_c")
+		servers, ok, err := parseServersState(answer, "be_c")
 		if err != nil || !ok {
 			return
 		}
-		for _, s := range slots {
+		for _, s := range servers {
 			if s.Name == "" || s.Addr == "" || s.Port < 0 || s.Port > 65535 || s.OpState < 0 || s.Admin < 0 {
-				t.Fatalf("accepted slot %+v from %q", s, answer)
+				t.Fatalf("accepted serverState %+v from %q", s, answer)
 			}
 		}
 	})

@@ -7,9 +7,6 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
-// DefaultSlots is how many server slots ConfigLines declares per backend.
-const DefaultSlots = 8
-
 // Sections are the haproxy.cfg lines of one rollout, per section, each
 // line indented and commented for pasting.
 type Sections struct {
@@ -117,9 +114,8 @@ func ConfigSections(rollout string, cfg spec.HAProxyRouter, userHeader string, h
 
 	backend := func(name, role string) string {
 		return fmt.Sprintf("backend %s\n"+
-			"    # coalmine points these slots at the %s endpoints at run time (`set server`);\n"+
-			"    # raise the count if a version has more endpoints. `check` may be added.\n"+
-			"    server-template s 1-%d 127.0.0.1:1 disabled\n", name, role, DefaultSlots)
+			"    # No servers here: coalmine adds one per %s endpoint at run time (`add server`),\n"+
+			"    # and disables and deletes those that leave.\n", name, role)
 	}
 	s.StableBackend = backend(cfg.StableBackend, "stable")
 	s.CanaryBackend = backend(cfg.CanaryBackend, "canary")

@@ -3,8 +3,9 @@
 // rollout's traffic without a reload. The frontend decides each request
 // from entries of a map file that coalmine sets at run time: the canary
 // weight, a per-revision salt for stickiness, header routes and the
-// generation that proves what HAProxy holds. The two backends' server
-// slots are pointed at the versions' endpoints with `set server`.
+// generation that proves what HAProxy holds. The two backends' servers
+// are added, enabled and disabled at run time to match the versions'
+// endpoints (`add server`, `set server ... state`).
 // ConfigLines gives the haproxy.cfg lines that read the map.
 package haproxy
 
@@ -114,7 +115,7 @@ func (d *Driver) Backends() map[string]spec.Role {
 
 // Apply makes HAProxy route as want says, in an order that never sends a
 // request where nothing can serve it: it first marks the generation as
-// changing (0), makes every wanted server ready, sets the salt, header
+// changing (0), adds and readies every wanted server, sets the salt, header
 // routes and weight, puts the servers no longer wanted into maintenance,
 // and writes the generation last, so Observe reports it only once all the
 // rest holds. A failure stops there and leaves generation 0 behind, which
@@ -183,19 +184,19 @@ func (d *Driver) plan(ctx context.Context, want router.Desired) ([]command, erro
 	}
 	cur := ofRollout(mainMap, d.rollout+":", routesPrefix(d.rollout))
 	curRegex := ofRollout(regexMap, regexRoutesPrefix(d.rollout))
-	stableSlots, err := d.servers(ctx, d.cfg.StableBackend)
+	stableServers, err := d.servers(ctx, d.cfg.StableBackend)
 	if err != nil {
 		return nil, err
 	}
-	canarySlots, err := d.servers(ctx, d.cfg.CanaryBackend)
+	canaryServers, err := d.servers(ctx, d.cfg.CanaryBackend)
 	if err != nil {
 		return nil, err
 	}
-	enableStable, retireStable, err := planSlots(d.cfg.StableBackend, stableSlots, stableAddrs)
+	enableStable, retireStable, err := planServers(d.cfg.StableBackend, stableServers, stableAddrs)
 	if err != nil {
 		return nil, err
 	}
-	enableCanary, retireCanary, err := planSlots(d.cfg.CanaryBackend, canarySlots, canaryAddrs)
+	enableCanary, retireCanary, err := planServers(d.cfg.CanaryBackend, canaryServers, canaryAddrs)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +232,9 @@ func (d *Driver) run(ctx context.Context, cmds []command) error {
 			return err
 		}
 		if !c.ok(answer) {
+			if c.optional && serverBusy(answer) {
+				continue
+			}
 			return answerError(d.client.Address(), Command(c.args...), c.subject, answer)
 		}
 	}
@@ -257,19 +261,19 @@ func (d *Driver) showMap(ctx context.Context, file string, missingOK bool) ([]ma
 	return entries, nil
 }
 
-func (d *Driver) servers(ctx context.Context, backend string) ([]slot, error) {
+func (d *Driver) servers(ctx context.Context, backend string) ([]serverState, error) {
 	answer, err := d.client.Do(ctx, "show", "servers", "state", backend)
 	if err != nil {
 		return nil, err
 	}
-	slots, ok, err := parseServersState(answer, backend)
+	servers, ok, err := parseServersState(answer, backend)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, answerError(d.client.Address(), Command("show", "servers", "state", backend), "backend "+backend, answer)
 	}
-	return slots, nil
+	return servers, nil
 }
 
 // declaredHeaders reads the header names the frontend's route lookups
@@ -317,11 +321,11 @@ func (d *Driver) Observe(ctx context.Context) (router.Applied, error) {
 		}
 		a.Weight = spec.Weight(w)
 	}
-	slots, err := d.servers(ctx, d.cfg.CanaryBackend)
+	servers, err := d.servers(ctx, d.cfg.CanaryBackend)
 	if err != nil {
 		return a, fmt.Errorf("HAProxy router of rollout %s: %w", d.rollout, err)
 	}
-	for _, s := range slots {
+	for _, s := range servers {
 		if s.serving() {
 			a.CanaryAvailable = true
 			break
@@ -332,7 +336,7 @@ func (d *Driver) Observe(ctx context.Context) (router.Applied, error) {
 
 // Check reports whether HAProxy answers and has what the driver needs:
 // the map, coalmine's global variable naming the routed headers (and the
-// regex map when there are any), and both backends with server slots.
+// regex map when there are any), and both backends.
 func (d *Driver) Check(ctx context.Context) error {
 	wrap := func(err error) error { return fmt.Errorf("HAProxy router of rollout %s: %w", d.rollout, err) }
 	if _, err := d.showMap(ctx, d.cfg.Map, false); err != nil {
@@ -348,12 +352,8 @@ func (d *Driver) Check(ctx context.Context) error {
 		}
 	}
 	for _, b := range []string{d.cfg.StableBackend, d.cfg.CanaryBackend} {
-		slots, err := d.servers(ctx, b)
-		if err != nil {
+		if _, err := d.servers(ctx, b); err != nil {
 			return wrap(err)
-		}
-		if len(slots) == 0 {
-			return wrap(fmt.Errorf("backend %s has no server slots: give it a line such as `server-template s 1-8 127.0.0.1:1 disabled`", b))
 		}
 	}
 	return nil

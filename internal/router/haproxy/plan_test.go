@@ -27,54 +27,53 @@ func eq(t *testing.T, what string, got []command, want ...string) {
 }
 
 const (
-	maint = 0x05 // `disabled` in the configuration, still in maintenance
-	ready = 0x04 // `disabled` in the configuration, then set ready
+	maint = 0x01 // a server in maintenance
+	ready = 0x00
 )
 
-func TestPlanSlots(t *testing.T) {
-	slots := []slot{
-		{Name: "s1", Addr: "10.0.0.1", Port: 80, Admin: ready, OpState: 2},
-		{Name: "s2", Addr: "10.0.0.2", Port: 80, Admin: ready, OpState: 2},
-		{Name: "s3", Addr: "127.0.0.1", Port: 1, Admin: maint},
-		{Name: "s4", Addr: "10.0.0.9", Port: 80, Admin: maint},
+func TestPlanServers(t *testing.T) {
+	servers := []serverState{
+		{Name: "coalmine-10.0.0.1-80", Addr: "10.0.0.1", Port: 80, Admin: ready, OpState: 2},
+		{Name: "coalmine-10.0.0.2-80", Addr: "10.0.0.2", Port: 80, Admin: ready, OpState: 2},
+		{Name: "coalmine-10.0.0.9-80", Addr: "10.0.0.9", Port: 80, Admin: maint},
+		{Name: "own", Addr: "10.9.9.9", Port: 80, Admin: 0x05}, // the user's, disabled in haproxy.cfg
 	}
 
-	enable, retire, err := planSlots("b", slots, []string{"10.0.0.1:80", "10.0.0.2:80"})
-	if err != nil || len(enable)+len(retire) != 0 {
-		t.Fatalf("same state: %q %q %v; want nothing to do", cmdLines(enable), cmdLines(retire), err)
+	enable, retire, err := planServers("b", servers, []string{"10.0.0.1:80", "10.0.0.2:80"})
+	eq(t, "same state enable", enable)
+	eq(t, "same state retire", retire, `del server b/coalmine-10.0.0.9-80`)
+	if err != nil {
+		t.Fatal(err)
 	}
 
-	// One endpoint replaced: the new one on a free slot before the old one leaves.
-	enable, retire, _ = planSlots("b", slots, []string{"10.0.0.1:80", "10.0.0.3:80"})
-	eq(t, "replace enable", enable, `set server b/s3 addr 10.0.0.3 port 80`, `set server b/s3 state ready`)
-	eq(t, "replace retire", retire, `set server b/s2 state maint`)
+	// One endpoint replaced: the new server is added and readied before
+	// the old one leaves service; nothing is ever re-pointed.
+	enable, retire, _ = planServers("b", servers, []string{"10.0.0.1:80", "10.0.0.3:80"})
+	eq(t, "replace enable", enable, `add server b/coalmine-10.0.0.3-80 10.0.0.3:80`, `set server b/coalmine-10.0.0.3-80 state ready`)
+	eq(t, "replace retire", retire, `set server b/coalmine-10.0.0.2-80 state maint`, `del server b/coalmine-10.0.0.2-80`, `del server b/coalmine-10.0.0.9-80`)
 
-	// A free slot already at the address needs only readying.
-	enable, _, _ = planSlots("b", slots, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.9:80"})
-	eq(t, "reuse", enable, `set server b/s4 state ready`)
+	// A server in maintenance at a wanted address is readied again.
+	enable, _, _ = planServers("b", servers, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.9:80"})
+	eq(t, "reuse", enable, `set server b/coalmine-10.0.0.9-80 state ready`)
 
-	// No endpoints: everything leaves, after traffic moved.
-	enable, retire, _ = planSlots("b", slots, nil)
+	// No endpoints: everything leaves, after traffic moved; the user's own
+	// ready server too, since the backend serves the version only.
+	own := append(servers[:2:2], serverState{Name: "own", Addr: "10.9.9.9", Port: 80, OpState: 2})
+	enable, retire, _ = planServers("b", own, nil)
 	eq(t, "none enable", enable)
-	eq(t, "none retire", retire, `set server b/s1 state maint`, `set server b/s2 state maint`)
+	eq(t, "none retire", retire,
+		`set server b/coalmine-10.0.0.1-80 state maint`, `del server b/coalmine-10.0.0.1-80`,
+		`set server b/coalmine-10.0.0.2-80 state maint`, `del server b/coalmine-10.0.0.2-80`,
+		`set server b/own state maint`)
 
-	// Every slot busy: a slot about to leave is re-pointed in place.
-	full := []slot{
-		{Name: "s1", Addr: "10.0.0.1", Port: 80, Admin: ready, OpState: 2},
-		{Name: "s2", Addr: "10.0.0.2", Port: 80, Admin: ready, OpState: 2},
-	}
-	enable, retire, _ = planSlots("b", full, []string{"10.0.0.7:80", "10.0.0.8:80"})
-	eq(t, "in place", enable, `set server b/s1 addr 10.0.0.7 port 80`, `set server b/s2 addr 10.0.0.8 port 80`)
-	eq(t, "in place retire", retire)
+	// IPv6 names stay plain.
+	enable, _, _ = planServers("b", nil, []string{"[::1]:9003"})
+	eq(t, "ipv6", enable, `add server b/coalmine-__1-9003 [::1]:9003`, `set server b/coalmine-__1-9003 state ready`)
 
-	// A draining slot at a wanted address is readied again, not duplicated.
-	drain := []slot{{Name: "s1", Addr: "10.0.0.1", Port: 80, Admin: 0x08, OpState: 2}, {Name: "s2", Addr: "127.0.0.1", Port: 1, Admin: maint}}
-	enable, _, _ = planSlots("b", drain, []string{"10.0.0.1:80"})
-	eq(t, "drain", enable, `set server b/s1 state ready`)
-
-	_, _, err = planSlots("shop_canary", full, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"})
-	if err == nil || !strings.Contains(err.Error(), "server-template") || !strings.Contains(err.Error(), "shop_canary has 2 server slots but 3 endpoints") {
-		t.Fatalf("too many endpoints: %v", err)
+	// A server whose address no longer matches its name is not trusted.
+	moved := []serverState{{Name: "coalmine-10.0.0.1-80", Addr: "10.0.0.5", Port: 80}}
+	if _, _, err := planServers("b", moved, []string{"10.0.0.1:80"}); err == nil || !strings.Contains(err.Error(), "del server") {
+		t.Fatalf("a re-pointed server: %v", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // command is one runtime API command and how its success reads.
@@ -14,13 +15,16 @@ type command struct {
 	args    []string
 	subject string // what the command is about, for error messages
 	ok      func(answer string) bool
+	// optional commands may be refused because a server still holds
+	// connections, which close by themselves: a later Apply retries.
+	optional bool
 }
 
 func joinHostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
 
 // endpointHostPort splits an endpoint URL (http://host:port) into host and
-// port. HAProxy's server slots speak plain HTTP to an address, so a URL
-// with TLS, a path or no port cannot be carried by a slot.
+// port. HAProxy's server servers speak plain HTTP to an address, so a URL
+// with TLS, a path or no port cannot be carried by a serverState.
 func endpointHostPort(raw string) (host string, port int, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -49,7 +53,7 @@ func endpointHostPort(raw string) (host string, port int, err error) {
 // resolveEndpoints turns endpoint URLs into ip:port, resolving host names
 // here (HAProxy's `set server addr` takes addresses only). A name that
 // resolves to several addresses takes the first IPv4 one, else the first:
-// one slot per endpoint, as the spec lists them. Duplicates collapse.
+// one serverState per endpoint, as the spec lists them. Duplicates collapse.
 func resolveEndpoints(ctx context.Context, r *net.Resolver, role string, urls []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
@@ -90,96 +94,64 @@ func resolveHost(ctx context.Context, r *net.Resolver, host string) (string, err
 	return addrs[0].WithZone("").String(), nil
 }
 
-// planSlots points a backend's server slots at want (ip:port, no
+// serverPrefix starts the name of every server coalmine adds.
+const serverPrefix = "coalmine-"
+
+// serverName names the server of one endpoint after its address, so a
+// server is never re-pointed: HAProxy keeps idle keep-alive connections
+// to a server across `set server ... addr` and would go on sending
+// requests to the old address through them (the old version, after a
+// promotion). A server that leaves is put into maintenance, so it is
+// never picked again, and deleted once HAProxy lets it go. IPv6 colons
+// become '_' (IPv4 has none), keeping names unique and plain.
+func serverName(hostPort string) string {
+	host, port, _ := net.SplitHostPort(hostPort)
+	return serverPrefix + strings.ReplaceAll(host, ":", "_") + "-" + port
+}
+
+// planServers makes a backend's ready servers exactly want (ip:port, no
 // duplicates). It returns two phases: enable, run before traffic moves,
-// makes every wanted address ready; retire, run after, puts the slots no
-// longer wanted into maintenance. A slot already ready at a wanted address
-// is left alone, so re-applying the same state sends nothing and
-// connections to it are never disturbed. When no free slot is left, a
-// slot that is about to be retired is re-pointed in place during enable
-// (HAProxy sends new connections to the new address at once, and lets
-// those in flight finish), so the backend never has fewer serving slots
-// than it needs.
-func planSlots(backend string, slots []slot, want []string) (enable, retire []command, err error) {
-	if len(want) > len(slots) {
-		return nil, nil, fmt.Errorf("backend %s has %d server slots but %d endpoints must go in it: raise the count of its `server-template` line in haproxy.cfg (e.g. `server-template s 1-%d 127.0.0.1:1 disabled`) and reload HAProxy", backend, len(slots), len(want), max(len(want), 2*len(slots)))
+// adds a server for each wanted address that has none and makes every
+// wanted server ready; retire, run after, puts every other ready server
+// into maintenance (the user's own servers included: the backend serves
+// the version and nothing else) and deletes coalmine's servers in
+// maintenance that are no longer wanted. Re-applying the same state sends
+// nothing but the deletions HAProxy refused before.
+func planServers(backend string, servers []serverState, want []string) (enable, retire []command, err error) {
+	byName := map[string]serverState{}
+	for _, s := range servers {
+		byName[s.Name] = s
 	}
 	wanted := map[string]bool{}
+	full := func(name string) string { return backend + "/" + name }
+	setState := func(name, state string) command {
+		return command{args: []string{"set", "server", full(name), "state", state}, subject: "server " + full(name), ok: emptyAnswer}
+	}
 	for _, hp := range want {
-		wanted[hp] = true
-	}
-	placed := map[string]bool{}
-	used := make([]bool, len(slots))
-	// Keep what is already right.
-	for i, s := range slots {
-		if s.ready() && wanted[s.hostPort()] && !placed[s.hostPort()] {
-			placed[s.hostPort()] = true
-			used[i] = true
+		name := serverName(hp)
+		wanted[name] = true
+		s, found := byName[name]
+		switch {
+		case found && s.hostPort() != hp:
+			return nil, nil, fmt.Errorf("server %s is at %s, not the address its name says (%s): someone changed it; delete it (`del server %s` after `set server %s state maint`)", full(name), s.hostPort(), hp, full(name), full(name))
+		case !found:
+			enable = append(enable,
+				command{args: []string{"add", "server", full(name), hp}, subject: "backend " + backend, ok: serverAdded},
+				setState(name, "ready"))
+		case !s.ready():
+			enable = append(enable, setState(name, "ready"))
 		}
 	}
-	var missing []string
-	for _, hp := range want {
-		if !placed[hp] {
-			missing = append(missing, hp)
+	for _, s := range servers {
+		if wanted[s.Name] {
+			continue
 		}
-	}
-	name := func(s slot) string { return backend + "/" + s.Name }
-	setAddr := func(s slot, hp string) command {
-		host, port, _ := net.SplitHostPort(hp)
-		return command{args: []string{"set", "server", name(s), "addr", host, "port", port}, subject: "server " + name(s), ok: addrChanged}
-	}
-	setState := func(s slot, state string) command {
-		return command{args: []string{"set", "server", name(s), "state", state}, subject: "server " + name(s), ok: emptyAnswer}
-	}
-	// Free slots first: a slot in maintenance already at the address needs
-	// only `state ready`; any other free slot is re-pointed, then readied.
-	take := func(match func(i int, s slot) bool, inPlace bool) {
-		rest := missing[:0]
-		for _, hp := range missing {
-			i := -1
-			for j, s := range slots {
-				if !used[j] && match(j, s) && (inPlace || s.hostPort() == hp || !sameAddrFree(slots, used, hp)) {
-					i = j
-					break
-				}
-			}
-			if i < 0 {
-				rest = append(rest, hp)
-				continue
-			}
-			used[i] = true
-			s := slots[i]
-			if s.hostPort() != hp {
-				enable = append(enable, setAddr(s, hp))
-			}
-			if !s.ready() {
-				enable = append(enable, setState(s, "ready"))
-			}
+		if s.ready() {
+			retire = append(retire, setState(s.Name, "maint"))
 		}
-		missing = rest
-	}
-	take(func(_ int, s slot) bool { return !s.ready() }, false)
-	take(func(_ int, s slot) bool { return s.ready() }, true)
-	if len(missing) > 0 {
-		// Unreachable given the count check above; kept so a mistake here
-		// fails loudly rather than leaving endpoints out.
-		return nil, nil, fmt.Errorf("backend %s: no server slot left for %v", backend, missing)
-	}
-	for i, s := range slots {
-		if !used[i] && s.ready() {
-			retire = append(retire, setState(s, "maint"))
+		if strings.HasPrefix(s.Name, serverPrefix) {
+			retire = append(retire, command{args: []string{"del", "server", full(s.Name)}, subject: "server " + full(s.Name), ok: serverDeleted, optional: true})
 		}
 	}
 	return enable, retire, nil
-}
-
-// sameAddrFree reports whether a free slot in maintenance already holds
-// hp, so another free slot is not re-pointed to it needlessly.
-func sameAddrFree(slots []slot, used []bool, hp string) bool {
-	for i, s := range slots {
-		if !used[i] && !s.ready() && s.hostPort() == hp {
-			return true
-		}
-	}
-	return false
 }
