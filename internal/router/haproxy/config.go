@@ -68,9 +68,14 @@ func ConfigSections(rollout string, cfg spec.HAProxyRouter, userHeader string, h
 	}
 	s.Header = b.String()
 
+	user := strings.ToLower(userHeader)
+	if !validHeaderName(user) {
+		user = ""
+	}
 	b.Reset()
-	b.WriteString("    # coalmine: the headers the frontend's route lookups cover; coalmine refuses\n")
-	b.WriteString("    # a header route on any other.\n")
+	b.WriteString("    # coalmine: the header the frontend hashes for stickiness and those its route\n")
+	b.WriteString("    # lookups cover, as the lines below read them; coalmine checks the rollout against them.\n")
+	fmt.Fprintf(&b, "    set-var %s str(|%s|)\n", userHeaderVar(rollout), user)
 	fmt.Fprintf(&b, "    set-var %s str(|%s)\n", headersVar(rollout), strings.Join(append(names, ""), "|"))
 	s.Global = b.String()
 
@@ -80,7 +85,7 @@ func ConfigSections(rollout string, cfg spec.HAProxyRouter, userHeader string, h
 	fmt.Fprintf(&b, "    http-request set-var(%s) str(%s),map_str_int(%s,0)\n", v("salt"), saltKey(rollout), mapFile)
 	b.WriteString("    # The request's bucket in [0, 10000): a hash of the user's key and the salt, so a\n")
 	b.WriteString("    # user stays on one version while the weight rises; random without the header.\n")
-	if uh := strings.ToLower(userHeader); uh != "" && validHeaderName(uh) {
+	if uh := user; uh != "" {
 		fmt.Fprintf(&b, "    http-request set-var(%s) req.fhdr(%s,1),concat(/,%s),xxh32,mod(10000) if { req.fhdr(%s,1) -m found }\n", v("b"), uh, v("salt"), uh)
 		fmt.Fprintf(&b, "    http-request set-var(%s) rand(10000) unless { var(%s) -m found }\n", v("b"), v("b"))
 	} else {

@@ -156,6 +156,13 @@ func (d *Driver) plan(ctx context.Context, want router.Desired) ([]command, erro
 	if err != nil {
 		return nil, err
 	}
+	lines, err := d.declared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if u := strings.ToLower(want.UserHeader); u != lines.userHeader {
+		return nil, fmt.Errorf("the rollout's user header is %q but coalmine's lines in haproxy.cfg hash %q: generate the lines again with the rollout's user header, paste them and reload HAProxy", u, lines.userHeader)
+	}
 	var canaryAddrs []string
 	var routes routeEntries
 	if want.Canary != nil {
@@ -164,14 +171,8 @@ func (d *Driver) plan(ctx context.Context, want router.Desired) ([]command, erro
 		}
 		// Without a canary every request goes to stable, so no route
 		// entry is needed; with one, routes go in.
-		if len(want.HeaderRoutes) > 0 {
-			declared, err := d.declaredHeaders(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if routes, err = buildRoutes(d.rollout, want.HeaderRoutes, declared); err != nil {
-				return nil, err
-			}
+		if routes, err = buildRoutes(d.rollout, want.HeaderRoutes, lines.routes); err != nil {
+			return nil, err
 		}
 	}
 	mainMap, err := d.showMap(ctx, d.cfg.Map, false)
@@ -276,28 +277,46 @@ func (d *Driver) servers(ctx context.Context, backend string) ([]serverState, er
 	return servers, nil
 }
 
-// declaredHeaders reads the header names the frontend's route lookups
-// cover, from the process variable the global section sets.
-func (d *Driver) declaredHeaders(ctx context.Context) (map[string]bool, error) {
-	name := headersVar(d.rollout)
-	answer, err := d.client.Do(ctx, "get", "var", name)
+// declared is what coalmine's lines in haproxy.cfg read, from the process
+// variables their global part sets.
+type declared struct {
+	userHeader string          // lower case; "" when no header is hashed
+	routes     map[string]bool // header names the route lookups cover, lower case
+}
+
+func (d *Driver) declared(ctx context.Context) (declared, error) {
+	var out declared
+	user, err := d.getVar(ctx, userHeaderVar(d.rollout))
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	v, ok, err := parseVar(answer, name)
+	out.userHeader = strings.ToLower(strings.Trim(user, "|"))
+	routes, err := d.getVar(ctx, headersVar(d.rollout))
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	if !ok {
-		return nil, answerError(d.client.Address(), Command("get", "var", name), "variable "+name, answer)
-	}
-	out := map[string]bool{}
-	for _, h := range strings.Split(v, "|") {
+	out.routes = map[string]bool{}
+	for _, h := range strings.Split(routes, "|") {
 		if h != "" {
-			out[strings.ToLower(h)] = true
+			out.routes[strings.ToLower(h)] = true
 		}
 	}
 	return out, nil
+}
+
+func (d *Driver) getVar(ctx context.Context, name string) (string, error) {
+	answer, err := d.client.Do(ctx, "get", "var", name)
+	if err != nil {
+		return "", err
+	}
+	v, ok, err := parseVar(answer, name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", answerError(d.client.Address(), Command("get", "var", name), "variable "+name, answer)
+	}
+	return v, nil
 }
 
 // Observe reads back the generation and weight HAProxy holds, and whether
@@ -342,11 +361,11 @@ func (d *Driver) Check(ctx context.Context) error {
 	if _, err := d.showMap(ctx, d.cfg.Map, false); err != nil {
 		return wrap(err)
 	}
-	declared, err := d.declaredHeaders(ctx)
+	lines, err := d.declared(ctx)
 	if err != nil {
 		return wrap(err)
 	}
-	if len(declared) > 0 {
+	if len(lines.routes) > 0 {
 		if _, err := d.showMap(ctx, d.regexMap, false); err != nil {
 			return wrap(err)
 		}

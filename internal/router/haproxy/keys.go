@@ -88,6 +88,13 @@ func txnVar(rollout, what string) string { return "txn.coalmine_" + varName(roll
 // route on a header that HAProxy would never look at.
 func headersVar(rollout string) string { return "proc.coalmine_" + varName(rollout) + "_headers" }
 
+// userHeaderVar is the process variable that names the header the
+// frontend hashes for stickiness, so coalmine can refuse to route a
+// rollout whose user header is not the one haproxy.cfg reads.
+func userHeaderVar(rollout string) string {
+	return "proc.coalmine_" + varName(rollout) + "_user_header"
+}
+
 // validHeaderName accepts the header names the generated configuration can
 // name: letters, digits, '-', '_' and '.', which covers real header names
 // and keeps haproxy.cfg's own syntax ('#', ',', ')' and spaces) out.
