@@ -29,6 +29,8 @@ func answerError(address, line, subject, answer string) error {
 		return fmt.Errorf("HAProxy has no %s (No such backend): declare it in haproxy.cfg (the lines `coalmine` gives for HAProxy)", subject)
 	case first == "No such server.":
 		return fmt.Errorf("HAProxy has no %s (No such server)", subject)
+	case strings.Contains(first, "dynamic load balancing"):
+		return fmt.Errorf("HAProxy cannot add servers to %s at run time (%s): give it `balance roundrobin`, leastconn or random", subject, first)
 	case first == "Variable not found.":
 		return fmt.Errorf("HAProxy has no %s: the global section of haproxy.cfg lacks coalmine's `set-var` line for this rollout", subject)
 	}

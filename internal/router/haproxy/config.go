@@ -120,7 +120,9 @@ func ConfigSections(rollout string, cfg spec.HAProxyRouter, userHeader string, h
 	backend := func(name, role string) string {
 		return fmt.Sprintf("backend %s\n"+
 			"    # No servers here: coalmine adds one per %s endpoint at run time (`add server`),\n"+
-			"    # and disables and deletes those that leave.\n", name, role)
+			"    # and disables and deletes those that leave. Keep a balance algorithm that takes\n"+
+			"    # servers at run time (roundrobin, the default, leastconn, random; not static-rr\n"+
+			"    # or map-based hashing). Such servers take no default-server settings.\n", name, role)
 	}
 	s.StableBackend = backend(cfg.StableBackend, "stable")
 	s.CanaryBackend = backend(cfg.CanaryBackend, "canary")
