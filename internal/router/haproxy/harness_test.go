@@ -64,6 +64,7 @@ type lab struct {
 	cfgPath string
 	socket  string
 	port    int
+	apiPort int // a second stats socket, on TCP
 	rollout string
 	cfg     spec.HAProxyRouter
 	cmd     *exec.Cmd
@@ -77,7 +78,7 @@ var testHeaderNames = []string{"X-Canary", "X-Group"}
 
 func newLab(t testing.TB) *lab {
 	t.Helper()
-	l := &lab{t: t, bin: haproxyBinary(t), dir: t.TempDir(), port: freePort(t), rollout: "shop"}
+	l := &lab{t: t, bin: haproxyBinary(t), dir: t.TempDir(), port: freePort(t), apiPort: freePort(t), rollout: "shop"}
 	l.socket = filepath.Join(l.dir, "admin.sock")
 	l.cfg = spec.HAProxyRouter{
 		RuntimeAPI: "unix://" + l.socket,
@@ -92,6 +93,7 @@ func newLab(t testing.TB) *lab {
 	s := ConfigSections(l.rollout, l.cfg, testUserHeader, testHeaderNames)
 	cfg := "global\n" +
 		"    stats socket " + l.socket + " level admin\n" +
+		"    stats socket ipv4@127.0.0.1:" + strconv.Itoa(l.apiPort) + " level admin\n" +
 		"    nbthread 2\n" +
 		s.Global +
 		"defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n" +

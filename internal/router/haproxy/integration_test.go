@@ -111,6 +111,10 @@ func TestStickyShareAndMonotonicity(t *testing.T) {
 	if a.Generation != 2 || a.Weight != 2000 || !a.CanaryAvailable {
 		t.Fatalf("Observe = %+v, want generation 2, weight 2000, canary available", a)
 	}
+	// Applying what HAProxy holds changes nothing.
+	if cmds, err := d.plan(context.Background(), desired(2, 2000, []string{stable}, []string{canary})); err != nil || len(cmds) != 0 {
+		t.Fatalf("re-applying the same routing plans %q, %v; want nothing", cmdLines(cmds), err)
+	}
 
 	// A new revision reshuffles who goes first (a new salt), at the same
 	// share; a fifth of the keys is enough to see it.
@@ -561,5 +565,27 @@ func TestCheckNamesWhatIsMissing(t *testing.T) {
 		if err := d.Check(context.Background()); err == nil || !contains(err.Error(), c.want) {
 			t.Errorf("%s: Check = %v, want an error saying %q", name, err, c.want)
 		}
+	}
+}
+
+func TestRuntimeAPIOverTCP(t *testing.T) {
+	l := newLab(t)
+	cfg := l.cfg
+	cfg.RuntimeAPI = "tcp://127.0.0.1:" + strconv.Itoa(l.apiPort)
+	d, err := New("shop", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, d, desired(9, 100, []string{upstream(t, "v1")}, []string{upstream(t, "v2")}))
+	if a, err := d.Observe(context.Background()); err != nil || a.Generation != 9 || a.Weight != 100 {
+		t.Fatalf("Observe over TCP = %+v, %v", a, err)
+	}
+	l.stop()
+	err = d.Check(context.Background())
+	if err == nil || !contains(err.Error(), "stats socket ipv4@127.0.0.1:"+strconv.Itoa(l.apiPort)+" level admin") {
+		t.Fatalf("Check over TCP with HAProxy stopped: %v", err)
 	}
 }
