@@ -205,8 +205,12 @@ func TestHeaderRoutes(t *testing.T) {
 		route("beta", spec.RoleCanary, exact("X-Canary", "always"), exact("X-Canary", "a b;c\\d"), exact("X-Canary", "force-1")),
 		route("group", "", prefix("X-Group", "beta-")),
 		route("versions", spec.RoleCanary, regex("x-canary", "v[0-9]+")),
+		route("odd values", spec.RoleCanary, exact("X-Group", ""), exact("X-Group", "a,b")),
 	}
 	mustApply(t, d, w)
+	check(map[string]string{"X-Group": ""}, "v2")    // present and empty is a value
+	check(map[string]string{"X-Group": "a,b"}, "v2") // one value, commas and all
+	check(map[string]string{"X-Group": "a"}, "v1")
 	check(map[string]string{"X-Canary": "always"}, "v2")
 	check(map[string]string{"X-Canary": "a b;c\\d"}, "v2")
 	check(map[string]string{"X-Group": "beta-42"}, "v2")

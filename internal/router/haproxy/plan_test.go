@@ -234,3 +234,17 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("a failed lookup keeps its DNS error: %v", err)
 	}
 }
+
+func TestRolloutsShareAMap(t *testing.T) {
+	entries := []mapEntry{
+		{"0x1", "shop:weight", "1"},
+		{"0x2", "shop-2:weight", "2"},
+		{"0x3", "shop/exact/x=a", "3"},
+		{"0x4", "shop-2/exact/x=a", "4"},
+		{"0x5", "shopx:weight", "5"},
+	}
+	got := ofRollout(entries, "shop:", routesPrefix("shop"))
+	if len(got.all) != 2 || got.all[0].Ref != "0x1" || got.all[1].Ref != "0x3" {
+		t.Fatalf("rollout shop's entries: %v", got.all)
+	}
+}
