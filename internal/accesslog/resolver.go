@@ -3,6 +3,7 @@ package accesslog
 import (
 	"sync/atomic"
 
+	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/telemetry"
 )
 
@@ -44,4 +45,20 @@ func (t *Table) Resolve(name string) *telemetry.VersionStats {
 		return (*m)[name]
 	}
 	return nil
+}
+
+// Routes builds the map a Table is Set with for one rollout from the
+// backends a router names (router.Driver.Backends: backend → role) and the
+// version each role serves now: a backend records into that version. A
+// role without a version (no canary yet) leaves its backend out, so its
+// lines count as unknown_backend. Merge the maps of several rollouts
+// sharing one receiver; their backend names are distinct.
+func Routes(rs *telemetry.RolloutStats, backends map[string]spec.Role, versions map[spec.Role]string) map[string]*telemetry.VersionStats {
+	m := make(map[string]*telemetry.VersionStats, len(backends))
+	for name, role := range backends {
+		if v, ok := versions[role]; ok && v != "" {
+			m[name] = rs.Version(role, v)
+		}
+	}
+	return m
 }

@@ -41,6 +41,9 @@ var allowed = map[string][]string{
 	// web serves the dashboard's files and builds series from telemetry;
 	// it never reaches the controller except through the API.
 	"web": {"spec", "model", "telemetry"},
+	// accesslog records HAProxy's and NGINX's access-log lines into
+	// telemetry; which backend is which version is the caller's Resolver.
+	"accesslog": {"spec", "telemetry"},
 }
 
 func TestDependencyDirection(t *testing.T) {
