@@ -41,8 +41,10 @@
 // itself (%s is <NOSRV>: no server up, a 503) counts for its backend; a
 // request refused in the frontend names the frontend as its backend (and
 // so counts as unknown_backend unless the Resolver knows that name). The
-// code is %ST; -1 (the client left before any answer) is recorded as 499,
-// as coalmine's proxy does, never the version's error. The latency is %Ta
+// code is %ST, except that a request whose client left before any answer
+// (%ST -1, or termination state CQ, CC or CH, which option abortonclose
+// logs as 400) is recorded as 499, as coalmine's proxy and NGINX do: never
+// the version's error. The latency is %Ta
 // (whole request), or %Tr when %Ta is -1, in milliseconds. Each retry in
 // %rc is a failed connection attempt (VersionStats.FailedAttempt). A line
 // must be complete up to %sq/%bq: HAProxy cuts lines longer than its log

@@ -14,7 +14,9 @@ import "time"
 // queues is malformed: its status could be cut too.
 //
 // The older timer names (Tq/Tw/Tc/Tr/Tt) have the same places, and
-// option logasap's "+" before Ta, %B and %rc is accepted. A tcplog line
+// option logasap's "+" before Ta, %B and %rc is accepted. A request whose
+// client left before any answer (status -1, or termination state CQ, CC
+// or CH) is recorded as 499. A tcplog line
 // (three timers, no status) and a connection error line ("fe/bind: SSL
 // handshake failure") are ignored: they carry no HTTP request.
 func parseHAProxy(m []byte) (record, verdict) {
@@ -78,10 +80,19 @@ func parseHAProxy(m []byte) (record, verdict) {
 	if !isCount(f.next()) { // %B
 		return r, verdictMalformed
 	}
-	for range 3 { // %CC %CS %tsc
-		if len(f.next()) == 0 {
-			return r, verdictMalformed
-		}
+	if len(f.next()) == 0 || len(f.next()) == 0 { // %CC %CS
+		return r, verdictMalformed
+	}
+	tsc := f.next()
+	if len(tsc) == 0 {
+		return r, verdictMalformed
+	}
+	if len(tsc) >= 2 && tsc[0] == 'C' && (tsc[1] == 'Q' || tsc[1] == 'C' || tsc[1] == 'H') {
+		// The client left while the request waited for a server (in
+		// the queue, connecting, or for the response headers); with
+		// option abortonclose HAProxy logs that as a 400. No answer came
+		// from the version: record it as coalmine's proxy and NGINX do.
+		r.code = statusClientClosed
 	}
 	var conns [5]int64
 	if n, ok := splitInts(f.next(), conns[:]); !ok || n != 5 || conns[4] < 0 {
