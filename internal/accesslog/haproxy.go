@@ -16,9 +16,9 @@ import "time"
 // The older timer names (Tq/Tw/Tc/Tr/Tt) have the same places, and
 // option logasap's "+" before Ta, %B and %rc is accepted. A request whose
 // client left before any answer (status -1, or termination state CQ, CC
-// or CH) is recorded as 499. A tcplog line
-// (three timers, no status) and a connection error line ("fe/bind: SSL
-// handshake failure") are ignored: they carry no HTTP request.
+// or CH) is recorded as 499. A tcplog line (three timers, no status) and
+// a connection error line ("fe/bind: SSL handshake failure") are ignored:
+// they carry no HTTP request.
 func parseHAProxy(m []byte) (record, verdict) {
 	var r record
 	f := fields{b: m}

@@ -258,7 +258,7 @@ func (r *Receiver) handleLine(line []byte) result {
 	}
 	var rec record
 	var v verdict
-	if len(env.msg) > 0 && env.msg[0] == '{' {
+	if isJSONObject(env.msg) {
 		rec, v = parseNGINX(env.msg, r.scratch)
 	} else {
 		rec, v = parseHAProxy(env.msg)
@@ -289,6 +289,21 @@ func (r *Receiver) handleLine(line []byte) result {
 	}
 	vs.Observe(rec.code, rec.latency)
 	return resultRecorded
+}
+
+// isJSONObject reports whether msg starts like a JSON object (NGINX's
+// format) rather than an HAProxy line, which starts with an address.
+func isJSONObject(msg []byte) bool {
+	for _, c := range msg {
+		switch c {
+		case ' ', '\t':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // intern returns name as a string without allocating for names seen

@@ -36,3 +36,16 @@ func TestRoutesAndTable(t *testing.T) {
 		t.Errorf("after the promotion shop_stable → %v, want v2", v)
 	}
 }
+
+func TestResolverFunc(t *testing.T) {
+	v := telemetry.NewRegistry(telemetry.Options{}).Rollout("shop").Version(spec.RoleStable, "v1")
+	var r Resolver = ResolverFunc(func(name string) *telemetry.VersionStats {
+		if name == "b" {
+			return v
+		}
+		return nil
+	})
+	if r.Resolve("b") != v || r.Resolve("c") != nil {
+		t.Error("ResolverFunc does not call its function")
+	}
+}
