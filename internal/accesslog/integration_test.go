@@ -32,7 +32,8 @@ const (
 type target struct {
 	r                      *Receiver
 	stable, canary, noSrv  *telemetry.VersionStats
-	stableName, canaryName string
+	// garbage is the number of garbage datagrams sent to the receiver.
+	garbage uint64
 }
 
 func newTarget(t *testing.T, addr string, names [3]string) *target {
@@ -76,8 +77,8 @@ func (tg *target) check(t *testing.T, stable, canary, noSrv, local map[int]int64
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if c := tg.r.Counts(); c.Recorded != want || c.UnknownBackend != total(local) || c.Malformed != 0 || c.ReadErrors != 0 {
-		t.Errorf("%s: counts %+v; want %d recorded, %d unknown_backend, nothing malformed", tg.r.Addr(), c, want, total(local))
+	if c := tg.r.Counts(); c.Recorded != want || c.UnknownBackend != total(local) || c.Malformed != tg.garbage || c.ReadErrors != 0 {
+		t.Errorf("%s: counts %+v; want %d recorded, %d unknown_backend, %d malformed", tg.r.Addr(), c, want, total(local), tg.garbage)
 	}
 	for _, v := range []struct {
 		name string
@@ -116,7 +117,8 @@ func socketDir(t *testing.T) string {
 
 // A real HAProxy 2.6 with option httplog logs every request to two
 // receivers, one over UDP and one over a unix datagram socket; each
-// records per version exactly the status codes the client saw.
+// records per version exactly the status codes the client saw, the unix
+// one after a storm of garbage.
 func TestHAProxy(t *testing.T) {
 	haproxy := requireBinary(t, "haproxy", "haproxy")
 	stableUp := startUpstream(t, "v1", 10, http.StatusInternalServerError, 0)
@@ -160,6 +162,11 @@ backend shop_preview
 		t.Fatal(err)
 	}
 	startProcess(t, fmt.Sprintf("127.0.0.1:%d", port), haproxy, "-db", "-f", cfgPath)
+
+	// A storm of garbage first: counted, and the receiver keeps working.
+	unix.garbage = 5000
+	send(t, unix.r.Addr(), garbage(int(unix.garbage)))
+	waitFor(t, "the garbage to be counted", func() bool { return unix.r.Counts().Malformed == unix.garbage })
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
