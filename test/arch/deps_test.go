@@ -47,6 +47,9 @@ var allowed = map[string][]string{
 	// the HAProxy driver speaks the runtime API; it knows the Driver
 	// contract and the spec, nothing of the controller.
 	"router/haproxy": {"spec", "router"},
+	// accesslog records HAProxy's and NGINX's access-log lines into
+	// telemetry; which backend is which version is the caller's Resolver.
+	"accesslog": {"spec", "telemetry"},
 }
 
 func TestDependencyDirection(t *testing.T) {
