@@ -214,7 +214,7 @@ func (x *External) push(ctx context.Context, m *managed) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("%s router of rollout %q: %w", m.router.Kind(), m.name, err)
+		// Drivers name themselves and the rollout in their errors.
 		x.setErr(m, err)
 		return err
 	}
