@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp/syntax"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -101,6 +102,9 @@ func writeRegexp(b *strings.Builder, re *syntax.Regexp) error {
 			b.WriteString("(?i:")
 		}
 		for _, r := range re.Rune {
+			if fold && r > 0x7f && unicode.SimpleFold(r) != r {
+				return fmt.Errorf("NGINX matches %q without case only in ASCII letters; write the cases out instead, such as (%c|%c)", r, r, unicode.SimpleFold(r))
+			}
 			writeRune(b, r)
 		}
 		if fold {
