@@ -89,6 +89,9 @@ func ConfigExample(o ExampleOptions) (string, error) {
 # only coalmine asks), checks it with nginx -t and reloads NGINX. NGINX
 # cannot start without the file: coalmine's first apply writes it, and
 # keeps it once nginx -t accepts it even when NGINX is not running yet.
+# Several rollouts: one include file each (they may share the status
+# address); include them with a glob such as /etc/nginx/coalmine/*.conf,
+# so one rollout's first file is tested without the others'.
 
 worker_processes auto;
 pid %[7]s;

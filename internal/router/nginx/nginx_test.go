@@ -632,3 +632,41 @@ func TestNGINXMirrorRoutesAreUnsupported(t *testing.T) {
 		t.Errorf("err = %v, want router.ErrUnsupported", err)
 	}
 }
+
+func TestNGINXRolloutsShareTheStatusAddress(t *testing.T) {
+	e := newNginxEnv(t)
+	conf := e.base[4]
+	text, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cartFile := filepath.Join(e.dir, "coalmine", "cart.conf")
+	// One file per rollout, included by a glob, so each rollout's first
+	// file passes nginx -t without the other's.
+	shared := strings.Replace(string(text), "include "+e.cfg.IncludeFile+";", "include "+filepath.Join(e.dir, "coalmine", "*.conf")+";", 1)
+	if err := os.WriteFile(conf, []byte(shared), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cartCfg := e.cfg
+	cartCfg.IncludeFile = cartFile
+	cart, err := New("cart", cartCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := e.driver()
+	cartDesired := e.desired(5, 500)
+	cartDesired.Rollout = "cart"
+	e.bootstrap(shop, e.desired(1, 1000))
+	if _, err := cart.Observe(e.ctx()); err != nil {
+		t.Errorf("Observe before cart's first Apply: %v, want no error and generation 0", err)
+	}
+	if err := cart.Apply(e.ctx(), cartDesired); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := shop.Observe(e.ctx()); err != nil || a.Generation != 1 || a.Weight != 1000 {
+		t.Errorf("shop: %+v, %v", a, err)
+	}
+	if a, err := cart.Observe(e.ctx()); err != nil || a.Generation != 5 || a.Weight != 500 {
+		t.Errorf("cart: %+v, %v", a, err)
+	}
+}

@@ -232,6 +232,9 @@ func writeSplit(b *strings.Builder, names Names, d router.Desired) error {
 			if err != nil {
 				return fmt.Errorf("header route %d (%q), match %d: %w", i+1, hr.Name, j+1, err)
 			}
+			if len(pattern) > maxPattern {
+				return fmt.Errorf("header route %d (%q), match %d: the value or regex is %d bytes long written for NGINX, over the %d NGINX reads in one parameter; shorten it", i+1, hr.Name, j+1, len(pattern), maxPattern)
+			}
 			if err := safeInQuotes(pattern); err != nil {
 				return fmt.Errorf("header route %d (%q), match %d: %w", i+1, hr.Name, j+1, err)
 			}
@@ -249,6 +252,10 @@ func writeSplit(b *strings.Builder, names Names, d router.Desired) error {
 	fmt.Fprintf(b, "map \"%s\" %s {\n    \"~^%s\" %s;\n    default %s;\n}\n", src.String(), names.Upstream, letterCanary, names.Canary, names.Stable)
 	return nil
 }
+
+// maxPattern keeps a map key within the 4096 bytes NGINX's configuration
+// reader holds of one parameter ("too long parameter").
+const maxPattern = 4000
 
 func matchPattern(m spec.StringMatch) (string, error) {
 	set := 0
@@ -398,7 +405,10 @@ func writeStatusServer(b *strings.Builder, names Names, listen string, st Status
 		st.Rollout, st.Generation, st.Weight, st.CanaryAvailable, st.Digest)
 	b.WriteString("\n# The routing above, as the workers that run it answer it to coalmine.\n")
 	fmt.Fprintf(b, "server {\n    listen %s;\n    server_name %s;\n    access_log off;\n", listen, names.StatusHost)
-	fmt.Fprintf(b, "    location = %s {\n        default_type application/json;\n        return 200 '%s';\n    }\n}\n", names.StatusPath, body)
+	// Any other path answers 404, which Observe reads as "this rollout is
+	// not routed here" when rollouts share the address.
+	fmt.Fprintf(b, "    location = %s {\n        default_type application/json;\n        return 200 '%s';\n    }\n", names.StatusPath, body)
+	b.WriteString("    location / {\n        return 404;\n    }\n}\n")
 }
 
 // commentSafe keeps a spec string to printable ASCII, so it cannot end the

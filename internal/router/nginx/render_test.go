@@ -152,6 +152,7 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		"bad regex":          func(d *router.Desired) { d.HeaderRoutes[0].Match[1].HeaderValue.Regex = str("(") },
 		"non-ASCII class":    func(d *router.Desired) { d.HeaderRoutes[0].Match[1].HeaderValue.Regex = str("[à-ü]+") },
 		"bad target":         func(d *router.Desired) { d.HeaderRoutes[0].To = "both" },
+		"pattern too long":   func(d *router.Desired) { d.HeaderRoutes[0].Match[0].HeaderValue.Exact = str(strings.Repeat(".", 1000)) },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
