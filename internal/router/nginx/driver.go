@@ -139,9 +139,14 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 	if err := d.install(ctx, r); err != nil {
 		return err
 	}
-	kept := des
-	kept.HeaderRoutes = append([]spec.HeaderRoute(nil), des.HeaderRoutes...)
-	d.applied = &kept
+	// Remove needs only where stable is; keep a copy the caller cannot
+	// change under us.
+	d.applied = &router.Desired{
+		Rollout:    des.Rollout,
+		Revision:   des.Revision,
+		Generation: des.Generation,
+		Stable:     router.Target{Version: des.Stable.Version, Endpoints: append([]string(nil), des.Stable.Endpoints...)},
+	}
 	return nil
 }
 

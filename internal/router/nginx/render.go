@@ -205,9 +205,9 @@ func writeSplit(b *strings.Builder, names Names, d router.Desired) error {
 	}
 	split := "$coalmine_" + names.ID + "_split"
 	b.WriteString("# The canary range comes first, so raising the weight only adds users to\n")
-	b.WriteString("# the canary; the revision salts the key, so each release starts with\n")
-	b.WriteString("# other users.\n")
-	fmt.Fprintf(b, "split_clients \"${%s}/r%d\" %s {\n", strings.TrimPrefix(key, "$"), d.Revision, split)
+	b.WriteString("# the canary; the rollout and its revision salt the key, so each release\n")
+	b.WriteString("# starts with other users, and no user is first in every rollout.\n")
+	fmt.Fprintf(b, "split_clients \"${%s}/%s/%d\" %s {\n", strings.TrimPrefix(key, "$"), names.ID, d.Revision, split)
 	if d.Weight > 0 {
 		fmt.Fprintf(b, "    %d.%02d%% %s;\n", d.Weight/100, d.Weight%100, letterCanary)
 	}
