@@ -1,0 +1,412 @@
+package nginx
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coalmine-dev/coalmine/internal/router"
+	"github.com/coalmine-dev/coalmine/internal/spec"
+)
+
+// Defaults of spec.NGINXRouter.
+var (
+	DefaultTestCommand   = []string{"nginx", "-t"}
+	DefaultReloadCommand = []string{"nginx", "-s", "reload"}
+)
+
+const (
+	// statusTimeout bounds one status request.
+	statusTimeout = 2 * time.Second
+	// pollInterval spaces the status requests that wait for a reload.
+	pollInterval = 10 * time.Millisecond
+	// settle is how long the status must answer the new routing before
+	// Apply returns. After a reload NGINX's master starts the new workers,
+	// lets them run beside the old ones for about 100 ms, and only then
+	// tells the old ones to stop accepting; a request in that window can
+	// still meet the old routing.
+	settle = 150 * time.Millisecond
+	// reloadTimeout bounds the wait for the workers after a reload when
+	// the caller's context allows longer.
+	reloadTimeout = 10 * time.Second
+	// commandWaitDelay bounds the wait for a command's output once it has
+	// exited or been killed, in case it left a child holding the pipes.
+	commandWaitDelay = time.Second
+)
+
+// fileMu serialises the write-test-reload sequence of every Driver in the
+// process: `nginx -t` checks the whole configuration, so a rollout's test
+// must not see another rollout's file half-way through its own change.
+var fileMu sync.Mutex
+
+// Driver drives one rollout's routing on an NGINX. It implements
+// router.Driver.
+type Driver struct {
+	names         Names
+	includeFile   string
+	testCommand   []string
+	reloadCommand []string
+	statusAddress string
+	statusURL     string
+	client        *http.Client
+
+	// applied is the last Desired that Apply made NGINX route with, or
+	// nil before the first; Remove starts from it.
+	applied *router.Desired
+}
+
+var _ router.Driver = (*Driver)(nil)
+
+// New returns the driver of rollout on the NGINX that cfg describes.
+func New(rollout string, cfg spec.NGINXRouter) (*Driver, error) {
+	names, err := NamesFor(rollout)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.IncludeFile == "" {
+		return nil, errors.New("nginx router: includeFile is required: the path of the file coalmine writes, which the http block of nginx.conf includes")
+	}
+	if !filepath.IsAbs(cfg.IncludeFile) {
+		return nil, fmt.Errorf("nginx router: includeFile %q must be an absolute path (NGINX and coalmine may not share a working directory)", cfg.IncludeFile)
+	}
+	listen, err := listenAddress(cfg.StatusAddress)
+	if err != nil {
+		return nil, fmt.Errorf("nginx router: %w", err)
+	}
+	d := &Driver{
+		names:         names,
+		includeFile:   cfg.IncludeFile,
+		testCommand:   orDefault(cfg.TestCommand, DefaultTestCommand),
+		reloadCommand: orDefault(cfg.ReloadCommand, DefaultReloadCommand),
+		statusAddress: listen,
+		statusURL:     "http://" + listen + names.StatusPath,
+		client: &http.Client{
+			Timeout: statusTimeout,
+			// A fresh connection per request, so a status answer comes
+			// from a worker that accepts connections now, not from an
+			// old one kept alive across a reload.
+			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		},
+	}
+	return d, nil
+}
+
+func orDefault(cmd, def []string) []string {
+	if len(cmd) == 0 {
+		return append([]string(nil), def...)
+	}
+	return append([]string(nil), cmd...)
+}
+
+// Names returns the names the rollout's include file declares.
+func (d *Driver) Names() Names { return d.names }
+
+// Backends names the two upstreams, as $proxy_host logs them.
+func (d *Driver) Backends() map[string]spec.Role {
+	return map[string]spec.Role{d.names.Stable: spec.RoleStable, d.names.Canary: spec.RoleCanary}
+}
+
+// Apply renders des, installs it if `nginx -t` accepts it, reloads NGINX
+// and returns once the status location answers the new routing. On any
+// failure before the reload took, the previous include file is back in
+// place.
+func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
+	if des.Rollout != "" {
+		if id, _ := Identifier(des.Rollout); id != d.names.ID {
+			return fmt.Errorf("nginx router: this driver serves rollout %s, asked to apply %q", d.names.ID, des.Rollout)
+		}
+	}
+	des.Rollout = d.names.ID
+	if len(des.MirrorRoutes) > 0 {
+		return errMirror()
+	}
+	r, err := Render(des, d.statusAddress)
+	if err != nil {
+		return fmt.Errorf("nginx router: %w", err)
+	}
+	if err := d.install(ctx, r); err != nil {
+		return err
+	}
+	// Remove needs only where stable is; keep a copy the caller cannot
+	// change under us.
+	d.applied = &router.Desired{
+		Rollout:    des.Rollout,
+		Revision:   des.Revision,
+		Generation: des.Generation,
+		Stable:     router.Target{Version: des.Stable.Version, Endpoints: append([]string(nil), des.Stable.Endpoints...)},
+	}
+	return nil
+}
+
+func (d *Driver) install(ctx context.Context, r Rendered) error {
+	fileMu.Lock()
+	defer fileMu.Unlock()
+
+	previous, err := os.ReadFile(d.includeFile)
+	existed := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("nginx router: read the include file: %w", err)
+	}
+	if existed && bytes.Equal(previous, r.Text) {
+		// Already written: if the workers run it too, there is nothing to do.
+		if st, err := d.status(ctx); err == nil && st == r.Status {
+			return nil
+		}
+	}
+	if err := writeFileAtomic(d.includeFile, r.Text); err != nil {
+		return fmt.Errorf("nginx router: write the include file: %w", err)
+	}
+	restore := func(cause error) error {
+		var rerr error
+		if existed {
+			rerr = writeFileAtomic(d.includeFile, previous)
+		} else {
+			rerr = os.Remove(d.includeFile)
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w; restoring the previous include file failed too: %v", cause, rerr)
+		}
+		return cause
+	}
+	if out, err := run(ctx, d.testCommand); err != nil {
+		return restore(fmt.Errorf("nginx router: %s refused the new configuration, so the previous include file is kept: %w%s", strings.Join(d.testCommand, " "), err, quote(out)))
+	}
+	if out, err := run(ctx, d.reloadCommand); err != nil {
+		err = fmt.Errorf("nginx router: %s failed (is NGINX running?): %w%s", strings.Join(d.reloadCommand, " "), err, quote(out))
+		if !existed {
+			// There was no file, so NGINX cannot have been running with
+			// one: the new file, which the test accepted, lets it start.
+			return fmt.Errorf("%w; the include file is written and tested, NGINX reads it when it starts", err)
+		}
+		return restore(fmt.Errorf("%w; the previous include file is kept", err))
+	}
+	// NGINX's master checks the file again when it reloads (and binds the
+	// status address, which the test does not): if it refuses, it keeps
+	// the old configuration and says so only in its error log. The wait is
+	// bounded for that case, and the previous file goes back so the disk
+	// says what NGINX runs.
+	actx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	if err := d.awaitStatus(actx, r.Status); err != nil {
+		return restore(fmt.Errorf("%w (if NGINX refused the reload, its error log says why)", err))
+	}
+	return nil
+}
+
+// awaitStatus polls the status location until it has answered want for
+// the settle time.
+func (d *Driver) awaitStatus(ctx context.Context, want Status) error {
+	var since time.Time
+	var last Status
+	var lastErr error
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		st, err := d.status(ctx)
+		switch {
+		case err == nil && st == want:
+			if since.IsZero() {
+				since = time.Now()
+			}
+			if time.Since(since) >= settle {
+				return nil
+			}
+		default:
+			since, last, lastErr = time.Time{}, st, err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("nginx router: reloaded, but the status at %s did not answer generation %d before the deadline: %w", d.statusURL, want.Generation, lastErr)
+			}
+			return fmt.Errorf("nginx router: reloaded, but the status at %s still answers generation %d (digest %s), not %d (digest %s): %w", d.statusURL, last.Generation, last.Digest, want.Generation, want.Digest, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Observe reads from NGINX which routing its workers serve.
+func (d *Driver) Observe(ctx context.Context) (router.Applied, error) {
+	st, err := d.status(ctx)
+	if errors.Is(err, errNoStatus) {
+		return router.Applied{}, nil
+	}
+	if err != nil {
+		return router.Applied{}, err
+	}
+	return router.Applied{Generation: st.Generation, Weight: st.Weight, CanaryAvailable: st.CanaryAvailable}, nil
+}
+
+// errNoStatus means NGINX answers on the status address but has no
+// status for this rollout: it does not run the include file (yet).
+var errNoStatus = errors.New("no status for this rollout")
+
+func (d *Driver) status(ctx context.Context) (Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.statusURL, nil)
+	if err != nil {
+		return Status{}, fmt.Errorf("nginx router: status request: %w", err)
+	}
+	req.Host = d.names.StatusHost
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return Status{}, fmt.Errorf("nginx router: status of rollout %s at %s: %w (is NGINX running with the include file?)", d.names.ID, d.statusURL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return Status{}, fmt.Errorf("nginx router: status at %s: %w", d.statusURL, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return Status{}, fmt.Errorf("nginx router: %s answers 404: %w (the http block does not include %s, or coalmine has not applied it yet)", d.statusURL, errNoStatus, d.includeFile)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Status{}, fmt.Errorf("nginx router: status at %s answered %s%s", d.statusURL, resp.Status, quote(body))
+	}
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return Status{}, fmt.Errorf("nginx router: status at %s is not coalmine's (another server on that address?): %w%s", d.statusURL, err, quote(body))
+	}
+	if st.Rollout != d.names.ID {
+		return Status{}, fmt.Errorf("nginx router: status at %s is rollout %q's, not %q's", d.statusURL, st.Rollout, d.names.ID)
+	}
+	return st, nil
+}
+
+// Check reports whether NGINX answers the rollout's status. Before the
+// first Apply NGINX may not run the include file yet; then it is enough
+// that the test command accepts the configuration.
+func (d *Driver) Check(ctx context.Context) error {
+	_, err := d.status(ctx)
+	if err == nil {
+		return nil
+	}
+	if d.applied != nil {
+		return err
+	}
+	if out, terr := run(ctx, d.testCommand); terr != nil {
+		return fmt.Errorf("%w; and %s fails: %v%s", err, strings.Join(d.testCommand, " "), terr, quote(out))
+	}
+	return nil
+}
+
+// Remove routes every request to stable. The include file stays, because
+// the user's proxy_pass reads its variable; it holds only the stable
+// upstream from then on.
+func (d *Driver) Remove(ctx context.Context) error {
+	des := d.applied
+	if des == nil {
+		stable, gen, err := d.stableFromFile()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // coalmine never routed this rollout here
+		}
+		if err != nil {
+			return err
+		}
+		des = &router.Desired{Rollout: d.names.ID, Generation: gen, Stable: stable}
+	}
+	return d.Apply(ctx, router.Desired{
+		Rollout:    d.names.ID,
+		Revision:   des.Revision,
+		Generation: des.Generation,
+		Stable:     des.Stable,
+	})
+}
+
+// stableFromFile reads the stable endpoints and generation back from the
+// include file a previous process wrote, for a Remove with no Apply
+// before it.
+func (d *Driver) stableFromFile() (router.Target, uint64, error) {
+	text, err := os.ReadFile(d.includeFile)
+	if err != nil {
+		return router.Target{}, 0, err
+	}
+	var t router.Target
+	var gen uint64
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "upstream "+d.names.Stable+" {":
+			in = true
+		case in && line == "}":
+			in = false
+		case in && strings.HasPrefix(line, "server ") && strings.HasSuffix(line, ";"):
+			t.Endpoints = append(t.Endpoints, "http://"+strings.TrimSuffix(strings.TrimPrefix(line, "server "), ";"))
+		case strings.HasPrefix(line, "return 200 '"):
+			var st Status
+			if json.Unmarshal([]byte(strings.TrimSuffix(strings.TrimPrefix(line, "return 200 '"), "';")), &st) == nil {
+				gen = st.Generation
+			}
+		}
+	}
+	if len(t.Endpoints) == 0 {
+		return router.Target{}, 0, fmt.Errorf("nginx router: %s holds no upstream %s: cannot tell where stable is; apply the rollout first", d.includeFile, d.names.Stable)
+	}
+	return t, gen, nil
+}
+
+// writeFileAtomic replaces path with data through a temporary file beside
+// it, so NGINX never reads half a file. The temporary name starts with a
+// dot and does not end in .conf, so an `include dir/*.conf` skips it.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".coalmine-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(0o644)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+	}
+	return werr
+}
+
+// run runs a command and returns its output, stderr first (where NGINX
+// writes its diagnostics).
+func run(ctx context.Context, argv []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = commandWaitDelay
+	err := cmd.Run()
+	out := append(stderr.Bytes(), stdout.Bytes()...)
+	return out, err
+}
+
+// quote formats command or response output for an error message.
+func quote(out []byte) string {
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		return ""
+	}
+	const max = 2000
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return ": " + s
+}
