@@ -165,6 +165,11 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 			return nil
 		}
 	}
+	// The include file's directory (such as /etc/nginx/coalmine/, which
+	// nginx.conf includes by a glob) may not exist before the first apply.
+	if err := os.MkdirAll(filepath.Dir(d.includeFile), 0o755); err != nil {
+		return fmt.Errorf("nginx router: create the include file's directory: %w", err)
+	}
 	if err := writeFileAtomic(d.includeFile, r.Text); err != nil {
 		return fmt.Errorf("nginx router: write the include file: %w", err)
 	}
