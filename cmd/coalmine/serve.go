@@ -35,6 +35,7 @@ type serveOptions struct {
 	pprofAddr         string
 	allowAPICommands  bool
 	listenOverrides   []string
+	accessLogs        []string
 	replicaID         string
 	advertiseAdmin    string
 }
@@ -103,6 +104,7 @@ same validation as lint, keeping the running configuration if they are invalid.`
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	f.BoolVar(&o.allowAPICommands, "allow-command-provider", false, "accept AnalysisTemplates with command metrics through the API (apply), not only from -f files: whoever can apply then runs programs on this server")
 	f.StringArrayVar(&o.listenOverrides, "listen-override", nil, "NAME=HOST:PORT: serve rollout NAME on this address on this server instead of its spec.listen, for replicas that share a machine (repeatable)")
+	f.StringArrayVar(&o.accessLogs, "access-log", nil, "udp://HOST:PORT or unix:///PATH: receive HAProxy's or NGINX's access logs over syslog here, as the telemetry of the rollouts they carry (spec.trafficRouting.router; docs/routers.md gives the log formats) (repeatable)")
 	f.StringVar(&o.replicaID, "replica-id", "", "with --store: this replica's name among those sharing the database (default: host name and admin port)")
 	f.StringVar(&o.advertiseAdmin, "advertise-admin", "", "with --store: the admin URL other replicas reach this one at, to forward commands to the leader (default: http:// and the --admin address, the host name for 0.0.0.0)")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (for performance work)")
@@ -196,7 +198,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	a, err := app.Start(ctx, app.Config{
 		Rollouts: bundle.Rollouts, Templates: bundle.Templates, Admin: o.admin, DataDir: o.dataDir, Store: o.store,
 		Token: token, ReadOnlyAnonymous: o.readOnlyAnonymous, Logger: logger, AllowAPICommands: o.allowAPICommands,
-		ListenOverrides: overrides, ReplicaID: o.replicaID, AdvertiseAdmin: o.advertiseAdmin, BuildVersion: cli.Version,
+		ListenOverrides: overrides, AccessLogs: o.accessLogs, ReplicaID: o.replicaID, AdvertiseAdmin: o.advertiseAdmin, BuildVersion: cli.Version,
 	})
 	if err != nil {
 		return err
@@ -209,6 +211,10 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		listen := r.Spec.Listen
 		if addr, ok := overrides[r.Metadata.Name]; ok {
 			listen = addr + " (--listen-override; spec.listen is " + r.Spec.Listen + ")"
+		}
+		if rt := r.Spec.TrafficRouting.Router; rt.External() {
+			logger.Info("serving rollout", "rollout", r.Metadata.Name, "router", rt.Kind(), "stable", r.Spec.Stable.Version, "canary", canary)
+			continue
 		}
 		logger.Info("serving rollout", "rollout", r.Metadata.Name, "listen", listen, "stable", r.Spec.Stable.Version, "canary", canary)
 	}

@@ -30,8 +30,8 @@ const (
 // target is one receiver with its own telemetry, as a coalmine process
 // would have.
 type target struct {
-	r                      *Receiver
-	stable, canary, noSrv  *telemetry.VersionStats
+	r                     *Receiver
+	stable, canary, noSrv *telemetry.VersionStats
 	// garbage is the number of garbage datagrams sent to the receiver.
 	garbage uint64
 }

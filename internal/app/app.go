@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/coalmine-dev/coalmine/internal/accesslog"
 	"github.com/coalmine-dev/coalmine/internal/analysis/judge"
 	"github.com/coalmine-dev/coalmine/internal/api"
 	"github.com/coalmine-dev/coalmine/internal/cluster"
@@ -34,6 +36,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/proxy"
 	"github.com/coalmine-dev/coalmine/internal/rollout"
 	"github.com/coalmine-dev/coalmine/internal/route"
+	"github.com/coalmine-dev/coalmine/internal/router"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 	"github.com/coalmine-dev/coalmine/internal/store"
 	"github.com/coalmine-dev/coalmine/internal/store/bolt"
@@ -72,6 +75,10 @@ type Config struct {
 	LeaseTTL       time.Duration
 	// BuildVersion is this binary's version, shown in the replica list.
 	BuildVersion string
+	// AccessLogs are the syslog addresses (udp://host:port, unix:///path)
+	// where HAProxy and NGINX send their access logs, from which the
+	// rollouts they carry get their per-version telemetry.
+	AccessLogs []string
 }
 
 // App is a running coalmine. Stop it with Shutdown.
@@ -89,6 +96,13 @@ type App struct {
 	teleDone  chan struct{}
 	stopCtl   context.CancelFunc
 	ctlDone   chan struct{}
+	// External drives the load balancers of rollouts coalmine's proxy
+	// does not carry (spec.trafficRouting.router).
+	External *router.External
+	stopExt  context.CancelFunc
+	extDone  chan struct{}
+	// accessLogs receive the load balancers' access logs.
+	accessLogs []*accesslog.Receiver
 
 	notifier   *notify.Dispatcher
 	notifiers  *notifiers
@@ -174,6 +188,27 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			return a, err
 		}
 	}
+	// Only the process that runs the controller drives load balancers:
+	// with replicas, followers leave them to the leader.
+	var ctl atomic.Pointer[rollout.Controller]
+	a.External = router.NewExternal(router.ExternalConfig{New: newRouterDriver, Logger: cfg.Logger,
+		Active: func() bool { return a.replicas == nil || a.replicas.leading.Load() },
+		OnChange: func(name, kind string, ok bool, reason string) {
+			if c := ctl.Load(); c != nil {
+				c.RouterHealth(name, kind, ok, reason)
+			}
+		}})
+	extCtx, stopExt := context.WithCancel(context.Background())
+	a.stopExt, a.extDone = stopExt, make(chan struct{})
+	go func() { defer close(a.extDone); a.External.Run(extCtx) }()
+	for _, addr := range cfg.AccessLogs {
+		rcv, err := accesslog.Listen(extCtx, addr, accesslog.ResolverFunc(a.accessLogVersion), accesslog.Options{})
+		if err != nil {
+			return a, fmt.Errorf("--access-log: %w", err)
+		}
+		a.accessLogs = append(a.accessLogs, rcv)
+		cfg.Logger.Info("receiving access logs", "address", rcv.Addr())
+	}
 	ctlCfg := rollout.Config{
 		Providers: rollout.Providers{
 			Builtin:    builtinProvider,
@@ -185,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		ResolveArgSecret: func(from spec.ArgValueFrom) (string, error) {
 			return config.ResolveSecret(from.Secret(config.SecretsDir(os.LookupEnv)))
 		},
-		Router:       routerAdapter{a.Proxy, cfg.ListenOverrides},
+		Router:       routerAdapter{a.Proxy, cfg.ListenOverrides, a.External},
 		Store:        ctlStore,
 		Notifier:     a.notifiers,
 		Logger:       cfg.Logger,
@@ -213,6 +248,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		ctlCfg.OnRouted = rs.members.Poke
 	}
 	a.Controller = rollout.New(ctlCfg)
+	ctl.Store(a.Controller)
 	if a.replicas == nil {
 		if err := a.Controller.Load(ctx, cfg.Rollouts, cfg.Templates, true); err != nil {
 			return a, err
@@ -227,6 +263,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	}
 
 	reg := prometheus.NewRegistry()
+	for _, rcv := range a.accessLogs {
+		reg.MustRegister(rcv.Collector())
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		a.Telemetry.Collector(), rollout.NewCollector(a.Controller), a.notifiers)
 	// With replicas, only the leader's request series hold everybody's
@@ -394,6 +433,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stopNotify()
 		<-a.notifyDone
 	}
+	if a.stopExt != nil {
+		a.stopExt()
+		<-a.extDone
+	}
+	for _, rcv := range a.accessLogs {
+		errs = append(errs, rcv.Close())
+	}
 	if a.stopTele != nil {
 		a.stopTele()
 		<-a.teleDone
@@ -402,18 +448,45 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// accessLogVersion attributes an access-log line to the version its
+// backend (HAProxy) or upstream (NGINX) serves now; nil for names no
+// rollout's router uses (the line is counted and skipped).
+func (a *App) accessLogVersion(backend string) *telemetry.VersionStats {
+	ref, ok := a.External.Backend(backend)
+	if !ok || ref.Version == "" {
+		return nil
+	}
+	return a.Telemetry.Rollout(ref.Rollout).Version(ref.Role, ref.Version)
+}
+
 // routerAdapter lets the rollout layer use the proxy without the proxy
-// knowing about rollouts.
+// knowing about rollouts, and sends the rollouts another load balancer
+// carries (spec.trafficRouting.router) to their drivers instead.
 type routerAdapter struct {
 	p *proxy.Proxy
 	// listen overrides spec.listen by rollout name on this server.
 	listen map[string]string
+	ext    *router.External
 }
 
 var _ rollout.Router = routerAdapter{}
 
 func (r routerAdapter) Apply(ctx context.Context, ro *spec.Rollout, t *route.Table) error {
-	if addr, ok := r.listen[ro.Metadata.Name]; ok && addr != ro.Spec.Listen {
+	name := ro.Metadata.Name
+	if ro.Spec.TrafficRouting.Router.External() {
+		// A rollout moved from coalmine's proxy to a load balancer stops
+		// listening here.
+		if err := r.p.Remove(ctx, name); err != nil && !errors.Is(err, proxy.ErrUnknownRollout) {
+			return err
+		}
+		return r.ext.Apply(ctx, ro, t)
+	}
+	if r.ext.Has(name) {
+		if err := r.ext.Remove(ctx, name); err != nil {
+			return fmt.Errorf("hand rollout %q back from its load balancer: %w", name, err)
+		}
+	}
+	if addr, ok := r.listen[name]; ok && addr != ro.Spec.Listen {
 		c := *ro
 		c.Spec.Listen = addr
 		ro = &c
@@ -421,24 +494,51 @@ func (r routerAdapter) Apply(ctx context.Context, ro *spec.Rollout, t *route.Tab
 	return r.p.Apply(ctx, ro, t)
 }
 
-func (r routerAdapter) Remove(ctx context.Context, name string) error { return r.p.Remove(ctx, name) }
+func (r routerAdapter) Remove(ctx context.Context, name string) error {
+	if r.ext.Has(name) {
+		return r.ext.Remove(ctx, name)
+	}
+	return r.p.Remove(ctx, name)
+}
 
-func (r routerAdapter) SetTable(name string, t *route.Table) error { return r.p.SetTable(name, t) }
+func (r routerAdapter) SetTable(name string, t *route.Table) error {
+	if r.ext.Has(name) {
+		return r.ext.SetTable(name, t)
+	}
+	return r.p.SetTable(name, t)
+}
 
 func (r routerAdapter) CheckListen(name, addr string) error {
+	if addr == "" {
+		return nil // another load balancer listens (lint requires listen otherwise)
+	}
 	if o, ok := r.listen[name]; ok {
 		addr = o
 	}
 	return r.p.CheckListen(name, addr)
 }
 
-func (r routerAdapter) ListenError(name string) error { return r.p.ListenError(name) }
+// ListenError says why a rollout is not served as its state says: its
+// listener is not bound, or its load balancer cannot be reached or does not
+// hold the routing. Either way no step may complete.
+func (r routerAdapter) ListenError(name string) error {
+	if r.ext.Has(name) {
+		return r.ext.ServeError(name)
+	}
+	return r.p.ListenError(name)
+}
 
 func (r routerAdapter) Observed(name string) (uint64, spec.Weight, bool, error) {
+	if r.ext.Has(name) {
+		return r.ext.Observed(name)
+	}
 	return r.p.Observed(name)
 }
 
 func (r routerAdapter) Endpoints(name string) ([]model.EndpointStatus, error) {
+	if r.ext.Has(name) {
+		return r.ext.Endpoints(name)
+	}
 	eps, err := r.p.Endpoints(name)
 	if err != nil {
 		return nil, err

@@ -27,7 +27,10 @@ func TestRouterValidate(t *testing.T) {
 			[]string{"spec.trafficRouting.router.haproxy.runtimeAPI: the runtime API address is required"}},
 		{"runtime API scheme", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "/run/haproxy.sock" },
 			[]string{`spec.trafficRouting.router.haproxy.runtimeAPI: runtime API address "/run/haproxy.sock": use unix:///path/to/admin.sock or tcp://host:port`}},
-		{"runtime API two slashes", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "unix://run/haproxy.sock" },
+		{"runtime API two slashes", func(r *Rollout) {
+			haproxy(r)
+			r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "unix://run/haproxy.sock"
+		},
 			[]string{`spec.trafficRouting.router.haproxy.runtimeAPI: runtime API address "unix://run/haproxy.sock" has no socket path`}},
 		{"backends", func(r *Rollout) {
 			haproxy(r)
