@@ -10,6 +10,13 @@ type Router struct {
 	// NGINX drives an open-source NGINX by writing an include file and
 	// reloading it.
 	NGINX *NGINXRouter `yaml:"nginx,omitempty" json:"nginx,omitempty"`
+	// ALB drives an AWS Application Load Balancer listener rule's weighted
+	// forward action.
+	ALB *ALBRouter `yaml:"alb,omitempty" json:"alb,omitempty"`
+	// GatewayAPI patches a Kubernetes Gateway API HTTPRoute's backendRefs.
+	GatewayAPI *GatewayAPIRouter `yaml:"gatewayAPI,omitempty" json:"gatewayAPI,omitempty"`
+	// Istio patches an Istio VirtualService's route weights.
+	Istio *IstioRouter `yaml:"istio,omitempty" json:"istio,omitempty"`
 }
 
 // Router kinds, as Kind reports them.
@@ -17,6 +24,9 @@ const (
 	RouterBuiltin = "builtin"
 	RouterHAProxy = "haproxy"
 	RouterNGINX   = "nginx"
+	RouterALB     = "alb"
+	RouterGateway = "gatewayAPI"
+	RouterIstio   = "istio"
 )
 
 // Kind is the router's name: builtin, haproxy or nginx.
@@ -26,8 +36,36 @@ func (r Router) Kind() string {
 		return RouterHAProxy
 	case r.NGINX != nil:
 		return RouterNGINX
+	case r.ALB != nil:
+		return RouterALB
+	case r.GatewayAPI != nil:
+		return RouterGateway
+	case r.Istio != nil:
+		return RouterIstio
 	}
 	return RouterBuiltin
+}
+
+// count is how many routers are set (a rollout has at most one).
+func (r Router) count() int {
+	n := 0
+	for _, set := range []bool{r.HAProxy != nil, r.NGINX != nil, r.ALB != nil, r.GatewayAPI != nil, r.Istio != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
+// UsesEndpoints reports whether the router sends to the endpoints the
+// rollout lists (coalmine's proxy, HAProxy, NGINX), rather than to targets
+// its platform keeps (ALB target groups, Kubernetes Services).
+func (r Router) UsesEndpoints() bool {
+	switch r.Kind() {
+	case RouterALB, RouterGateway, RouterIstio:
+		return false
+	}
+	return true
 }
 
 // External reports whether another load balancer carries the traffic.

@@ -56,9 +56,10 @@ func (r *Rollout) Validate() FieldErrors {
 		}
 	}
 	v.protocols(p.Child("protocols"), s)
-	v.version(p.Child("stable"), "stable", s.Stable)
+	needEndpoints := s.TrafficRouting.Router.UsesEndpoints()
+	v.version(p.Child("stable"), "stable", s.Stable, needEndpoints)
 	if c := s.Canary; c != nil && !(c.Version == "" && len(c.Endpoints) == 0) && c.Version != s.Stable.Version {
-		v.version(p.Child("canary"), "canary", *c)
+		v.version(p.Child("canary"), "canary", *c, needEndpoints)
 	} else if c != nil {
 		// An empty canary, or one equal to stable, means nothing to roll
 		// out; its endpoints must still be usable if given.
@@ -107,11 +108,16 @@ func (v *validator) protocols(p FieldPath, s *RolloutSpec) {
 	}
 }
 
-func (v *validator) version(p FieldPath, role string, vs VersionSpec) {
+// version checks one version; needEndpoints is false for routers whose
+// platform keeps the targets (ALB target groups, Kubernetes Services).
+func (v *validator) version(p FieldPath, role string, vs VersionSpec, needEndpoints bool) {
 	if vs.Version == "" {
 		v.add(p.Child("version"), "the %s version is required, such as v1.4.2", role)
 	} else {
 		v.plainLabel(p.Child("version"), "version", vs.Version)
+	}
+	if len(vs.Endpoints) == 0 && !needEndpoints {
+		return
 	}
 	if len(vs.Endpoints) == 0 {
 		v.add(p.Child("endpoints"), "the %s version needs at least one endpoint, such as http://127.0.0.1:9001", role)

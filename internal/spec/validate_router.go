@@ -13,8 +13,8 @@ import (
 func (v *validator) router(p FieldPath, s *RolloutSpec) {
 	rp := p.Child("trafficRouting").Child("router")
 	r := s.TrafficRouting.Router
-	if r.HAProxy != nil && r.NGINX != nil {
-		v.add(rp, "a rollout has one router: keep haproxy or nginx, not both")
+	if r.count() > 1 {
+		v.add(rp, "a rollout has one router: keep one of haproxy, nginx, alb, gatewayAPI, istio")
 		return
 	}
 	kind := r.Kind()
@@ -29,9 +29,33 @@ func (v *validator) router(p FieldPath, s *RolloutSpec) {
 		v.haproxyRouter(rp.Child("haproxy"), *r.HAProxy)
 	case r.NGINX != nil:
 		v.nginxRouter(rp.Child("nginx"), *r.NGINX)
+	case r.ALB != nil:
+		v.albRouter(rp.Child("alb"), *r.ALB)
+		v.add(rp.Child("alb"), "the alb router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
+	case r.GatewayAPI != nil:
+		v.gatewayRouter(rp.Child("gatewayAPI"), *r.GatewayAPI)
+		v.add(rp.Child("gatewayAPI"), "the gatewayAPI router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
+	case r.Istio != nil:
+		v.istioRouter(rp.Child("istio"), *r.Istio)
+		v.add(rp.Child("istio"), "the istio router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
 	}
-	// Both drive plain HTTP upstreams they reach by address.
+	if !r.UsesEndpoints() {
+		// The platform keeps the targets (target groups, Services): the
+		// rollout names versions only.
+		for _, f := range []struct {
+			p   FieldPath
+			eps []string
+		}{{p.Child("stable").Child("endpoints"), s.Stable.Endpoints}, {p.Child("canary").Child("endpoints"), canaryEndpoints(s)}} {
+			if len(f.eps) > 0 {
+				v.add(f.p, "the %s router sends to the targets its platform keeps (target groups or Services named in the router), not to endpoints: remove endpoints", kind)
+			}
+		}
+	}
+	// HAProxy and NGINX drive plain HTTP upstreams they reach by address.
 	check := func(fp FieldPath, eps []string) {
+		if !r.UsesEndpoints() {
+			return
+		}
 		for i, e := range eps {
 			if !strings.HasPrefix(e, "http://") {
 				v.add(fp.Index(i), "the %s router sends to http:// endpoints (%q): give the address as http://host:port", kind, e)
@@ -105,5 +129,49 @@ func (v *validator) nginxRouter(p FieldPath, n NGINXRouter) {
 	}
 	if n.StatusAddress != "" {
 		v.listen(p.Child("statusAddress"), n.StatusAddress)
+	}
+}
+
+func canaryEndpoints(s *RolloutSpec) []string {
+	if s.Canary == nil {
+		return nil
+	}
+	return s.Canary.Endpoints
+}
+
+func (v *validator) required(p FieldPath, what, value, example string) {
+	if value == "" {
+		v.add(p, "%s is required, such as %s", what, example)
+	}
+}
+
+func (v *validator) albRouter(p FieldPath, a ALBRouter) {
+	v.required(p.Child("listenerARN"), "listenerARN", a.ListenerARN, "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2")
+	v.required(p.Child("stableTargetGroupARN"), "stableTargetGroupARN", a.StableTargetGroupARN, "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-stable/73e2d6bc24d8a067")
+	v.required(p.Child("canaryTargetGroupARN"), "canaryTargetGroupARN", a.CanaryTargetGroupARN, "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-canary/2453ed029918f21f")
+}
+
+func (v *validator) gatewayRouter(p FieldPath, g GatewayAPIRouter) {
+	v.required(p.Child("httpRoute"), "httpRoute", g.HTTPRoute, "shop")
+	v.required(p.Child("stableService"), "stableService", g.StableService, "shop-stable")
+	v.required(p.Child("canaryService"), "canaryService", g.CanaryService, "shop-canary")
+}
+
+func (v *validator) istioRouter(p FieldPath, i IstioRouter) {
+	v.required(p.Child("virtualService"), "virtualService", i.VirtualService, "shop")
+	hosts := i.StableHost != "" || i.CanaryHost != ""
+	subsets := i.Host != "" || i.StableSubset != "" || i.CanarySubset != ""
+	switch {
+	case hosts && subsets:
+		v.add(p, "name the versions either by host (stableHost, canaryHost) or by subset (host, stableSubset, canarySubset), not both")
+	case hosts:
+		v.required(p.Child("stableHost"), "stableHost", i.StableHost, "shop-stable")
+		v.required(p.Child("canaryHost"), "canaryHost", i.CanaryHost, "shop-canary")
+	case subsets:
+		v.required(p.Child("host"), "host", i.Host, "shop")
+		v.required(p.Child("stableSubset"), "stableSubset", i.StableSubset, "stable")
+		v.required(p.Child("canarySubset"), "canarySubset", i.CanarySubset, "canary")
+	default:
+		v.add(p, "name the versions by host (stableHost, canaryHost) or by DestinationRule subset (host, stableSubset, canarySubset)")
 	}
 }

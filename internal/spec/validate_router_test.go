@@ -20,7 +20,7 @@ func TestRouterValidate(t *testing.T) {
 		{"nginx", nginx, nil},
 		{"tcp runtime API", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "tcp://127.0.0.1:9999" }, nil},
 		{"both", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.NGINX = &NGINXRouter{IncludeFile: "/x"} },
-			[]string{"spec.trafficRouting.router: a rollout has one router: keep haproxy or nginx, not both"}},
+			[]string{"spec.trafficRouting.router: a rollout has one router: keep one of haproxy, nginx, alb, gatewayAPI, istio"}},
 		{"listen with a router", func(r *Rollout) { haproxy(r); r.Spec.Listen = "127.0.0.1:8080" },
 			[]string{"spec.listen: the haproxy router carries this rollout's traffic, so coalmine listens on nothing for it: remove listen"}},
 		{"runtime API", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "" },
