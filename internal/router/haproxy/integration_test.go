@@ -86,7 +86,7 @@ func TestStickyShareAndMonotonicity(t *testing.T) {
 	}
 
 	start = time.Now()
-	mustApply(t, d, desired(2, 2000, []string{stable}, []string{canary}))
+	mustApply(t, d, desired(2, 3000, []string{stable}, []string{canary}))
 	t.Logf("Apply of a weight change returned after %v", time.Since(start))
 	third := pass(t, l.addr(), keys)
 	back := 0
@@ -96,23 +96,23 @@ func TestStickyShareAndMonotonicity(t *testing.T) {
 		}
 	}
 	share = float64(len(third)) / keys * 100
-	t.Logf("weight 20%%: %.2f%% on the canary, %d canary users moved back to stable", share, back)
+	t.Logf("weight 30%%: %.2f%% on the canary, %d canary users moved back to stable", share, back)
 	if back != 0 {
 		t.Fatalf("raising the weight moved %d canary users back to stable", back)
 	}
-	if share < 19 || share > 21 {
-		t.Fatalf("canary share %.2f%% at weight 20%%, want 20%% ± 1", share)
+	if share < 29 || share > 31 {
+		t.Fatalf("canary share %.2f%% at weight 30%%, want 30%% ± 1", share)
 	}
 
 	a, err := d.Observe(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Generation != 2 || a.Weight != 2000 || !a.CanaryAvailable {
-		t.Fatalf("Observe = %+v, want generation 2, weight 2000, canary available", a)
+	if a.Generation != 2 || a.Weight != 3000 || !a.CanaryAvailable {
+		t.Fatalf("Observe = %+v, want generation 2, weight 3000, canary available", a)
 	}
 	// Applying what HAProxy holds changes nothing.
-	if cmds, err := d.plan(context.Background(), desired(2, 2000, []string{stable}, []string{canary})); err != nil || len(cmds) != 0 {
+	if cmds, err := d.plan(context.Background(), desired(2, 3000, []string{stable}, []string{canary})); err != nil || len(cmds) != 0 {
 		t.Fatalf("re-applying the same routing plans %q, %v; want nothing", cmdLines(cmds), err)
 	}
 
