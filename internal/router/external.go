@@ -2,7 +2,8 @@ package router
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -45,34 +46,64 @@ type ExternalConfig struct {
 // on the next resync, and while a load balancer cannot be read back the
 // rollout is reported unserved, so no step completes on a routing that is
 // not in effect.
+//
+// The generation a load balancer is given is External's own, unique to
+// this process (a random epoch in the high bits): a load balancer still
+// holding what another process (an earlier run, a replica that led
+// before) applied under the same table generation is never mistaken for
+// holding this process's routing. Observed translates it back to the
+// controller's table generation.
 type External struct {
 	cfg ExternalConfig
 	log *slog.Logger
 
+	epoch uint64
+	seq   atomic.Uint64
+
 	mu       sync.Mutex
 	rollouts map[string]*managed
+	// retired are drivers of load balancers a rollout left (deleted,
+	// moved to another router) whose Remove failed; resync retries them.
+	retired []*retiredDriver
 	// backends is Backends' answer, rebuilt whenever a rollout's versions
 	// or router change, so the access-log receiver looks a line's backend
 	// up without a lock.
 	backends atomic.Pointer[map[string]BackendRef]
+	// clashes are backend names two rollouts claim, logged once each.
+	clashes map[string]bool
+
+	wg sync.WaitGroup // resyncs in flight
 }
 
-// managed is one rollout on its load balancer. Its mutex serialises the
-// driver's calls (Driver methods are never called at once for one rollout).
+// managed is one rollout on its load balancer. Its call mutex serialises
+// the driver's calls (Driver methods are never called at once for one
+// rollout).
 type managed struct {
 	name string
+	busy atomic.Bool // a resync is running
 
 	call sync.Mutex // held during driver calls
-	drv  Driver
 
-	mu       sync.Mutex // guards the fields below
-	router   spec.Router
+	mu     sync.Mutex // guards the fields below
+	drv    Driver
+	router spec.Router
+	// desired is what the load balancer must hold; its Generation is
+	// External's, tableGen the controller's table generation for it.
 	desired  Desired
+	tableGen uint64
 	observed Applied
 	// readErr is why the load balancer could not be read back or given
 	// the desired routing (nil when it routes with it).
 	readErr error
-	removed bool
+}
+
+// retiredDriver is a load balancer a rollout no longer uses, to be given
+// back (Remove) until it takes it.
+type retiredDriver struct {
+	rollout string
+	kind    string
+	drv     Driver
+	busy    atomic.Bool
 }
 
 // NewExternal returns an External; Run reconciles it.
@@ -86,10 +117,16 @@ func NewExternal(cfg ExternalConfig) *External {
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Second
 	}
-	return &External{cfg: cfg, log: cfg.Logger, rollouts: map[string]*managed{}}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	epoch := uint64(binary.BigEndian.Uint32(b[:])&0x7fffffff) | 1 // nonzero, and the generation fits an int64
+	return &External{cfg: cfg, log: cfg.Logger, rollouts: map[string]*managed{}, epoch: epoch, clashes: map[string]bool{}}
 }
 
 func (x *External) active() bool { return x.cfg.Active == nil || x.cfg.Active() }
+
+// nextGen is a generation no other process gives a load balancer.
+func (x *External) nextGen() uint64 { return x.epoch<<32 | x.seq.Add(1)&0xffffffff }
 
 // Has reports whether rollout name is served by an external router.
 func (x *External) Has(name string) bool {
@@ -130,6 +167,7 @@ func DesiredFrom(r *spec.Rollout, t *route.Table) Desired {
 func (x *External) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) error {
 	name := r.Metadata.Name
 	d := DesiredFrom(r, t)
+	d.Generation = x.nextGen()
 	x.mu.Lock()
 	m := x.rollouts[name]
 	if m == nil {
@@ -141,25 +179,30 @@ func (x *External) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) e
 	m.call.Lock()
 	defer m.call.Unlock()
 	m.mu.Lock()
-	changed := m.drv == nil || !reflect.DeepEqual(m.router, r.Spec.TrafficRouting.Router)
+	old, oldRouter := m.drv, m.router
+	changed := old == nil || !reflect.DeepEqual(oldRouter, r.Spec.TrafficRouting.Router)
+	m.desired, m.tableGen = d, t.Generation
 	m.mu.Unlock()
 	if changed {
-		drv, err := x.cfg.New(name, r.Spec.TrafficRouting.Router)
-		if err != nil {
-			err = fmt.Errorf("%s router of rollout %q: %w", r.Spec.TrafficRouting.Router.Kind(), name, err)
-			m.mu.Lock()
-			m.router, m.desired = r.Spec.TrafficRouting.Router, d
-			x.setErr(m, err)
-			m.mu.Unlock()
-			return nil // recorded; lint refuses what would make it fail
+		// A load balancer the rollout leaves is given back first (all
+		// traffic to stable, coalmine's entries removed), unless the new
+		// settings drive the very same objects.
+		if old != nil && !slices.Equal(oldRouter.Claims(name), r.Spec.TrafficRouting.Router.Claims(name)) {
+			x.retire(ctx, name, oldRouter.Kind(), old)
 		}
+		drv, err := x.cfg.New(name, r.Spec.TrafficRouting.Router)
 		m.mu.Lock()
 		m.drv, m.router = drv, r.Spec.TrafficRouting.Router
+		if err != nil {
+			m.drv = nil
+			x.setErr(m, fmt.Errorf("%s router of rollout %q: %w", r.Spec.TrafficRouting.Router.Kind(), name, err))
+		}
 		m.mu.Unlock()
+		if err != nil {
+			x.refreshBackends()
+			return nil // recorded; lint refuses what would make it fail
+		}
 	}
-	m.mu.Lock()
-	m.desired, m.removed = d, false
-	m.mu.Unlock()
 	x.refreshBackends()
 	_ = x.push(ctx, m) // recorded in m.readErr
 	return nil
@@ -176,11 +219,11 @@ func (x *External) SetTable(name string, t *route.Table) error {
 	defer m.call.Unlock()
 	m.mu.Lock()
 	d := m.desired
-	d.Generation, d.Weight, d.Revision = t.Generation, t.Weight, t.Revision
+	d.Generation, d.Weight, d.Revision = x.nextGen(), t.Weight, t.Revision
 	if d.Canary == nil {
 		d.Weight = 0
 	}
-	m.desired = d
+	m.desired, m.tableGen = d, t.Generation
 	m.mu.Unlock()
 	_ = x.push(context.Background(), m) // recorded in m.readErr
 	return nil
@@ -192,8 +235,6 @@ func (x *External) push(ctx context.Context, m *managed) error {
 	if !x.active() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
-	defer cancel()
 	m.mu.Lock()
 	d, drv := m.desired, m.drv
 	if drv == nil {
@@ -203,16 +244,23 @@ func (x *External) push(ctx context.Context, m *managed) error {
 		return err
 	}
 	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
+	defer cancel()
 	err := drv.Apply(ctx, d)
 	var got Applied
 	if err == nil {
 		got, err = drv.Observe(ctx)
-		if err == nil && got.Generation != d.Generation {
-			err = fmt.Errorf("the load balancer reports routing generation %d after applying %d", got.Generation, d.Generation)
+		if err == nil && (got.Generation != d.Generation || got.Weight != d.Weight) {
+			err = fmt.Errorf("%s router of rollout %q: after applying weight %v (generation %d) the load balancer reads back weight %v (generation %d): "+
+				"is another coalmine or replica driving the same objects, or does the load balancer read another map or include file than the router names?",
+				m.routerKind(), m.name, d.Weight, d.Generation, got.Weight, got.Generation)
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.desired.Generation != d.Generation {
+		return nil // a newer routing came meanwhile; its push decides
+	}
 	if err != nil {
 		// Drivers name themselves and the rollout in their errors.
 		x.setErr(m, err)
@@ -223,7 +271,16 @@ func (x *External) push(ctx context.Context, m *managed) error {
 	return nil
 }
 
-// Observed reports what the load balancer was last seen routing with.
+func (m *managed) routerKind() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.router.Kind()
+}
+
+// Observed reports what the load balancer was last seen routing with, in
+// the controller's table generation. A process that does not drive load
+// balancers (a follower replica) has nothing to route and echoes the
+// desired routing: the leader's read-back is the one that counts.
 func (x *External) Observed(name string) (uint64, spec.Weight, bool, error) {
 	m, err := x.get(name)
 	if err != nil {
@@ -231,10 +288,16 @@ func (x *External) Observed(name string) (uint64, spec.Weight, bool, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !x.active() {
+		return m.tableGen, m.desired.Weight, true, nil
+	}
 	if m.readErr != nil {
 		return 0, 0, false, m.readErr
 	}
-	return m.observed.Generation, m.observed.Weight, m.observed.CanaryAvailable, nil
+	if m.observed.Generation != m.desired.Generation {
+		return 0, m.observed.Weight, m.observed.CanaryAvailable, nil // not yet applied
+	}
+	return m.tableGen, m.observed.Weight, m.observed.CanaryAvailable, nil
 }
 
 // ServeError says why the load balancer does not route as the rollout
@@ -242,7 +305,7 @@ func (x *External) Observed(name string) (uint64, spec.Weight, bool, error) {
 // again), or nil.
 func (x *External) ServeError(name string) error {
 	m, err := x.get(name)
-	if err != nil {
+	if err != nil || !x.active() {
 		return nil
 	}
 	m.mu.Lock()
@@ -273,7 +336,8 @@ func (x *External) Endpoints(name string) ([]model.EndpointStatus, error) {
 }
 
 // Remove stops routing the rollout through its load balancer (all traffic
-// to stable, coalmine's entries removed) and forgets it.
+// to stable, coalmine's entries removed) and forgets it. A load balancer
+// that cannot take the removal now is retried every resync until it does.
 func (x *External) Remove(ctx context.Context, name string) error {
 	x.mu.Lock()
 	m := x.rollouts[name]
@@ -282,19 +346,46 @@ func (x *External) Remove(ctx context.Context, name string) error {
 	if m == nil {
 		return nil
 	}
+	x.refreshBackends()
 	m.call.Lock()
 	defer m.call.Unlock()
 	m.mu.Lock()
-	m.removed = true
-	drv := m.drv
+	drv, kind := m.drv, m.router.Kind()
+	m.drv = nil // a resync still holding m finds nothing to drive
 	m.mu.Unlock()
-	x.refreshBackends()
-	if drv == nil || !x.active() {
-		return nil
+	if drv != nil {
+		x.retire(ctx, name, kind, drv)
 	}
+	return nil
+}
+
+// retire gives a load balancer back (Remove) now, or, when it cannot take
+// it, keeps retrying on every resync, so a rollout that is deleted or
+// moved while HAProxy is down does not leave HAProxy sending traffic to
+// its canary.
+func (x *External) retire(ctx context.Context, rollout, kind string, drv Driver) {
+	if !x.active() {
+		return // the leader gives it back
+	}
+	r := &retiredDriver{rollout: rollout, kind: kind, drv: drv}
+	if x.removeRetired(ctx, r) {
+		return
+	}
+	x.mu.Lock()
+	x.retired = append(x.retired, r)
+	x.mu.Unlock()
+}
+
+// removeRetired tries r's Remove once and reports whether it took.
+func (x *External) removeRetired(ctx context.Context, r *retiredDriver) bool {
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
 	defer cancel()
-	return drv.Remove(ctx)
+	if err := r.drv.Remove(ctx); err != nil {
+		x.log.Warn("the load balancer a rollout left still routes it; retrying every resync", "rollout", r.rollout, "router", r.kind, "err", err)
+		return false
+	}
+	x.log.Info("the load balancer a rollout left no longer routes it", "rollout", r.rollout, "router", r.kind)
+	return true
 }
 
 // Backend says which rollout, role and version a backend or upstream name
@@ -315,16 +406,14 @@ func (x *External) refreshBackends() {
 
 // Backends maps every backend or upstream name an external rollout's
 // access-log lines carry to its rollout, role and the version the role
-// has now.
+// has now. A name two rollouts use is left out (its lines cannot be told
+// apart) and logged once.
 func (x *External) Backends() map[string]BackendRef {
 	x.mu.Lock()
-	ms := make([]*managed, 0, len(x.rollouts))
-	for _, m := range x.rollouts {
-		ms = append(ms, m)
-	}
-	x.mu.Unlock()
+	defer x.mu.Unlock()
 	out := map[string]BackendRef{}
-	for _, m := range ms {
+	clash := map[string]bool{}
+	for _, m := range x.rollouts {
 		m.mu.Lock()
 		if m.drv != nil {
 			for b, role := range m.drv.Backends() {
@@ -335,10 +424,20 @@ func (x *External) Backends() map[string]BackendRef {
 						ref.Version = c.Version
 					}
 				}
+				if prev, ok := out[b]; ok && prev.Rollout != ref.Rollout {
+					clash[b] = true
+				}
 				out[b] = ref
 			}
 		}
 		m.mu.Unlock()
+	}
+	for b := range clash {
+		delete(out, b)
+		if !x.clashes[b] {
+			x.clashes[b] = true
+			x.log.Error("two rollouts' load balancers name the same backend; its access-log lines are not recorded: give each rollout its own backend names", "backend", b)
+		}
 	}
 	return out
 }
@@ -353,8 +452,11 @@ type BackendRef struct {
 
 // Run reconciles every rollout with its load balancer each Resync until
 // ctx ends: it reads the load balancer back and gives it the desired
-// routing again when it does not hold it.
+// routing again when it does not hold it, and retries the removals that
+// failed. A slow or unreachable load balancer delays only its own
+// rollout's resync.
 func (x *External) Run(ctx context.Context) {
+	defer x.wg.Wait()
 	t := time.NewTicker(x.cfg.Resync)
 	defer t.Stop()
 	for {
@@ -371,42 +473,60 @@ func (x *External) Run(ctx context.Context) {
 		for _, m := range x.rollouts {
 			ms = append(ms, m)
 		}
+		retired := slices.Clone(x.retired)
 		x.mu.Unlock()
-		var wg sync.WaitGroup
 		for _, m := range ms {
-			wg.Add(1)
-			go func() { defer wg.Done(); x.resync(ctx, m) }()
+			if m.busy.CompareAndSwap(false, true) {
+				x.wg.Add(1)
+				go func() { defer x.wg.Done(); defer m.busy.Store(false); x.resync(ctx, m) }()
+			}
 		}
-		wg.Wait()
+		for _, r := range retired {
+			if r.busy.CompareAndSwap(false, true) {
+				x.wg.Add(1)
+				go func() {
+					defer x.wg.Done()
+					defer r.busy.Store(false)
+					if x.removeRetired(ctx, r) {
+						x.mu.Lock()
+						x.retired = slices.DeleteFunc(x.retired, func(o *retiredDriver) bool { return o == r })
+						x.mu.Unlock()
+					}
+				}()
+			}
+		}
 	}
 }
 
 // resync reads m's load balancer back and re-applies when it does not
-// route with the desired generation.
+// route with the desired generation and weight. The whole of it is
+// bounded by one Timeout, so a command waiting for m.call (an abort)
+// waits at most that long behind it.
 func (x *External) resync(ctx context.Context, m *managed) {
 	m.call.Lock()
 	defer m.call.Unlock()
 	m.mu.Lock()
-	drv, d, removed := m.drv, m.desired, m.removed
+	drv, d := m.drv, m.desired
 	m.mu.Unlock()
-	if drv == nil || removed {
+	if drv == nil {
 		return
 	}
-	octx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
-	got, err := drv.Observe(octx)
-	cancel()
-	if err == nil && got.Generation == d.Generation {
+	ctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
+	defer cancel()
+	got, err := drv.Observe(ctx)
+	if err == nil && got.Generation == d.Generation && got.Weight == d.Weight {
 		m.mu.Lock()
-		m.observed = got
-		x.setErr(m, nil)
+		if m.desired.Generation == d.Generation {
+			m.observed = got
+			x.setErr(m, nil)
+		}
 		m.mu.Unlock()
 		return
 	}
-	// Lost (a restart), missed (an earlier Apply failed) or unreachable:
-	// give it the routing again; push records why it could not.
-	if perr := x.push(ctx, m); perr != nil && errors.Is(perr, context.Canceled) {
-		return
-	}
+	// Lost (a restart), missed (an earlier Apply failed), another
+	// process's, or unreachable: give it the routing again; push records
+	// why it could not.
+	_ = x.push(ctx, m)
 }
 
 // setErr records whether m's load balancer routes as desired (err nil)

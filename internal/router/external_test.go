@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,7 +206,7 @@ func TestExternalReappliesWhatALoadBalancerLost(t *testing.T) {
 	waitFor(t, "the lost routing to be applied again", func() bool {
 		lb.mu.Lock()
 		defer lb.mu.Unlock()
-		return lb.held != nil && lb.held.Generation == 4 && lb.held.Weight == 1000
+		return lb.held != nil && lb.held.Weight == 1000
 	})
 }
 
@@ -217,5 +218,130 @@ func TestExternalFollowerDrivesNothing(t *testing.T) {
 	}
 	if lb.applies != 0 {
 		t.Fatalf("a follower applied %d times", lb.applies)
+	}
+}
+
+// removeFails is a load balancer that cannot take a removal until told.
+type removeFails struct {
+	*fakeLB
+	fail atomic.Bool
+}
+
+func (r *removeFails) Remove(ctx context.Context) error {
+	if r.fail.Load() {
+		return errors.New("connection refused")
+	}
+	return r.fakeLB.Remove(ctx)
+}
+
+// A rollout deleted while its load balancer is down is given back once the
+// load balancer is up, not forgotten with the canary still weighted.
+func TestExternalFailedRemoveIsRetried(t *testing.T) {
+	lb := &removeFails{fakeLB: &fakeLB{}}
+	lb.fail.Store(true)
+	x := NewExternal(ExternalConfig{New: func(string, spec.Router) (Driver, error) { return lb, nil }, Resync: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go x.Run(ctx)
+	_ = x.Apply(ctx, shop(true), table(t, 1, 5000))
+	_ = x.Remove(ctx, "shop")
+	if x.Has("shop") {
+		t.Fatal("a removed rollout is still served")
+	}
+	lb.fail.Store(false)
+	waitFor(t, "the removal to be retried", func() bool {
+		lb.mu.Lock()
+		defer lb.mu.Unlock()
+		return lb.removed
+	})
+}
+
+// A load balancer holding another process's routing under the same table
+// generation (a restart, a replica that led before) is given this
+// process's routing: an abort is never lost to a generation number that
+// happens to match.
+func TestExternalForeignGenerationIsNotTrusted(t *testing.T) {
+	lb := &fakeLB{}
+	var active atomic.Bool
+	x := NewExternal(ExternalConfig{New: func(string, spec.Router) (Driver, error) { return lb, nil }, Resync: 5 * time.Millisecond, Active: active.Load})
+	other := NewExternal(ExternalConfig{New: func(string, spec.Router) (Driver, error) { return lb, nil }})
+	if err := other.Apply(context.Background(), shop(true), table(t, 5, 5000)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go x.Run(ctx)
+	_ = x.Apply(ctx, shop(true), table(t, 5, 0)) // the aborted state, under the same table generation
+	active.Store(true)
+	waitFor(t, "the abort to reach the load balancer", func() bool {
+		lb.mu.Lock()
+		defer lb.mu.Unlock()
+		return lb.held.Weight == 0
+	})
+	if gen, w, _, err := x.Observed("shop"); err != nil || gen != 5 || w != 0 {
+		t.Fatalf("Observed = %d %d %v", gen, w, err)
+	}
+}
+
+// Moving a rollout to another load balancer gives the first one back.
+func TestExternalRouterChangeGivesTheOldLoadBalancerBack(t *testing.T) {
+	hap, ngx := &fakeLB{}, &fakeLB{}
+	x := NewExternal(ExternalConfig{New: func(_ string, r spec.Router) (Driver, error) {
+		if r.NGINX != nil {
+			return ngx, nil
+		}
+		return hap, nil
+	}})
+	_ = x.Apply(context.Background(), shop(true), table(t, 1, 5000))
+	r := shop(true)
+	r.Spec.TrafficRouting.Router = spec.Router{NGINX: &spec.NGINXRouter{IncludeFile: "/x/shop.conf"}}
+	_ = x.Apply(context.Background(), r, table(t, 2, 0))
+	if !hap.removed || ngx.held == nil {
+		t.Fatalf("HAProxy removed %v, NGINX given the routing %v", hap.removed, ngx.held != nil)
+	}
+	// Settings that drive the same objects (a longer timeout) keep them.
+	r2 := shop(true)
+	r2.Spec.TrafficRouting.Router.HAProxy.Timeout = spec.Duration(5 * time.Second)
+	hap2 := &fakeLB{}
+	y := NewExternal(ExternalConfig{New: func(string, spec.Router) (Driver, error) { return hap2, nil }})
+	_ = y.Apply(context.Background(), shop(true), table(t, 1, 5000))
+	_ = y.Apply(context.Background(), r2, table(t, 2, 5000))
+	if hap2.removed {
+		t.Fatal("a timeout change removed the routing of the same backends")
+	}
+}
+
+// A router whose driver cannot be built stays reported, and nothing is
+// pushed through the driver of the settings it replaced.
+func TestExternalFactoryErrorDropsTheStaleDriver(t *testing.T) {
+	lb := &fakeLB{}
+	x := NewExternal(ExternalConfig{New: func(_ string, r spec.Router) (Driver, error) {
+		if r.HAProxy.StableBackend == "web,stable" {
+			return nil, errors.New("bad backend name")
+		}
+		return lb, nil
+	}})
+	_ = x.Apply(context.Background(), shop(true), table(t, 1, 100))
+	r := shop(true)
+	r.Spec.TrafficRouting.Router.HAProxy.StableBackend = "web,stable"
+	_ = x.Apply(context.Background(), r, table(t, 2, 100))
+	_ = x.SetTable("shop", table(t, 3, 2000))
+	if x.ServeError("shop") == nil {
+		t.Fatal("the factory's error was cleared")
+	}
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if lb.held != nil && lb.held.Weight == 2000 {
+		t.Fatal("the weight went through the replaced driver")
+	}
+}
+
+// A follower drives nothing and echoes the desired routing, so the
+// leader's view of the replicas is not held at weight 0.
+func TestExternalFollowerEchoesTheDesiredRouting(t *testing.T) {
+	x := NewExternal(ExternalConfig{New: func(string, spec.Router) (Driver, error) { return &fakeLB{}, nil }, Active: func() bool { return false }})
+	_ = x.Apply(context.Background(), shop(true), table(t, 1, 2000))
+	if gen, w, _, err := x.Observed("shop"); err != nil || gen != 1 || w != 2000 {
+		t.Fatalf("a follower observes %d %d %v", gen, w, err)
 	}
 }
