@@ -426,11 +426,18 @@ func (c *Controller) Reconcile(ctx context.Context, name string) error {
 		}
 	}
 	if err := c.cfg.Router.ListenError(name); err != nil {
-		// Nothing is served, so nothing may move: no step completes and no
-		// deadline runs out on a rollout that takes no traffic. The data
-		// plane retries binding; look again shortly.
+		if !e.rec.Rollout.Spec.TrafficRouting.Router.External() {
+			// Nothing is served, so nothing may move: no step completes and
+			// no deadline runs out on a rollout that takes no traffic. The
+			// data plane retries binding; look again shortly.
+			c.queue.Add(name, now.Add(listenRecheck))
+			return nil
+		}
+		// A load balancer that does not route as said (unreachable,
+		// refusing a reload) still carries traffic at what it held: the
+		// analysis goes on and may abort, while no weight step completes
+		// (observe reports it unsynced). Look again shortly.
 		c.queue.Add(name, now.Add(listenRecheck))
-		return nil
 	}
 	next, fx := Next(e.st, &e.rec.Rollout.Spec, c.observe(e), now)
 	if fx.Changed {
@@ -467,7 +474,9 @@ func (c *Controller) observe(e *entry) Observation {
 	}
 	obs := Observation{Synced: e.table != nil && gen == e.table.Generation, Weight: w, CanaryAvailable: avail,
 		Rollout: e.rec.Rollout.Metadata.Name, Templates: c.templateMap(), RefusedTemplates: c.refusedTemplates()}
-	if obs.Synced && c.cfg.ReplicaRoutes != nil {
+	// With another load balancer there is one data plane, read back by the
+	// leader: the replicas route nothing of it.
+	if obs.Synced && c.cfg.ReplicaRoutes != nil && !e.rec.Rollout.Spec.TrafficRouting.Router.External() {
 		for _, r := range c.cfg.ReplicaRoutes(obs.Rollout) {
 			if !r.Known || r.StateVersion < e.weightVer {
 				obs.Synced = false
