@@ -124,6 +124,12 @@ func (d *Driver) Backends() map[string]spec.Role {
 func (d *Driver) Apply(ctx context.Context, want router.Desired) error {
 	cmds, err := d.plan(ctx, want)
 	if err != nil {
+		// An abort (or any lower weight) must reach HAProxy even when the
+		// rest cannot be planned now, say a crashed canary's host name no
+		// longer resolves: lower the weight alone, and report the rest.
+		if lowered := d.lowerWeightOnly(ctx, want); lowered != nil {
+			err = fmt.Errorf("%w (lowering the weight alone failed too: %v)", err, lowered)
+		}
 		return fmt.Errorf("HAProxy router of rollout %s, generation %d: %w", d.rollout, want.Generation, err)
 	}
 	if err := d.run(ctx, cmds); err != nil {
@@ -207,11 +213,20 @@ func (d *Driver) plan(ctx context.Context, want router.Desired) ([]command, erro
 	regexAdds, regexDels := planList(d.regexMap, curRegex, regexRoutesPrefix(d.rollout), routes.regex)
 
 	var cmds []command
+	setWeight := setEntry(d.cfg.Map, cur, weightKey(d.rollout), strconv.Itoa(int(want.Weight)))
+	var lowerFirst []command
+	if w, ok := cur.get(weightKey(d.rollout)); ok {
+		if n, err := strconv.Atoi(w); err == nil && int(want.Weight) < n {
+			// A lower weight (an abort) takes effect before anything else.
+			lowerFirst, setWeight = setWeight, nil
+		}
+	}
 	changes := [][]command{
+		lowerFirst,
 		enableStable, enableCanary,
 		setEntry(d.cfg.Map, cur, saltKey(d.rollout), strconv.FormatInt(salt(d.rollout, want.Revision), 10)),
 		exactAdds, prefixAdds, regexAdds,
-		setEntry(d.cfg.Map, cur, weightKey(d.rollout), strconv.Itoa(int(want.Weight))),
+		setWeight,
 		exactDels, prefixDels, regexDels,
 		retireStable, retireCanary,
 	}
@@ -224,6 +239,24 @@ func (d *Driver) plan(ctx context.Context, want router.Desired) ([]command, erro
 		cmds = append(setEntry(d.cfg.Map, cur, generationKey(d.rollout), "0"), cmds...)
 	}
 	return append(cmds, setEntry(d.cfg.Map, cur, generationKey(d.rollout), gen)...), nil
+}
+
+// lowerWeightOnly sets the rollout's weight entry, and nothing else, when
+// want lowers it: the generation goes to 0 first, so the routing is not
+// reported applied, and the caller applies the whole again later. It does
+// nothing (nil) when the weight does not go down.
+func (d *Driver) lowerWeightOnly(ctx context.Context, want router.Desired) error {
+	entries, err := d.showMap(ctx, d.cfg.Map, false)
+	if err != nil {
+		return err
+	}
+	cur := ofRollout(entries, d.rollout+":")
+	w, ok := cur.get(weightKey(d.rollout))
+	if n, err := strconv.Atoi(w); !ok || err != nil || int(want.Weight) >= n {
+		return nil
+	}
+	cmds := append(setEntry(d.cfg.Map, cur, generationKey(d.rollout), "0"), setEntry(d.cfg.Map, cur, weightKey(d.rollout), strconv.Itoa(int(want.Weight)))...)
+	return d.run(ctx, cmds)
 }
 
 func (d *Driver) run(ctx context.Context, cmds []command) error {

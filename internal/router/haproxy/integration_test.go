@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,6 +299,35 @@ func TestAbortSendsEveryoneToStableAtOnce(t *testing.T) {
 		if v != "v1" {
 			t.Fatalf("request %d after the abort returned served by %s", i, v)
 		}
+	}
+}
+
+// An abort reaches HAProxy even when the canary's host name no longer
+// resolves (a crashed canary behind a headless Service has no address):
+// the weight goes to 0 at once, and the error says what else failed.
+func TestAbortLandsWhenTheCanaryNoLongerResolves(t *testing.T) {
+	l := newLab(t)
+	d := l.driver()
+	stable, canary := upstream(t, "v1"), upstream(t, "v2")
+	mustApply(t, d, desired(1, 5000, []string{stable}, []string{canary}))
+	dead := "http://canary.coalmine-test.invalid:8080"
+	err := d.Apply(context.Background(), desired(2, 0, []string{stable}, []string{dead}))
+	if err == nil || !strings.Contains(err.Error(), "canary") {
+		t.Fatalf("Apply with an unresolvable canary: %v, want an error naming it", err)
+	}
+	c := newHTTPClient()
+	defer c.CloseIdleConnections()
+	for i := range 200 {
+		v, err := get(c, l.addr(), map[string]string{testUserHeader: strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != "v1" {
+			t.Fatalf("request %d after the abort served by %s", i, v)
+		}
+	}
+	if a, err := d.Observe(context.Background()); err != nil || a.Weight != 0 || a.Generation != 0 {
+		t.Fatalf("Observe = %+v, %v; want weight 0 and generation 0 (not all applied)", a, err)
 	}
 }
 

@@ -137,7 +137,23 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 		return fmt.Errorf("nginx router: %w", err)
 	}
 	if err := d.install(ctx, r); err != nil {
-		return err
+		// An abort (weight 0) must reach NGINX even when the full routing
+		// cannot pass nginx -t now, say a crashed canary's host name no
+		// longer resolves: send everything to stable (generation 0, so
+		// the routing is not reported applied) and report the rest.
+		if des.Weight != 0 || des.Canary == nil || !errors.Is(err, errRefused) {
+			return err
+		}
+		fallback := des
+		fallback.Canary, fallback.HeaderRoutes, fallback.Generation = nil, nil, 0
+		fr, ferr := Render(fallback, d.statusAddress)
+		if ferr == nil {
+			ferr = d.install(ctx, fr)
+		}
+		if ferr != nil {
+			return fmt.Errorf("%w; sending everything to stable failed too: %v", err, ferr)
+		}
+		return fmt.Errorf("%w; meanwhile NGINX sends everything to stable", err)
 	}
 	// Remove needs only where stable is; keep a copy the caller cannot
 	// change under us.
@@ -186,7 +202,7 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 		return cause
 	}
 	if out, err := run(ctx, d.testCommand); err != nil {
-		return restore(fmt.Errorf("nginx router: %s refused the new configuration, so the previous include file is kept: %w%s", strings.Join(d.testCommand, " "), err, quote(out)))
+		return restore(fmt.Errorf("nginx router: %s refused the new configuration, so the previous include file is kept: %w: %w%s", strings.Join(d.testCommand, " "), errRefused, err, quote(out)))
 	}
 	if out, err := run(ctx, d.reloadCommand); err != nil {
 		err = fmt.Errorf("nginx router: %s failed (is NGINX running?): %w%s", strings.Join(d.reloadCommand, " "), err, quote(out))
@@ -205,7 +221,13 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 	actx, cancel := context.WithTimeout(ctx, reloadTimeout)
 	defer cancel()
 	if err := d.awaitStatus(actx, r.Status); err != nil {
-		return restore(fmt.Errorf("%w (if NGINX refused the reload, its error log says why)", err))
+		err = restore(fmt.Errorf("%w (if NGINX refused the reload, its error log says why)", err))
+		// The reload may only have been slow: reload again so NGINX runs
+		// what the disk says rather than the file just taken back.
+		if out, rerr := run(ctx, d.reloadCommand); rerr != nil {
+			err = fmt.Errorf("%w; reloading the previous include file failed too: %v%s", err, rerr, quote(out))
+		}
+		return err
 	}
 	return nil
 }
@@ -253,6 +275,9 @@ func (d *Driver) Observe(ctx context.Context) (router.Applied, error) {
 	}
 	return router.Applied{Generation: st.Generation, Weight: st.Weight, CanaryAvailable: st.CanaryAvailable}, nil
 }
+
+// errRefused marks a configuration the test command refused.
+var errRefused = errors.New("refused by the test command")
 
 // errNoStatus means NGINX answers on the status address but has no
 // status for this rollout: it does not run the include file (yet).

@@ -453,6 +453,32 @@ func TestNGINXAbortSendsEveryoneToStableWhenApplyReturns(t *testing.T) {
 	}
 }
 
+// An abort reaches NGINX even when nginx -t refuses the full routing
+// because the canary's host name no longer resolves: everything goes to
+// stable, and the error (and generation 0) say the rest is not applied.
+func TestNGINXAbortLandsWhenTheCanaryNoLongerResolves(t *testing.T) {
+	e := newNginxEnv(t)
+	drv := e.driver()
+	d := e.desired(1, 5000)
+	e.bootstrap(drv, d)
+	d.Weight, d.Generation = 0, 2
+	d.Canary = &router.Target{Version: "v2", Endpoints: []string{"http://canary.coalmine-test.invalid:8080"}}
+	err := drv.Apply(e.ctx(), d)
+	if err == nil || !strings.Contains(err.Error(), "everything to stable") {
+		t.Fatalf("Apply = %v, want the refusal and the fallback to stable", err)
+	}
+	keys := make([]string, 500)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	if s := share(e.versionsOf(keys)); s != 0 {
+		t.Errorf("%.2f%% of users still reach the canary after the abort", s)
+	}
+	if applied, err := drv.Observe(e.ctx()); err != nil || applied.Generation != 0 || applied.Weight != 0 {
+		t.Errorf("Observe = %+v, %v; want generation 0 and weight 0", applied, err)
+	}
+}
+
 func TestNGINXWeightChangesUnderLoadFailNoRequest(t *testing.T) {
 	e := newNginxEnv(t)
 	drv := e.driver()
