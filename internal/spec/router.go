@@ -1,5 +1,7 @@
 package spec
 
+import "strings"
+
 // Router names the load balancer that carries a rollout's traffic. Without
 // one (the default) coalmine's own proxy listens and routes; with one, the
 // rollout moves the weights and routes of a load balancer the team already
@@ -127,13 +129,20 @@ func (h HAProxyRouter) BackendNames(rollout string) (stable, canary string) {
 
 // Claims names what of its load balancer the router takes for rollout, so
 // two rollouts that would overwrite each other's routing are refused.
+//
+// The backend (HAProxy) and upstream (NGINX) names are claimed whatever
+// load balancer holds them: they are what an access-log line names, so
+// two rollouts sharing one could not be told apart in the telemetry.
 func (r Router) Claims(rollout string) []string {
+	logName := func(n string) string { return "the backend name " + n + " (access-log lines name it)" }
 	switch {
 	case r.HAProxy != nil:
 		s, c := r.HAProxy.BackendNames(rollout)
-		return []string{"HAProxy backend " + s + " at " + r.HAProxy.RuntimeAPI, "HAProxy backend " + c + " at " + r.HAProxy.RuntimeAPI}
+		return []string{"HAProxy backend " + s + " at " + r.HAProxy.RuntimeAPI, "HAProxy backend " + c + " at " + r.HAProxy.RuntimeAPI, logName(s), logName(c)}
 	case r.NGINX != nil:
-		return []string{"NGINX include file " + r.NGINX.IncludeFile}
+		// NGINX names upstreams after the rollout, '-' becoming '_'.
+		id := strings.ReplaceAll(rollout, "-", "_")
+		return []string{"NGINX include file " + r.NGINX.IncludeFile, logName(id + "_stable"), logName(id + "_canary")}
 	}
 	return nil
 }

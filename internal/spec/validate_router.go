@@ -90,22 +90,22 @@ func (v *validator) haproxyRouter(p FieldPath, h HAProxyRouter) {
 			v.add(api, "runtime API address %q: use unix:///path/to/admin.sock or tcp://host:port", h.RuntimeAPI)
 		case u.Scheme == "unix" && (u.Path == "" || u.Host != ""):
 			v.add(api, "runtime API address %q has no socket path: use unix:///run/haproxy/admin.sock (three slashes)", h.RuntimeAPI)
-		case u.Scheme == "tcp" && u.Port() == "":
-			v.add(api, "runtime API address %q has no port: use tcp://host:port", h.RuntimeAPI)
+		case u.Scheme == "tcp" && (u.Port() == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/")):
+			v.add(api, "runtime API address %q: use tcp://host:port, with nothing after the port", h.RuntimeAPI)
 		}
 	}
 	for _, f := range []struct {
 		name, value string
 	}{{"stableBackend", h.StableBackend}, {"canaryBackend", h.CanaryBackend}} {
-		if f.value != "" && strings.ContainsAny(f.value, " \t\r\n/;#") {
-			v.add(p.Child(f.name), "backend name %q: HAProxy names have no spaces, slashes, ';' or '#'", f.value)
+		if f.value != "" && !haproxyName(f.value) {
+			v.add(p.Child(f.name), "backend name %q: an HAProxy backend name holds only letters, digits, '-', '_', '.' and ':'", f.value)
 		}
 	}
 	if h.StableBackend != "" && h.StableBackend == h.CanaryBackend {
 		v.add(p.Child("canaryBackend"), "the canary backend must differ from the stable backend %q", h.StableBackend)
 	}
-	if h.Map != "" && (strings.ContainsAny(h.Map, " \t\r\n;#") || !filepath.IsAbs(h.Map)) {
-		v.add(p.Child("map"), "map %q: give the absolute path haproxy.cfg names, without spaces", h.Map)
+	if h.Map != "" && (strings.ContainsAny(h.Map, " \t\r\n;#,()\\") || !filepath.IsAbs(h.Map)) {
+		v.add(p.Child("map"), "map %q: give the absolute path haproxy.cfg names, without spaces, ';', '#', ',', '(', ')' or '\\'", h.Map)
 	}
 	if h.Timeout.D() < 0 {
 		v.add(p.Child("timeout"), "timeout must be positive")
@@ -174,4 +174,15 @@ func (v *validator) istioRouter(p FieldPath, i IstioRouter) {
 	default:
 		v.add(p, "name the versions by host (stableHost, canaryHost) or by DestinationRule subset (host, stableSubset, canarySubset)")
 	}
+}
+
+// haproxyName reports whether s is a name HAProxy takes for a backend.
+func haproxyName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return s != ""
 }
