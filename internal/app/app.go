@@ -373,18 +373,29 @@ func (a *App) ready() error {
 	return errors.Join(out...)
 }
 
-// degraded reports, for a replica sharing the store, what the store's
-// absence or an election keeps from working, while the replica routes on.
+// degraded reports what works less than fully while the process serves
+// on: for a replica sharing the store, what the store's absence or an
+// election keeps from working; for every process, the load balancers that
+// do not route as their rollouts say (coalmine is not in their request
+// path, so they do not make it unready).
 func (a *App) degraded() error {
-	if a.replicas == nil {
-		return nil
-	}
 	var out []error
-	if err := a.Controller.StoreError(); err != nil {
-		out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
+	if a.replicas != nil {
+		if err := a.Controller.StoreError(); err != nil {
+			out = append(out, fmt.Errorf("the store cannot write, so no command can be kept: %w", err))
+		}
+		if err := a.replicas.ready(); err != nil {
+			out = append(out, err)
+		}
 	}
-	if err := a.replicas.ready(); err != nil {
-		out = append(out, err)
+	errs := a.External.Errors()
+	names := make([]string, 0, len(errs))
+	for name := range errs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		out = append(out, fmt.Errorf("rollout %q: %w", name, errs[name]))
 	}
 	return errors.Join(out...)
 }

@@ -202,10 +202,44 @@ func (x *External) Apply(ctx context.Context, r *spec.Rollout, t *route.Table) e
 			x.refreshBackends()
 			return nil // recorded; lint refuses what would make it fail
 		}
+		// The router's own check says best what is missing (a map, a
+		// backend, coalmine's lines in haproxy.cfg): report that rather
+		// than the first command that failed. Resyncs keep trying.
+		if x.active() {
+			cctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
+			err := drv.Check(cctx)
+			cancel()
+			if err != nil {
+				m.mu.Lock()
+				x.setErr(m, err)
+				m.mu.Unlock()
+				x.refreshBackends()
+				return nil
+			}
+		}
 	}
 	x.refreshBackends()
 	_ = x.push(ctx, m) // recorded in m.readErr
 	return nil
+}
+
+// Errors lists the rollouts whose load balancer does not route as they
+// say, with why (for /readyz).
+func (x *External) Errors() map[string]error {
+	if !x.active() {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := map[string]error{}
+	for name, m := range x.rollouts {
+		m.mu.Lock()
+		if m.readErr != nil {
+			out[name] = m.readErr
+		}
+		m.mu.Unlock()
+	}
+	return out
 }
 
 // SetTable applies a new weight (a table with the same rules); like Apply,

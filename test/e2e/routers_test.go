@@ -297,6 +297,10 @@ func TestHAProxyRouterUnreachablePausesTheRolloutUntilItIsBack(t *testing.T) {
 	if !hasEvent(s.events(), "router-unavailable") {
 		t.Error("no router-unavailable event")
 	}
+	// coalmine is not in HAProxy's request path: ready, and degraded with why.
+	if code, body := s.readyz(); code != 200 || !strings.Contains(body, "degraded") || !strings.Contains(body, "shop") {
+		t.Errorf("/readyz with HAProxy down: %d %q, want 200 and degraded naming the rollout", code, body)
+	}
 
 	h.start()
 	st := s.waitFor("the rollout to resume once HAProxy is back", 15*time.Second, func(st status) bool { return st.StepIndex == 3 })

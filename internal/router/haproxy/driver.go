@@ -127,7 +127,7 @@ func (d *Driver) Apply(ctx context.Context, want router.Desired) error {
 		// An abort (or any lower weight) must reach HAProxy even when the
 		// rest cannot be planned now, say a crashed canary's host name no
 		// longer resolves: lower the weight alone, and report the rest.
-		if lowered := d.lowerWeightOnly(ctx, want); lowered != nil {
+		if lowered := d.lowerWeightOnly(ctx, want); lowered != nil && !strings.Contains(err.Error(), lowered.Error()) {
 			err = fmt.Errorf("%w (lowering the weight alone failed too: %v)", err, lowered)
 		}
 		return fmt.Errorf("HAProxy router of rollout %s, generation %d: %w", d.rollout, want.Generation, err)
