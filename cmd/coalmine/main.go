@@ -12,7 +12,7 @@ import (
 
 func main() {
 	root := cli.NewRoot(cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
-	root.AddCommand(newServeCmd(), newLintCmd(), newDemoCmd())
+	root.AddCommand(newServeCmd(), newLintCmd(), newDemoCmd(), newRouterConfigCmd())
 	os.Exit(cli.Execute(context.Background(), root))
 }
 
