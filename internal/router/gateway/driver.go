@@ -74,7 +74,7 @@ func NewWithClient(rollout string, cfg spec.GatewayAPIRouter, c dynamic.Interfac
 	return &Driver{
 		client: c,
 		route:  kube.Object{Client: c, GVR: HTTPRoutes, Kind: "HTTPRoute", Namespace: ns, Name: cfg.HTTPRoute},
-		want:   Want{Namespace: ns, StableService: cfg.StableService, CanaryService: cfg.CanaryService, Owner: Label(rollout)},
+		want:   Want{Namespace: ns, StableService: cfg.StableService, CanaryService: cfg.CanaryService, Owner: kube.Label(rollout)},
 	}, nil
 }
 

@@ -55,27 +55,6 @@ type Observed struct {
 // alone, so users must not name their own rules so.
 func RulePrefix(owner string) string { return "coalmine." + owner + "." }
 
-// Label turns a name into a DNS label (lowercase letters, digits and
-// inner '-'), as HTTPRoute rule names are made of.
-func Label(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	out := strings.Trim(b.String(), "-")
-	if len(out) > 63 {
-		out = strings.Trim(out[:63], "-")
-	}
-	if out == "" {
-		out = "x"
-	}
-	return out
-}
-
 // Plan returns the JSON patch operations that make the HTTPRoute obj (as
 // read) route as w says; none when it already does.
 //
@@ -124,7 +103,7 @@ func Plan(obj map[string]any, w Want) ([]kube.Op, error) {
 	var owned []any
 	for h, hr := range w.HeaderRoutes {
 		for _, i := range managed {
-			r, err := headerRule(user[i].(map[string]any), hr, w, fmt.Sprintf("%s%d-%d-%s", prefix, h, i, Label(hr.Name)))
+			r, err := headerRule(user[i].(map[string]any), hr, w, fmt.Sprintf("%s%d-%d-%s", prefix, h, i, kube.Label(hr.Name)))
 			if err != nil {
 				return nil, fmt.Errorf("header route %q: %w", hr.Name, err)
 			}
@@ -140,34 +119,7 @@ func Plan(obj map[string]any, w Want) ([]kube.Op, error) {
 		gen = ""
 	}
 	ops := kube.Annotations(obj, map[string]string{AnnotationGeneration: gen})
-	return append(ops, listOps("/spec/rules", rules, owned, user, func(r any) bool { return ownedRule(r, prefix) })...), nil
-}
-
-// listOps returns the operations that turn list (the route's rules as
-// read) into owned followed by user, where user is the read list without
-// the owned items, changed in place. The user's items are patched field
-// by field, never rewritten.
-func listOps(path string, list, owned, user []any, isOwned func(any) bool) []kube.Op {
-	if len(list) == len(owned)+len(user) {
-		return kube.Diff(path, list, append(append([]any{}, owned...), user...))
-	}
-	var ops []kube.Op
-	var kept []any
-	for i := len(list) - 1; i >= 0; i-- {
-		if isOwned(list[i]) {
-			ops = append(ops, kube.Op{Op: "remove", Path: path + "/" + strconv.Itoa(i)})
-		}
-	}
-	for _, r := range list {
-		if !isOwned(r) {
-			kept = append(kept, r)
-		}
-	}
-	ops = append(ops, kube.Diff(path, kept, user)...)
-	for i, r := range owned {
-		ops = append(ops, kube.Op{Op: "add", Path: path + "/" + strconv.Itoa(i), Value: r})
-	}
-	return ops
+	return append(ops, kube.ListOps("/spec/rules", rules, owned, user, func(r any) bool { return ownedRule(r, prefix) })...), nil
 }
 
 func ownedRule(r any, prefix string) bool {

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Diff returns the JSON patch operations that turn old into new, both
@@ -84,4 +85,53 @@ func normal(v any) any {
 		return s
 	}
 	return v
+}
+
+// ListOps returns the operations that turn list (as read) into owned
+// followed by user, where user is the read list without the owned items,
+// changed in place. The user's items are patched field by field, never
+// rewritten; the owned ones are removed and added whole when their number
+// changes.
+func ListOps(path string, list, owned, user []any, isOwned func(any) bool) []Op {
+	if len(list) == len(owned)+len(user) {
+		return Diff(path, list, append(append([]any{}, owned...), user...))
+	}
+	var ops []Op
+	var kept []any
+	for i := len(list) - 1; i >= 0; i-- {
+		if isOwned(list[i]) {
+			ops = append(ops, Op{Op: "remove", Path: path + "/" + strconv.Itoa(i)})
+		}
+	}
+	for _, r := range list {
+		if !isOwned(r) {
+			kept = append(kept, r)
+		}
+	}
+	ops = append(ops, Diff(path, kept, user)...)
+	for i, r := range owned {
+		ops = append(ops, Op{Op: "add", Path: path + "/" + strconv.Itoa(i), Value: r})
+	}
+	return ops
+}
+
+// Label turns a name into a DNS label (lowercase letters, digits and
+// inner '-'), as HTTPRoute rule names are made of.
+func Label(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > 63 {
+		out = strings.Trim(out[:63], "-")
+	}
+	if out == "" {
+		out = "x"
+	}
+	return out
 }
