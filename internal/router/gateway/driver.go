@@ -86,6 +86,9 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 	if len(des.MirrorRoutes) > 0 {
 		return fmt.Errorf("gatewayAPI router: mirror routes: %w (lint refuses setMirrorRoute steps for it)", router.ErrUnsupported)
 	}
+	if des.UserHeader != "" {
+		return fmt.Errorf("gatewayAPI router: keeping users by header %s: %w (lint refuses assignment.userHeader for it)", des.UserHeader, router.ErrUnsupported)
+	}
 	w := d.want
 	w.Generation = des.Generation
 	w.Weight = des.Weight

@@ -365,12 +365,17 @@ func TestPatchForbidden(t *testing.T) {
 	}
 }
 
-func TestMirrorRoutesAreRefused(t *testing.T) {
+func TestMirrorRoutesAndUserHeaderAreRefused(t *testing.T) {
 	_, d := setup(t)
 	des := desired(1, 100)
 	des.MirrorRoutes = []spec.MirrorRoute{{Name: "m"}}
 	if err := d.Apply(context.Background(), des); !errors.Is(err, router.ErrUnsupported) {
 		t.Errorf("Apply with a mirror route: %v", err)
+	}
+	des = desired(1, 100)
+	des.UserHeader = "X-User"
+	if err := d.Apply(context.Background(), des); !errors.Is(err, router.ErrUnsupported) {
+		t.Errorf("Apply with a user header: %v", err)
 	}
 }
 

@@ -83,6 +83,9 @@ func NewWithClient(rollout string, cfg spec.IstioRouter, c dynamic.Interface) (*
 // Apply sets the weights, coalmine's routes and its annotations on the
 // VirtualService in one patch; it sends nothing when all is there.
 func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
+	if des.UserHeader != "" {
+		return fmt.Errorf("istio router: keeping users by header %s: %w (lint refuses assignment.userHeader for it)", des.UserHeader, router.ErrUnsupported)
+	}
 	w := d.want
 	w.Generation, w.Weight = des.Generation, des.Weight
 	if des.Canary == nil {
