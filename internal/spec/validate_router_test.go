@@ -115,3 +115,15 @@ func TestRouterValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestKubernetesRouterClaims(t *testing.T) {
+	g := Router{GatewayAPI: &GatewayAPIRouter{HTTPRoute: "shop", StableService: "a", CanaryService: "b"}}
+	want := []string{"Service a in HTTPRoute default/shop", "Service b in HTTPRoute default/shop"}
+	if got := g.Claims("x"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("gatewayAPI claims %q", got)
+	}
+	i := Router{Istio: &IstioRouter{Namespace: "prod", VirtualService: "shop", Routes: []string{"p", "q"}, Context: "eu"}}
+	if got := i.Claims("x"); len(got) != 2 || got[1] != "http route q of VirtualService prod/shop (kubeconfig , context eu)" {
+		t.Errorf("istio claims %q", got)
+	}
+}
