@@ -4,7 +4,9 @@ import (
 	"fmt"
 
 	"github.com/coalmine-dev/coalmine/internal/router"
+	"github.com/coalmine-dev/coalmine/internal/router/gateway"
 	"github.com/coalmine-dev/coalmine/internal/router/haproxy"
+	"github.com/coalmine-dev/coalmine/internal/router/istio"
 	"github.com/coalmine-dev/coalmine/internal/router/nginx"
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
@@ -17,6 +19,10 @@ func newRouterDriver(rollout string, r spec.Router) (router.Driver, error) {
 		return haproxy.New(rollout, *r.HAProxy)
 	case spec.RouterNGINX:
 		return nginx.New(rollout, *r.NGINX)
+	case spec.RouterGateway:
+		return gateway.New(rollout, *r.GatewayAPI)
+	case spec.RouterIstio:
+		return istio.New(rollout, *r.Istio)
 	}
 	return nil, fmt.Errorf("no driver for router %q", r.Kind())
 }

@@ -143,6 +143,44 @@ func (r Router) Claims(rollout string) []string {
 		// NGINX names upstreams after the rollout, '-' becoming '_'.
 		id := strings.ReplaceAll(rollout, "-", "_")
 		return []string{"NGINX include file " + r.NGINX.IncludeFile, logName(id + "_stable"), logName(id + "_canary")}
+	case r.GatewayAPI != nil:
+		// Two rollouts may share an HTTPRoute with different Services;
+		// the same Service's weights in the same route are one rollout's.
+		g := r.GatewayAPI
+		route := "HTTPRoute " + orDefaultNamespace(g.Namespace) + "/" + g.HTTPRoute + cluster(g.Kubeconfig, g.Context)
+		return []string{"Service " + g.StableService + " in " + route, "Service " + g.CanaryService + " in " + route}
+	case r.Istio != nil:
+		i := r.Istio
+		vs := "VirtualService " + orDefaultNamespace(i.Namespace) + "/" + i.VirtualService + cluster(i.Kubeconfig, i.Context)
+		routes := i.Routes
+		if len(routes) == 0 {
+			routes = []string{""}
+		}
+		var out []string
+		for _, rt := range routes {
+			name := "the only http route"
+			if rt != "" {
+				name = "http route " + rt
+			}
+			out = append(out, name+" of "+vs)
+		}
+		return out
 	}
 	return nil
+}
+
+func orDefaultNamespace(ns string) string {
+	if ns == "" {
+		return "default"
+	}
+	return ns
+}
+
+// cluster tells clusters apart in claims: the same names in two clusters
+// are two objects.
+func cluster(kubeconfig, context string) string {
+	if kubeconfig == "" && context == "" {
+		return ""
+	}
+	return " (kubeconfig " + kubeconfig + ", context " + context + ")"
 }

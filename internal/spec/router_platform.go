@@ -27,9 +27,13 @@ type ALBRouter struct {
 	StickinessDuration Duration `yaml:"stickinessDuration,omitempty" json:"stickinessDuration,omitempty"`
 }
 
-// GatewayAPIRouter is a Kubernetes Gateway API HTTPRoute: coalmine patches
-// the weights of its backendRefs to the stable and canary Services (and
-// adds rules for header routes) through the Kubernetes API.
+// GatewayAPIRouter is a Kubernetes Gateway API HTTPRoute
+// (gateway.networking.k8s.io/v1): coalmine patches the weights of its
+// backendRefs to the stable and canary Services (stable 10000 minus the
+// canary's basis points, canary the basis points, so the split is exact),
+// adds rules named coalmine.<rollout>.* for header routes, and keeps the
+// routing generation in the annotation coalmine.dev/generation, through
+// the Kubernetes API. It cannot mirror or keep users by a header.
 type GatewayAPIRouter struct {
 	// Kubeconfig is the kubeconfig file; empty means in-cluster
 	// configuration, else $KUBECONFIG or ~/.kube/config.
@@ -46,11 +50,17 @@ type GatewayAPIRouter struct {
 	CanaryService string `yaml:"canaryService" json:"canaryService"`
 }
 
-// IstioRouter is an Istio VirtualService: coalmine patches the weights of
-// its HTTP routes' destinations (hosts or DestinationRule subsets), their
-// header matches and mirror, through the Kubernetes API.
+// IstioRouter is an Istio VirtualService (networking.istio.io/v1): coalmine
+// patches the weights of its HTTP routes' destinations (hosts or
+// DestinationRule subsets) in whole percent (rounded half up, 1..99 while
+// the canary has a partial weight), adds http routes named
+// coalmine.<rollout>.* before the others for header and mirror routes,
+// and keeps the generation and the exact weight in the annotations
+// coalmine.dev/generation and coalmine.dev/weight, through the Kubernetes
+// API. It cannot keep users by a header.
 type IstioRouter struct {
-	// Kubeconfig and Context as for gatewayAPI.
+	// Kubeconfig is the kubeconfig file; empty means in-cluster
+	// configuration, else $KUBECONFIG or ~/.kube/config.
 	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty"`
 	// Context is the kubeconfig context; empty means its current one.
 	Context string `yaml:"context,omitempty" json:"context,omitempty"`
@@ -61,7 +71,8 @@ type IstioRouter struct {
 	// Routes names the VirtualService's HTTP routes coalmine sets; empty
 	// means the only one (an error when there are several).
 	Routes []string `yaml:"routes,omitempty" json:"routes,omitempty"`
-	// StableHost is the stable version's destination host (a Service);
+	// StableHost is the stable version's destination host (a Service, as
+	// the VirtualService's destinations write it: name or FQDN);
 	// or use host with stableSubset and canarySubset (DestinationRule
 	// subsets). One of the two forms is required.
 	StableHost string `yaml:"stableHost,omitempty" json:"stableHost,omitempty"`

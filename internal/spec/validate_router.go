@@ -34,10 +34,12 @@ func (v *validator) router(p FieldPath, s *RolloutSpec) {
 		v.add(rp.Child("alb"), "the alb router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
 	case r.GatewayAPI != nil:
 		v.gatewayRouter(rp.Child("gatewayAPI"), *r.GatewayAPI)
-		v.add(rp.Child("gatewayAPI"), "the gatewayAPI router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
 	case r.Istio != nil:
 		v.istioRouter(rp.Child("istio"), *r.Istio)
-		v.add(rp.Child("istio"), "the istio router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
+	}
+	if (r.GatewayAPI != nil || r.Istio != nil) && s.TrafficRouting.Assignment.UserHeader != "" {
+		v.add(p.Child("trafficRouting").Child("assignment").Child("userHeader"),
+			"the %s router splits each request by weight and cannot keep a user on one version by a header: remove userHeader (or pin users with a header route)", kind)
 	}
 	if !r.UsesEndpoints() {
 		// The platform keeps the targets (target groups, Services): the
@@ -69,11 +71,14 @@ func (v *validator) router(p FieldPath, s *RolloutSpec) {
 	if s.HealthCheck != nil && !s.HealthCheck.Disabled {
 		v.add(p.Child("healthCheck"), "the %s router checks its servers' health itself: remove healthCheck and configure the checks in %s", kind, kind)
 	}
-	// Neither can mirror a request selected per match.
+	// Only Istio mirrors a request selected per match (a route's mirror
+	// and mirrorPercentage). HAProxy and NGINX cannot; the Gateway API's
+	// RequestMirror filter copies all of a rule's requests, and a rule
+	// cannot require both the user's path match and the mirror's.
 	for i, st := range s.Strategy.Canary.Steps {
-		if st.SetMirrorRoute != nil {
+		if st.SetMirrorRoute != nil && r.Istio == nil {
 			v.add(p.Child("strategy").Child("canary").Child("steps").Index(i).Child("setMirrorRoute"),
-				"the %s router cannot mirror requests: remove this step (mirroring needs coalmine's own proxy)", kind)
+				"the %s router cannot mirror requests: remove this step (mirroring needs coalmine's own proxy or the istio router)", kind)
 		}
 	}
 }
@@ -155,6 +160,30 @@ func (v *validator) gatewayRouter(p FieldPath, g GatewayAPIRouter) {
 	v.required(p.Child("httpRoute"), "httpRoute", g.HTTPRoute, "shop")
 	v.required(p.Child("stableService"), "stableService", g.StableService, "shop-stable")
 	v.required(p.Child("canaryService"), "canaryService", g.CanaryService, "shop-canary")
+	v.kubeName(p.Child("namespace"), g.Namespace)
+	v.kubeName(p.Child("httpRoute"), g.HTTPRoute)
+	v.kubeName(p.Child("stableService"), g.StableService)
+	v.kubeName(p.Child("canaryService"), g.CanaryService)
+	if g.StableService != "" && g.StableService == g.CanaryService {
+		v.add(p.Child("canaryService"), "the canary Service must differ from the stable Service %q", g.StableService)
+	}
+}
+
+// kubeName checks a Kubernetes object name or namespace (a DNS subdomain:
+// lowercase letters, digits, '-' and '.'); "" is left to required.
+func (v *validator) kubeName(p FieldPath, s string) {
+	if s == "" {
+		return
+	}
+	ok := len(s) <= 253 && s[0] != '-' && s[0] != '.' && s[len(s)-1] != '-' && s[len(s)-1] != '.'
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			ok = false
+		}
+	}
+	if !ok {
+		v.add(p, "%q is not a Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", s)
+	}
 }
 
 func (v *validator) istioRouter(p FieldPath, i IstioRouter) {
@@ -167,12 +196,30 @@ func (v *validator) istioRouter(p FieldPath, i IstioRouter) {
 	case hosts:
 		v.required(p.Child("stableHost"), "stableHost", i.StableHost, "shop-stable")
 		v.required(p.Child("canaryHost"), "canaryHost", i.CanaryHost, "shop-canary")
+		if i.StableHost != "" && i.StableHost == i.CanaryHost {
+			v.add(p.Child("canaryHost"), "the canary host must differ from the stable host %q (or use one host with two subsets)", i.StableHost)
+		}
 	case subsets:
 		v.required(p.Child("host"), "host", i.Host, "shop")
 		v.required(p.Child("stableSubset"), "stableSubset", i.StableSubset, "stable")
 		v.required(p.Child("canarySubset"), "canarySubset", i.CanarySubset, "canary")
+		if i.StableSubset != "" && i.StableSubset == i.CanarySubset {
+			v.add(p.Child("canarySubset"), "the canary subset must differ from the stable subset %q", i.StableSubset)
+		}
 	default:
 		v.add(p, "name the versions by host (stableHost, canaryHost) or by DestinationRule subset (host, stableSubset, canarySubset)")
+	}
+	v.kubeName(p.Child("namespace"), i.Namespace)
+	v.kubeName(p.Child("virtualService"), i.VirtualService)
+	seen := map[string]bool{}
+	for n, r := range i.Routes {
+		switch {
+		case r == "":
+			v.add(p.Child("routes").Index(n), "a route name is required (the name of one of the VirtualService's http routes)")
+		case seen[r]:
+			v.add(p.Child("routes").Index(n), "route %q is named twice", r)
+		}
+		seen[r] = true
 	}
 }
 

@@ -11,11 +11,63 @@ func TestRouterValidate(t *testing.T) {
 		r.Spec.Listen = ""
 		r.Spec.TrafficRouting.Router.NGINX = &NGINXRouter{IncludeFile: "/etc/nginx/conf.d/coalmine-shop.conf"}
 	}
+	gateway := func(r *Rollout) {
+		r.Spec.Listen = ""
+		r.Spec.Stable.Endpoints = nil
+		r.Spec.Canary.Endpoints = nil
+		r.Spec.TrafficRouting.Router.GatewayAPI = &GatewayAPIRouter{Namespace: "prod", HTTPRoute: "shop", StableService: "shop-stable", CanaryService: "shop-canary"}
+	}
+	istio := func(r *Rollout) {
+		r.Spec.Listen = ""
+		r.Spec.Stable.Endpoints = nil
+		r.Spec.Canary.Endpoints = nil
+		r.Spec.TrafficRouting.Router.Istio = &IstioRouter{VirtualService: "shop", StableHost: "shop-stable", CanaryHost: "shop-canary"}
+	}
+	mirror := func(r *Rollout) {
+		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, Step{SetMirrorRoute: &MirrorRoute{Name: "m", Match: []RequestMatch{{Path: &StringMatch{Prefix: ptr("/")}}}}})
+	}
 	tests := []struct {
 		name   string
 		modify func(r *Rollout)
 		want   []string
 	}{
+		{"gatewayAPI", gateway, nil},
+		{"istio", istio, nil},
+		{"istio subsets and mirror", func(r *Rollout) {
+			istio(r)
+			r.Spec.TrafficRouting.Router.Istio = &IstioRouter{VirtualService: "shop", Routes: []string{"primary"}, Host: "shop", StableSubset: "v1", CanarySubset: "v2"}
+			mirror(r)
+		}, nil},
+		{"gatewayAPI mirror step", func(r *Rollout) { gateway(r); mirror(r) },
+			[]string{"spec.strategy.canary.steps[3].setMirrorRoute: the gatewayAPI router cannot mirror requests: remove this step (mirroring needs coalmine's own proxy or the istio router)"}},
+		{"gatewayAPI user header", func(r *Rollout) { gateway(r); r.Spec.TrafficRouting.Assignment.UserHeader = "X-User" },
+			[]string{"spec.trafficRouting.assignment.userHeader: the gatewayAPI router splits each request by weight and cannot keep a user on one version by a header"}},
+		{"istio user header", func(r *Rollout) { istio(r); r.Spec.TrafficRouting.Assignment.UserHeader = "X-User" },
+			[]string{"spec.trafficRouting.assignment.userHeader: the istio router splits each request by weight"}},
+		{"gatewayAPI names", func(r *Rollout) {
+			gateway(r)
+			g := r.Spec.TrafficRouting.Router.GatewayAPI
+			g.HTTPRoute, g.CanaryService, g.Namespace = "Shop", "shop-stable", "prod_1"
+		}, []string{
+			`spec.trafficRouting.router.gatewayAPI.namespace: "prod_1" is not a Kubernetes name`,
+			`spec.trafficRouting.router.gatewayAPI.httpRoute: "Shop" is not a Kubernetes name`,
+			`spec.trafficRouting.router.gatewayAPI.canaryService: the canary Service must differ from the stable Service "shop-stable"`,
+		}},
+		{"gatewayAPI required", func(r *Rollout) { gateway(r); r.Spec.TrafficRouting.Router.GatewayAPI.HTTPRoute = "" },
+			[]string{"spec.trafficRouting.router.gatewayAPI.httpRoute: httpRoute is required"}},
+		{"gatewayAPI endpoints", func(r *Rollout) { gateway(r); r.Spec.Canary.Endpoints = []string{"http://127.0.0.1:1"} },
+			[]string{"spec.canary.endpoints: the gatewayAPI router sends to the targets its platform keeps"}},
+		{"istio routes and hosts", func(r *Rollout) {
+			istio(r)
+			i := r.Spec.TrafficRouting.Router.Istio
+			i.CanaryHost, i.Routes = "shop-stable", []string{"a", "", "a"}
+		}, []string{
+			`spec.trafficRouting.router.istio.canaryHost: the canary host must differ from the stable host "shop-stable"`,
+			"spec.trafficRouting.router.istio.routes[1]: a route name is required",
+			`spec.trafficRouting.router.istio.routes[2]: route "a" is named twice`,
+		}},
+		{"istio both forms", func(r *Rollout) { istio(r); r.Spec.TrafficRouting.Router.Istio.CanarySubset = "v2" },
+			[]string{"spec.trafficRouting.router.istio: name the versions either by host (stableHost, canaryHost) or by subset"}},
 		{"haproxy", haproxy, nil},
 		{"nginx", nginx, nil},
 		{"tcp runtime API", func(r *Rollout) { haproxy(r); r.Spec.TrafficRouting.Router.HAProxy.RuntimeAPI = "tcp://127.0.0.1:9999" }, nil},
@@ -61,5 +113,17 @@ func TestRouterValidate(t *testing.T) {
 			r.SetDefaults()
 			assertErrors(t, r.Validate(), tt.want)
 		})
+	}
+}
+
+func TestKubernetesRouterClaims(t *testing.T) {
+	g := Router{GatewayAPI: &GatewayAPIRouter{HTTPRoute: "shop", StableService: "a", CanaryService: "b"}}
+	want := []string{"Service a in HTTPRoute default/shop", "Service b in HTTPRoute default/shop"}
+	if got := g.Claims("x"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("gatewayAPI claims %q", got)
+	}
+	i := Router{Istio: &IstioRouter{Namespace: "prod", VirtualService: "shop", Routes: []string{"p", "q"}, Context: "eu"}}
+	if got := i.Claims("x"); len(got) != 2 || got[1] != "http route q of VirtualService prod/shop (kubeconfig , context eu)" {
+		t.Errorf("istio claims %q", got)
 	}
 }

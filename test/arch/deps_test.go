@@ -54,6 +54,14 @@ var allowed = map[string][]string{
 	// The NGINX router renders the routing it is given and runs NGINX's
 	// commands; it knows nothing of rollouts beyond router.Desired.
 	"router/nginx": {"spec", "router", "model", "route"},
+	// kube is the Kubernetes API access the Gateway API and Istio drivers
+	// share; it knows nothing of rollouts (kubetest, its test double, is
+	// its sub-package).
+	"router/kube": {},
+	// The Gateway API and Istio routers patch one object each through
+	// router/kube.
+	"router/gateway": {"spec", "router", "model", "route", "router/kube"},
+	"router/istio":   {"spec", "router", "model", "route", "router/kube"},
 }
 
 func TestDependencyDirection(t *testing.T) {
