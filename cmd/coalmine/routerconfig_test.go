@@ -18,12 +18,12 @@ func TestRouterConfigPrintsTheRolloutsLines(t *testing.T) {
 		t.Fatalf("router-config: %v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{
-		`haproxy.cfg lines for rollout "shop"`,
-		"set-var proc.coalmine_shop_user_header str(|x-user-id|)",
+		`haproxy.cfg lines for rollout "wishlist"`,
+		"set-var proc.coalmine_wishlist_user_header str(|x-user-id|)",
 		"req.fhdr(x-canary,1)",
-		"use_backend shop_canary",
-		"include /etc/nginx/coalmine/search.conf;",
-		"proxy_pass http://$coalmine_search_upstream;",
+		"use_backend wishlist_canary",
+		"include /etc/nginx/coalmine/reviews.conf;",
+		"proxy_pass http://$coalmine_reviews_upstream;",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("router-config output lacks %q", want)
