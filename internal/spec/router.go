@@ -97,8 +97,8 @@ type HAProxyRouter struct {
 }
 
 // NGINXRouter is an open-source NGINX (no Plus API) that coalmine drives
-// by rendering an include file and reloading NGINX after `nginx -t`
-// accepts it.
+// by rendering include files and reloading NGINX after `nginx -t` accepts
+// them, and by swapping weight files, with no reload, for a weight change.
 type NGINXRouter struct {
 	// IncludeFile is the file coalmine writes; the user's http block
 	// includes it. Required.
@@ -112,6 +112,11 @@ type NGINXRouter struct {
 	// generation it routes with, so coalmine reads back what is applied
 	// rather than assuming a reload took. Default 127.0.0.1:7079.
 	StatusAddress string `yaml:"statusAddress,omitempty" json:"statusAddress,omitempty"`
+	// StateDir is the directory of the weight files NGINX's workers check
+	// on every request, so a weight change needs no reload. Default:
+	// beside IncludeFile, its name without .conf and with .d
+	// (/etc/nginx/coalmine/shop.d for /etc/nginx/coalmine/shop.conf).
+	StateDir string `yaml:"stateDir,omitempty" json:"stateDir,omitempty"`
 }
 
 // BackendNames returns the stable and canary backend names, defaults
@@ -142,7 +147,11 @@ func (r Router) Claims(rollout string) []string {
 	case r.NGINX != nil:
 		// NGINX names upstreams after the rollout, '-' becoming '_'.
 		id := strings.ReplaceAll(rollout, "-", "_")
-		return []string{"NGINX include file " + r.NGINX.IncludeFile, logName(id + "_stable"), logName(id + "_canary")}
+		state := r.NGINX.StateDir
+		if state == "" {
+			state = strings.TrimSuffix(r.NGINX.IncludeFile, ".conf") + ".d"
+		}
+		return []string{"NGINX include file " + r.NGINX.IncludeFile, "NGINX state directory " + state, logName(id + "_stable"), logName(id + "_canary")}
 	}
 	return nil
 }
