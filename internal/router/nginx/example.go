@@ -79,6 +79,7 @@ func ConfigExample(o ExampleOptions) (string, error) {
 #         # testCommand: [nginx, -t]          (the defaults)
 #         # reloadCommand: [nginx, -s, reload]
 #         # statusAddress: %[3]s
+#         # stateDir: %[10]s
 #     assignment:
 #       userHeader: X-User-Id         # one user, one version
 #     headerRoutes:
