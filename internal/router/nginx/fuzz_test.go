@@ -79,6 +79,9 @@ func FuzzRenderCannotInject(f *testing.F) {
 			t.Fatalf("the values changed the location file's structure:\n%s", r.Location)
 		}
 		id, _ := Identifier(rollout)
+		if stateDir == "" {
+			stateDir = DefaultStateDir("/etc/nginx/coalmine/" + id + ".conf")
+		}
 		for _, dv := range lds {
 			if dv.words[0] == "if" {
 				want := []string{"if", "(-f", stateDir + "/current/r${coalmine_" + id + "_b1}/${coalmine_" + id + "_b2})"}
