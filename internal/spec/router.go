@@ -9,8 +9,9 @@ import "strings"
 type Router struct {
 	// HAProxy drives an HAProxy through its runtime API (no reloads).
 	HAProxy *HAProxyRouter `yaml:"haproxy,omitempty" json:"haproxy,omitempty"`
-	// NGINX drives an open-source NGINX by writing an include file and
-	// reloading it.
+	// NGINX drives an open-source NGINX by writing include files and
+	// reloading it when the routing's structure changes, and by swapping
+	// weight files, with no reload, when only the weight does.
 	NGINX *NGINXRouter `yaml:"nginx,omitempty" json:"nginx,omitempty"`
 	// ALB drives an AWS Application Load Balancer listener rule's weighted
 	// forward action.
@@ -97,11 +98,13 @@ type HAProxyRouter struct {
 }
 
 // NGINXRouter is an open-source NGINX (no Plus API) that coalmine drives
-// by rendering an include file and reloading NGINX after `nginx -t`
-// accepts it.
+// by rendering include files and reloading NGINX after `nginx -t` accepts
+// them, and by swapping weight files, with no reload, for a weight change.
 type NGINXRouter struct {
 	// IncludeFile is the file coalmine writes; the user's http block
-	// includes it. Required.
+	// includes it. Required. coalmine writes the location include beside
+	// it (its name without .conf, with .location), which the proxying
+	// location includes.
 	IncludeFile string `yaml:"includeFile" json:"includeFile"`
 	// TestCommand checks the configuration before a reload. Default
 	// ["nginx", "-t"].
@@ -109,9 +112,14 @@ type NGINXRouter struct {
 	// ReloadCommand reloads NGINX. Default ["nginx", "-s", "reload"].
 	ReloadCommand []string `yaml:"reloadCommand,omitempty" json:"reloadCommand,omitempty"`
 	// StatusAddress is where the rendered file makes NGINX answer which
-	// generation it routes with, so coalmine reads back what is applied
-	// rather than assuming a reload took. Default 127.0.0.1:7079.
+	// generation and weight it routes with, so coalmine reads back what is
+	// applied rather than assuming a change took. Default 127.0.0.1:7079.
 	StatusAddress string `yaml:"statusAddress,omitempty" json:"statusAddress,omitempty"`
+	// StateDir is the directory of the weight files NGINX's workers check
+	// on every request, so a weight change needs no reload. Default:
+	// beside IncludeFile, its name without .conf and with .d
+	// (/etc/nginx/coalmine/shop.d for /etc/nginx/coalmine/shop.conf).
+	StateDir string `yaml:"stateDir,omitempty" json:"stateDir,omitempty"`
 }
 
 // BackendNames returns the stable and canary backend names, defaults
@@ -142,7 +150,11 @@ func (r Router) Claims(rollout string) []string {
 	case r.NGINX != nil:
 		// NGINX names upstreams after the rollout, '-' becoming '_'.
 		id := strings.ReplaceAll(rollout, "-", "_")
-		return []string{"NGINX include file " + r.NGINX.IncludeFile, logName(id + "_stable"), logName(id + "_canary")}
+		state := r.NGINX.StateDir
+		if state == "" {
+			state = strings.TrimSuffix(r.NGINX.IncludeFile, ".conf") + ".d"
+		}
+		return []string{"NGINX include file " + r.NGINX.IncludeFile, "NGINX state directory " + state, logName(id + "_stable"), logName(id + "_canary")}
 	case r.GatewayAPI != nil:
 		// Two rollouts may share an HTTPRoute with different Services;
 		// the same Service's weights in the same route are one rollout's.

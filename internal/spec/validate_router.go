@@ -124,6 +124,13 @@ func (v *validator) nginxRouter(p FieldPath, n NGINXRouter) {
 	case !filepath.IsAbs(n.IncludeFile):
 		v.add(p.Child("includeFile"), "includeFile %q must be an absolute path", n.IncludeFile)
 	}
+	if n.StateDir != "" {
+		if !filepath.IsAbs(n.StateDir) {
+			v.add(p.Child("stateDir"), "stateDir %q must be an absolute path", n.StateDir)
+		} else if strings.Trim(n.StateDir, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") != "" {
+			v.add(p.Child("stateDir"), "stateDir %q: NGINX reads it in an if condition, so only letters, digits and . _ - / are allowed", n.StateDir)
+		}
+	}
 	for _, c := range []struct {
 		name string
 		argv []string

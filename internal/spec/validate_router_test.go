@@ -1,6 +1,9 @@
 package spec
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestRouterValidate(t *testing.T) {
 	haproxy := func(r *Rollout) {
@@ -95,6 +98,10 @@ func TestRouterValidate(t *testing.T) {
 		}},
 		{"include file", func(r *Rollout) { nginx(r); r.Spec.TrafficRouting.Router.NGINX.IncludeFile = "coalmine.conf" },
 			[]string{`spec.trafficRouting.router.nginx.includeFile: includeFile "coalmine.conf" must be an absolute path`}},
+		{"state dir", func(r *Rollout) { nginx(r); r.Spec.TrafficRouting.Router.NGINX.StateDir = "shop.d" },
+			[]string{`spec.trafficRouting.router.nginx.stateDir: stateDir "shop.d" must be an absolute path`}},
+		{"state dir syntax", func(r *Rollout) { nginx(r); r.Spec.TrafficRouting.Router.NGINX.StateDir = "/etc/nginx/a b;" },
+			[]string{`spec.trafficRouting.router.nginx.stateDir: stateDir "/etc/nginx/a b;": NGINX reads it in an if condition`}},
 		{"commands", func(r *Rollout) { nginx(r); r.Spec.TrafficRouting.Router.NGINX.ReloadCommand = []string{} },
 			[]string{"spec.trafficRouting.router.nginx.reloadCommand: reloadCommand needs a program"}},
 		{"https endpoint", func(r *Rollout) { nginx(r); r.Spec.Canary.Endpoints = []string{"https://127.0.0.1:9443"} },
@@ -125,5 +132,18 @@ func TestKubernetesRouterClaims(t *testing.T) {
 	i := Router{Istio: &IstioRouter{Namespace: "prod", VirtualService: "shop", Routes: []string{"p", "q"}, Context: "eu"}}
 	if got := i.Claims("x"); len(got) != 2 || got[1] != "http route q of VirtualService prod/shop (kubeconfig , context eu)" {
 		t.Errorf("istio claims %q", got)
+	}
+}
+
+// Two rollouts sharing an NGINX state directory would overwrite each
+// other's weight files: the directory is claimed, default or given.
+func TestNGINXClaimsTheStateDirectory(t *testing.T) {
+	r := Router{NGINX: &NGINXRouter{IncludeFile: "/etc/nginx/coalmine/shop.conf"}}
+	if c := r.Claims("shop"); !slices.Contains(c, "NGINX state directory /etc/nginx/coalmine/shop.d") {
+		t.Errorf("claims = %q, want the default state directory", c)
+	}
+	r.NGINX.StateDir = "/var/lib/coalmine/shop"
+	if c := r.Claims("shop"); !slices.Contains(c, "NGINX state directory /var/lib/coalmine/shop") {
+		t.Errorf("claims = %q, want the given state directory", c)
 	}
 }

@@ -47,7 +47,7 @@ func routerUnderTest(t *testing.T, kind string) (*server, loadBalancer) {
 }
 
 // Changing the weight of HAProxy or NGINX through coalmine while wrk runs
-// at full load fails no request (NGINX's reloads included), and an abort
+// at full load fails no request (neither reloads for it), and an abort
 // sends everyone to stable by the time the command returns.
 func TestRouterWeightChangesUnderWrkFailNothingAndAbortIsImmediate(t *testing.T) {
 	for _, kind := range []string{"haproxy", "nginx"} {
@@ -101,17 +101,12 @@ func TestRouterWeightChangesUnderWrkFailNothingAndAbortIsImmediate(t *testing.T)
 			if strings.Contains(report, "Non-2xx") {
 				t.Fatalf("requests failed while the weight changed:\n%s", report)
 			}
-			if m := regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`).FindStringSubmatch(report); m != nil {
-				// An NGINX reload closes the old workers' idle keep-alive
-				// connections at once; a client that sends on one at that
-				// instant reads EOF or a reset. Clients that retry such a
-				// request (browsers, Go, most libraries: RFC 9112 §9.3.1)
-				// see nothing; wrk counts a read error. HAProxy changes
-				// weights without a reload and must show none.
-				if m[1] != "0" || m[3] != "0" || m[4] != "0" || (kind == "haproxy" && m[2] != "0") {
-					t.Fatalf("requests failed while the weight changed:\n%s", report)
-				}
-				t.Logf("%s: %s read errors from keep-alive connections closed by reloads", kind, m[2])
+			// wrk does not retry a request on a keep-alive connection
+			// that closes under it, as an NGINX reload would close the
+			// old workers' idle ones: neither HAProxy nor NGINX reloads
+			// for a weight change, so wrk must count no socket error.
+			if strings.Contains(report, "Socket errors") {
+				t.Fatalf("requests failed while the weight changed:\n%s", report)
 			}
 
 			// Abort at 50%: the command returns once the load balancer

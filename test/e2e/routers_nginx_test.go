@@ -19,8 +19,9 @@ import (
 )
 
 // routedNGINX is an NGINX configured as examples/nginx/nginx.conf (the
-// same generator wrote both), run without root in a temporary directory,
-// that coalmine drives by rewriting its include file and reloading it.
+// same generator wrote both), run in a temporary directory, that coalmine
+// drives by rewriting its include files and reloading it, and by swapping
+// its weight files.
 type routedNGINX struct {
 	t       *testing.T
 	base    []string // nginx -p DIR -c CONF -e LOG
@@ -37,6 +38,13 @@ func newRoutedNGINX(t *testing.T, syslog string) *routedNGINX {
 	t.Helper()
 	bin := requireTool(t, "nginx")
 	dir := t.TempDir()
+	// Run as root, NGINX's workers run as nobody: like a real NGINX's,
+	// they must reach the weight files coalmine writes under dir.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n := &routedNGINX{t: t, dir: dir, Addr: freeAddr(t), Include: filepath.Join(dir, "coalmine", "shop.conf"), Status: freeAddr(t)}
 	text, err := nginx.ConfigExample(nginx.ExampleOptions{
 		Rollout: "shop", IncludeFile: n.Include, Listen: n.Addr,

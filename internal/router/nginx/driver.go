@@ -56,6 +56,8 @@ var fileMu sync.Mutex
 type Driver struct {
 	names         Names
 	includeFile   string
+	locationFile  string
+	state         stateStore
 	testCommand   []string
 	reloadCommand []string
 	statusAddress string
@@ -85,9 +87,18 @@ func New(rollout string, cfg spec.NGINXRouter) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nginx router: %w", err)
 	}
+	stateDir := cfg.StateDir
+	if stateDir == "" {
+		stateDir = DefaultStateDir(cfg.IncludeFile)
+	}
+	if err := validStateDir(stateDir); err != nil {
+		return nil, fmt.Errorf("nginx router: %w", err)
+	}
 	d := &Driver{
 		names:         names,
 		includeFile:   cfg.IncludeFile,
+		locationFile:  LocationFile(cfg.IncludeFile),
+		state:         stateStore{dir: stateDir},
 		testCommand:   orDefault(cfg.TestCommand, DefaultTestCommand),
 		reloadCommand: orDefault(cfg.ReloadCommand, DefaultReloadCommand),
 		statusAddress: listen,
@@ -113,15 +124,25 @@ func orDefault(cmd, def []string) []string {
 // Names returns the names the rollout's include file declares.
 func (d *Driver) Names() Names { return d.names }
 
+// LocationFile is the location include the user's proxying location
+// includes.
+func (d *Driver) LocationFile() string { return d.locationFile }
+
+// StateDir is the directory of the weight files.
+func (d *Driver) StateDir() string { return d.state.dir }
+
 // Backends names the two upstreams, as $proxy_host logs them.
 func (d *Driver) Backends() map[string]spec.Role {
 	return map[string]spec.Role{d.names.Stable: spec.RoleStable, d.names.Canary: spec.RoleCanary}
 }
 
-// Apply renders des, installs it if `nginx -t` accepts it, reloads NGINX
-// and returns once the status location answers the new routing. On any
-// failure before the reload took, the previous include file is back in
-// place.
+// Apply makes NGINX route as des says and returns once the status
+// location answers the new routing. When NGINX's workers already run the
+// include files des renders (only the weight or the generation changed),
+// it swaps the weight files and reloads nothing. Otherwise it installs the
+// new include files if `nginx -t` accepts them, swaps the weight files,
+// and reloads NGINX. On any failure before the change took, the previous
+// files are back in place.
 func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 	if des.Rollout != "" {
 		if id, _ := Identifier(des.Rollout); id != d.names.ID {
@@ -132,7 +153,7 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 	if len(des.MirrorRoutes) > 0 {
 		return errMirror()
 	}
-	r, err := Render(des, d.statusAddress)
+	r, err := Render(des, d.statusAddress, d.state.dir)
 	if err != nil {
 		return fmt.Errorf("nginx router: %w", err)
 	}
@@ -146,7 +167,7 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 		}
 		fallback := des
 		fallback.Canary, fallback.HeaderRoutes, fallback.Generation = nil, nil, 0
-		fr, ferr := Render(fallback, d.statusAddress)
+		fr, ferr := Render(fallback, d.statusAddress, d.state.dir)
 		if ferr == nil {
 			ferr = d.install(ctx, fr)
 		}
@@ -170,15 +191,19 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 	fileMu.Lock()
 	defer fileMu.Unlock()
 
-	previous, err := os.ReadFile(d.includeFile)
-	existed := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	previous, existed, err := readIfExists(d.includeFile)
+	if err != nil {
 		return fmt.Errorf("nginx router: read the include file: %w", err)
 	}
-	if existed && bytes.Equal(previous, r.Text) {
-		// Already written: if the workers run it too, there is nothing to do.
-		if st, err := d.status(ctx); err == nil && st == r.Status {
-			return nil
+	previousLocation, locationExisted, err := readIfExists(d.locationFile)
+	if err != nil {
+		return fmt.Errorf("nginx router: read the location include file: %w", err)
+	}
+	if existed && locationExisted && bytes.Equal(previous, r.Text) && bytes.Equal(previousLocation, r.Location) {
+		if a, err := d.status(ctx); err == nil && a.running == r.Status.Digest {
+			// The workers run these very files: only the weight state
+			// changes, and they see it on their next request.
+			return d.swapWeight(ctx, r.Status)
 		}
 	}
 	// The include file's directory (such as /etc/nginx/coalmine/, which
@@ -186,64 +211,116 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 	if err := os.MkdirAll(filepath.Dir(d.includeFile), 0o755); err != nil {
 		return fmt.Errorf("nginx router: create the include file's directory: %w", err)
 	}
-	if err := writeFileAtomic(d.includeFile, r.Text); err != nil {
-		return fmt.Errorf("nginx router: write the include file: %w", err)
+	if err := writeFileAtomic(d.locationFile, r.Location); err != nil {
+		return fmt.Errorf("nginx router: write the location include file: %w", err)
 	}
+	if err := writeFileAtomic(d.includeFile, r.Text); err != nil {
+		return restoreFile(d.locationFile, previousLocation, locationExisted, fmt.Errorf("nginx router: write the include file: %w", err))
+	}
+	previousState, stateWritten := "", false
 	restore := func(cause error) error {
-		var rerr error
-		if existed {
-			rerr = writeFileAtomic(d.includeFile, previous)
-		} else {
-			rerr = os.Remove(d.includeFile)
+		cause = restoreFile(d.includeFile, previous, existed, cause)
+		cause = restoreFile(d.locationFile, previousLocation, locationExisted, cause)
+		if !stateWritten {
+			return cause
 		}
-		if rerr != nil {
-			return fmt.Errorf("%w; restoring the previous include file failed too: %v", cause, rerr)
+		if err := d.state.restore(previousState); err != nil {
+			cause = fmt.Errorf("%w; restoring the previous weight files failed too: %v", cause, err)
 		}
 		return cause
 	}
 	if out, err := run(ctx, d.testCommand); err != nil {
-		return restore(fmt.Errorf("nginx router: %s refused the new configuration, so the previous include file is kept: %w: %w%s", strings.Join(d.testCommand, " "), errRefused, err, quote(out)))
+		return restore(fmt.Errorf("nginx router: %s refused the new configuration, so the previous include files are kept: %w: %w%s", strings.Join(d.testCommand, " "), errRefused, err, quote(out)))
 	}
+	// The weight files go in before the reload: the old workers route
+	// with them at once, and the new ones start with them.
+	if previousState, err = d.state.write(r.Status); err != nil {
+		return restore(fmt.Errorf("nginx router: %w", err))
+	}
+	stateWritten = true
 	if out, err := run(ctx, d.reloadCommand); err != nil {
 		err = fmt.Errorf("nginx router: %s failed (is NGINX running?): %w%s", strings.Join(d.reloadCommand, " "), err, quote(out))
 		if !existed {
 			// There was no file, so NGINX cannot have been running with
-			// one: the new file, which the test accepted, lets it start.
-			return fmt.Errorf("%w; the include file is written and tested, NGINX reads it when it starts", err)
+			// one: the new files, which the test accepted, let it start.
+			return fmt.Errorf("%w; the include files and weight files are written and tested, NGINX reads them when it starts", err)
 		}
-		return restore(fmt.Errorf("%w; the previous include file is kept", err))
+		return restore(fmt.Errorf("%w; the previous include files are kept", err))
 	}
-	// NGINX's master checks the file again when it reloads (and binds the
+	// NGINX's master checks the files again when it reloads (and binds the
 	// status address, which the test does not): if it refuses, it keeps
 	// the old configuration and says so only in its error log. The wait is
-	// bounded for that case, and the previous file goes back so the disk
+	// bounded for that case, and the previous files go back so the disk
 	// says what NGINX runs.
 	actx, cancel := context.WithTimeout(ctx, reloadTimeout)
 	defer cancel()
-	if err := d.awaitStatus(actx, r.Status); err != nil {
+	if err := d.awaitStatus(actx, r.Status, settle); err != nil {
 		err = restore(fmt.Errorf("%w (if NGINX refused the reload, its error log says why)", err))
 		// The reload may only have been slow: reload again so NGINX runs
-		// what the disk says rather than the file just taken back.
+		// what the disk says rather than the files just taken back.
 		if out, rerr := run(ctx, d.reloadCommand); rerr != nil {
-			err = fmt.Errorf("%w; reloading the previous include file failed too: %v%s", err, rerr, quote(out))
+			err = fmt.Errorf("%w; reloading the previous include files failed too: %v%s", err, rerr, quote(out))
 		}
 		return err
 	}
 	return nil
 }
 
-// awaitStatus polls the status location until it has answered want for
-// the settle time.
-func (d *Driver) awaitStatus(ctx context.Context, want Status) error {
+// swapWeight puts the weight state of st in place and waits for the
+// status location to answer it. No settle time: every worker stats the
+// files on each request, so the first answer shows what all of them do.
+func (d *Driver) swapWeight(ctx context.Context, st Status) error {
+	previous, err := d.state.write(st)
+	if err != nil {
+		return fmt.Errorf("nginx router: %w", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	if err := d.awaitStatus(actx, st, 0); err != nil {
+		err = fmt.Errorf("%w (an open_file_cache or disable_symlinks on in the status server or the proxying location hides the weight files from NGINX)", err)
+		if rerr := d.state.restore(previous); rerr != nil {
+			err = fmt.Errorf("%w; restoring the previous weight files failed too: %v", err, rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+func readIfExists(path string) ([]byte, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	return b, err == nil, err
+}
+
+// restoreFile puts a file back as it was before a change that did not
+// take, and adds its own failure to cause.
+func restoreFile(path string, previous []byte, existed bool, cause error) error {
+	var err error
+	if existed {
+		err = writeFileAtomic(path, previous)
+	} else if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w; restoring %s failed too: %v", cause, path, err)
+	}
+	return cause
+}
+
+// awaitStatus polls the status location until the workers run want's
+// routing with want's weight state, for the settle time.
+func (d *Driver) awaitStatus(ctx context.Context, want Status, settle time.Duration) error {
 	var since time.Time
-	var last Status
+	var last answer
 	var lastErr error
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
-		st, err := d.status(ctx)
+		a, err := d.status(ctx)
 		switch {
-		case err == nil && st == want:
+		case err == nil && a.running == want.Digest && a.hasState && a.state == want:
 			if since.IsZero() {
 				since = time.Now()
 			}
@@ -251,29 +328,39 @@ func (d *Driver) awaitStatus(ctx context.Context, want Status) error {
 				return nil
 			}
 		default:
-			since, last, lastErr = time.Time{}, st, err
+			since, last, lastErr = time.Time{}, a, err
 		}
 		select {
 		case <-ctx.Done():
 			if lastErr != nil {
-				return fmt.Errorf("nginx router: reloaded, but the status at %s did not answer generation %d before the deadline: %w", d.statusURL, want.Generation, lastErr)
+				return fmt.Errorf("nginx router: the status at %s did not answer generation %d before the deadline: %w", d.statusURL, want.Generation, lastErr)
 			}
-			return fmt.Errorf("nginx router: reloaded, but the status at %s still answers generation %d (digest %s), not %d (digest %s): %w", d.statusURL, last.Generation, last.Digest, want.Generation, want.Digest, ctx.Err())
+			return fmt.Errorf("nginx router: the status at %s answers generation %d (weight state for digest %s, workers running %s), not %d (digest %s): %w",
+				d.statusURL, last.state.Generation, last.state.Digest, last.running, want.Generation, want.Digest, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-// Observe reads from NGINX which routing its workers serve.
+// Observe reads from NGINX which routing its workers serve: the weight
+// state's generation only when it was written for the include files the
+// workers run; otherwise generation 0 (not applied) with the weight the
+// files route with.
 func (d *Driver) Observe(ctx context.Context) (router.Applied, error) {
-	st, err := d.status(ctx)
+	a, err := d.status(ctx)
 	if errors.Is(err, errNoStatus) {
 		return router.Applied{}, nil
 	}
 	if err != nil {
 		return router.Applied{}, err
 	}
-	return router.Applied{Generation: st.Generation, Weight: st.Weight, CanaryAvailable: st.CanaryAvailable}, nil
+	if !a.hasState {
+		return router.Applied{}, nil
+	}
+	if a.state.Digest != a.running {
+		return router.Applied{Weight: a.state.Weight, CanaryAvailable: a.state.CanaryAvailable}, nil
+	}
+	return router.Applied{Generation: a.state.Generation, Weight: a.state.Weight, CanaryAvailable: a.state.CanaryAvailable}, nil
 }
 
 // errRefused marks a configuration the test command refused.
@@ -283,35 +370,53 @@ var errRefused = errors.New("refused by the test command")
 // status for this rollout: it does not run the include file (yet).
 var errNoStatus = errors.New("no status for this rollout")
 
-func (d *Driver) status(ctx context.Context) (Status, error) {
+// answer is what the status location says: the digest of the include
+// files the answering worker runs, and the weight state's status file if
+// there is one.
+type answer struct {
+	running  string
+	hasState bool
+	state    Status
+}
+
+func (d *Driver) status(ctx context.Context) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.statusURL, nil)
 	if err != nil {
-		return Status{}, fmt.Errorf("nginx router: status request: %w", err)
+		return answer{}, fmt.Errorf("nginx router: status request: %w", err)
 	}
 	req.Host = d.names.StatusHost
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return Status{}, fmt.Errorf("nginx router: status of rollout %s at %s: %w (is NGINX running with the include file?)", d.names.ID, d.statusURL, err)
+		return answer{}, fmt.Errorf("nginx router: status of rollout %s at %s: %w (is NGINX running with the include file?)", d.names.ID, d.statusURL, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil {
-		return Status{}, fmt.Errorf("nginx router: status at %s: %w", d.statusURL, err)
+		return answer{}, fmt.Errorf("nginx router: status at %s: %w", d.statusURL, err)
 	}
+	a := answer{running: resp.Header.Get(DigestHeader)}
 	if resp.StatusCode == http.StatusNotFound {
-		return Status{}, fmt.Errorf("nginx router: %s answers 404: %w (the http block does not include %s, or coalmine has not applied it yet)", d.statusURL, errNoStatus, d.includeFile)
+		if a.running != "" {
+			// The workers run the include file, but the weight files
+			// are gone: generation 0 until Apply writes them again.
+			return a, nil
+		}
+		return a, fmt.Errorf("nginx router: %s answers 404: %w (the http block does not include %s, or coalmine has not applied it yet)", d.statusURL, errNoStatus, d.includeFile)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Status{}, fmt.Errorf("nginx router: status at %s answered %s%s", d.statusURL, resp.Status, quote(body))
+		return a, fmt.Errorf("nginx router: status at %s answered %s%s", d.statusURL, resp.Status, quote(body))
 	}
-	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return Status{}, fmt.Errorf("nginx router: status at %s is not coalmine's (another server on that address?): %w%s", d.statusURL, err, quote(body))
+	if err := json.Unmarshal(body, &a.state); err != nil {
+		return a, fmt.Errorf("nginx router: status at %s is not coalmine's (another server on that address?): %w%s", d.statusURL, err, quote(body))
 	}
-	if st.Rollout != d.names.ID {
-		return Status{}, fmt.Errorf("nginx router: status at %s is rollout %q's, not %q's", d.statusURL, st.Rollout, d.names.ID)
+	if a.state.Rollout != d.names.ID {
+		return a, fmt.Errorf("nginx router: status at %s is rollout %q's, not %q's", d.statusURL, a.state.Rollout, d.names.ID)
 	}
-	return st, nil
+	if a.running == "" {
+		return a, fmt.Errorf("nginx router: status at %s has no %s header: NGINX does not run coalmine's include file for %s", d.statusURL, DigestHeader, d.names.ID)
+	}
+	a.hasState = true
+	return a, nil
 }
 
 // Check reports whether NGINX answers the rollout's status. Before the
@@ -331,8 +436,8 @@ func (d *Driver) Check(ctx context.Context) error {
 	return nil
 }
 
-// Remove routes every request to stable. The include file stays, because
-// the user's proxy_pass reads its variable; it holds only the stable
+// Remove routes every request to stable. The include files stay, because
+// the user's proxy_pass reads their variables; they hold only the stable
 // upstream from then on.
 func (d *Driver) Remove(ctx context.Context) error {
 	des := d.applied
@@ -354,9 +459,9 @@ func (d *Driver) Remove(ctx context.Context) error {
 	})
 }
 
-// stableFromFile reads the stable endpoints and generation back from the
-// include file a previous process wrote, for a Remove with no Apply
-// before it.
+// stableFromFile reads the stable endpoints back from the include file a
+// previous process wrote, and the generation from its weight state, for a
+// Remove with no Apply before it.
 func (d *Driver) stableFromFile() (router.Target, uint64, error) {
 	text, err := os.ReadFile(d.includeFile)
 	if err != nil {
@@ -375,12 +480,10 @@ func (d *Driver) stableFromFile() (router.Target, uint64, error) {
 			in = false
 		case in && strings.HasPrefix(line, "server ") && strings.HasSuffix(line, ";"):
 			t.Endpoints = append(t.Endpoints, "http://"+strings.TrimSuffix(strings.TrimPrefix(line, "server "), ";"))
-		case strings.HasPrefix(line, "return 200 '"):
-			var st Status
-			if json.Unmarshal([]byte(strings.TrimSuffix(strings.TrimPrefix(line, "return 200 '"), "';")), &st) == nil {
-				gen = st.Generation
-			}
 		}
+	}
+	if st, err := d.state.readStatus(); err == nil {
+		gen = st.Generation
 	}
 	if len(t.Endpoints) == 0 {
 		return router.Target{}, 0, fmt.Errorf("nginx router: %s holds no upstream %s: cannot tell where stable is; apply the rollout first", d.includeFile, d.names.Stable)

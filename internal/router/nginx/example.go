@@ -10,8 +10,9 @@ import (
 type ExampleOptions struct {
 	// Rollout is the rollout's name. Default shop.
 	Rollout string
-	// IncludeFile is the file coalmine writes. Default
-	// /etc/nginx/coalmine/ROLLOUT.conf.
+	// IncludeFile is the http include file coalmine writes. Default
+	// /etc/nginx/coalmine/ROLLOUT.conf; the location include and the
+	// state directory are beside it (LocationFile, DefaultStateDir).
 	IncludeFile string
 	// Listen is where the users' traffic arrives. Default 80.
 	Listen string
@@ -78,6 +79,7 @@ func ConfigExample(o ExampleOptions) (string, error) {
 #         # testCommand: [nginx, -t]          (the defaults)
 #         # reloadCommand: [nginx, -s, reload]
 #         # statusAddress: %[3]s
+#         # stateDir: %[10]s
 #     assignment:
 #       userHeader: X-User-Id         # one user, one version
 #     headerRoutes:
@@ -86,12 +88,17 @@ func ConfigExample(o ExampleOptions) (string, error) {
 #
 # coalmine writes %[2]s (upstreams %[4]s and %[5]s,
 # the variable %[6]s, and a status server on %[3]s that
-# only coalmine asks), checks it with nginx -t and reloads NGINX. NGINX
-# cannot start without the file: coalmine's first apply writes it, and
-# keeps it once nginx -t accepts it even when NGINX is not running yet.
-# Several rollouts: one include file each (they may share the status
-# address); include them with a glob such as /etc/nginx/coalmine/*.conf,
-# so one rollout's first file is tested without the others'.
+# only coalmine asks) and %[9]s (for the proxying
+# location), checks them with nginx -t and reloads NGINX when the
+# upstreams, header routes or revision change. A weight change (an abort
+# too) needs no reload: coalmine swaps files in %[10]s,
+# which the workers stat on every request (keep open_file_cache and
+# disable_symlinks off there). NGINX cannot start without the include
+# files: coalmine's first apply writes them, and keeps them once nginx -t
+# accepts them even when NGINX is not running yet. Several rollouts: one
+# include file each (they may share the status address); include them
+# with a glob such as /etc/nginx/coalmine/*.conf, so one rollout's first
+# file is tested without the others'.
 
 worker_processes auto;
 pid %[7]s;
@@ -102,7 +109,8 @@ events {
 }
 
 http {
-`, o.Rollout, o.IncludeFile, DefaultStatusAddress, names.Stable, names.Canary, names.Upstream, o.PidFile, o.ErrorLog)
+`, o.Rollout, o.IncludeFile, DefaultStatusAddress, names.Stable, names.Canary, names.Upstream, o.PidFile, o.ErrorLog,
+		LocationFile(o.IncludeFile), DefaultStateDir(o.IncludeFile))
 	if o.TempDir != "" {
 		for _, d := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 			fmt.Fprintf(&b, "    %s_temp_path %s/%s;\n", d, o.TempDir, d)
@@ -120,6 +128,8 @@ http {
         listen %s;
 
         location / {
+            # Chooses the version by the weight files (set and if only).
+            include %s;
             proxy_pass http://%s;
             # Reuse the upstream connections the include file keeps alive.
             proxy_http_version 1.1;
@@ -128,6 +138,6 @@ http {
         }
     }
 }
-`, LogFormat, o.Syslog, o.IncludeFile, o.Listen, names.Upstream)
+`, LogFormat, o.Syslog, o.IncludeFile, o.Listen, LocationFile(o.IncludeFile), names.Upstream)
 	return b.String(), nil
 }

@@ -64,13 +64,14 @@ func TestNGINXAcceptsConfigExample(t *testing.T) {
 	}
 	d := shopDesired()
 	d.Stable.Endpoints = []string{"http://127.0.0.1:9001"} // nginx -t resolves names
-	r, err := Render(d, "")
+	r, err := Render(d, "", DefaultStateDir(include))
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "nginx.conf")
 	os.WriteFile(conf, []byte(text), 0o644)
 	os.WriteFile(include, r.Text, 0o644)
+	os.WriteFile(LocationFile(include), r.Location, 0o644)
 	out, err := exec.Command(bin, "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log"), "-t").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "test is successful") {
 		t.Fatalf("nginx -t: %v\n%s", err, out)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +72,13 @@ func newNginxEnv(t *testing.T) *nginxEnv {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
+	// When the test runs as root, NGINX's workers run as nobody: like the
+	// workers of a real NGINX, they must reach the weight files.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, sub := range []string{"coalmine", "tmp"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
@@ -558,7 +566,11 @@ func TestNGINXRefusedConfigurationKeepsTheLastGoodFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = drv2.Apply(e.ctx(), e.desired(3, 3000))
+	// A structural change (a new revision) is tested; a weight change
+	// would not be, it changes no include file.
+	next := e.desired(3, 3000)
+	next.Revision++
+	err = drv2.Apply(e.ctx(), next)
 	if err == nil || !strings.Contains(err.Error(), "refused for the test") {
 		t.Errorf("err = %v, want the test command's stderr quoted", err)
 	}
@@ -574,8 +586,12 @@ func TestNGINXRefusedConfigurationKeepsTheLastGoodFile(t *testing.T) {
 		t.Errorf("Observe = %+v, %v; want generation 1 at 10%%", applied, err)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(e.cfg.IncludeFile))
-	if len(entries) != 1 {
-		t.Errorf("the include directory holds %d files, want only the include file (no temporary left)", len(entries))
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	if strings.Join(names, " ") != "shop.conf shop.d shop.location" {
+		t.Errorf("the include directory holds %q, want only the include files and the state directory (no temporary left)", names)
 	}
 	// Reloads of the good file still work.
 	if err := drv.Apply(e.ctx(), e.desired(4, 4000)); err != nil {
@@ -618,6 +634,159 @@ func TestNGINXKilledThenStartedAgain(t *testing.T) {
 	if err := drv.Check(e.ctx()); err != nil {
 		t.Error(err)
 	}
+
+	// The weight files lost while NGINX was down (a state directory on a
+	// tmpfs, say): NGINX starts with its include files and routes nobody
+	// to the canary by weight; the next Apply writes them again, with no
+	// reload.
+	e.kill()
+	if err := os.RemoveAll(drv.StateDir()); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	if applied, err := drv.Observe(e.ctx()); err != nil || applied.Generation != 0 {
+		t.Errorf("without weight files Observe = %+v, %v; want generation 0", applied, err)
+	}
+	keys := make([]string, 4000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	if s := share(e.versionsOf(keys)); s != 0 {
+		t.Errorf("without weight files %.2f%% of users reach the canary", s)
+	}
+	before := e.workers()
+	if err := drv.Apply(e.ctx(), e.desired(3, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := drv.Observe(e.ctx()); err != nil || applied != (router.Applied{Generation: 3, Weight: 3000, CanaryAvailable: true}) {
+		t.Errorf("Observe = %+v, %v", applied, err)
+	}
+	if s := share(e.versionsOf(keys)); s < 28 || s > 32 {
+		t.Errorf("after the weight files came back at 30%%: %.2f%% on the canary", s)
+	}
+	if after := e.workers(); after != before {
+		t.Errorf("restoring the weight files reloaded NGINX: workers %q became %q", before, after)
+	}
+}
+
+// workers lists the process ids in NGINX's process group: a reload
+// replaces the workers.
+func (e *nginxEnv) workers() string {
+	e.t.Helper()
+	e.mu.Lock()
+	pid := e.cmd.Process.Pid
+	e.mu.Unlock()
+	out, _ := exec.Command("pgrep", "-g", fmt.Sprint(pid)).Output()
+	return string(out)
+}
+
+// A weight change, an abort included, swaps the weight files: NGINX keeps
+// its workers, the status answers the new generation at once, and a
+// structural change (a new revision) still reloads.
+func TestNGINXWeightChangesNeedNoReload(t *testing.T) {
+	e := newNginxEnv(t)
+	drv := e.driver()
+	e.bootstrap(drv, e.desired(1, 1000))
+	before := e.workers()
+	var durations []time.Duration
+	for i, w := range []spec.Weight{2000, 1, 9999, 0, 2550, spec.MaxWeight, 500} {
+		start := time.Now()
+		if err := drv.Apply(e.ctx(), e.desired(uint64(i+2), w)); err != nil {
+			t.Fatal(err)
+		}
+		durations = append(durations, time.Since(start))
+		if applied, err := drv.Observe(e.ctx()); err != nil || applied != (router.Applied{Generation: uint64(i + 2), Weight: w, CanaryAvailable: true}) {
+			t.Errorf("weight %d: Observe = %+v, %v", w, applied, err)
+		}
+	}
+	t.Logf("Apply of a weight change took %v", durations)
+	if after := e.workers(); after != before {
+		t.Errorf("weight changes reloaded NGINX: workers %q became %q", before, after)
+	}
+	// Only the current state and the one it replaced stay, beside the
+	// shared full row.
+	entries, _ := os.ReadDir(drv.StateDir())
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	if len(names) != 4 || names[0] != "current" || names[1] != "full" || !strings.HasPrefix(names[2], "w-") || !strings.HasPrefix(names[3], "w-") {
+		t.Errorf("the state directory holds %q, want current, full and two states", names)
+	}
+	d := e.desired(20, 500)
+	d.Revision++
+	start := time.Now()
+	if err := drv.Apply(e.ctx(), d); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Apply of a structural change (new revision) took %v", time.Since(start))
+	if after := e.workers(); after == before {
+		t.Error("a new revision did not reload NGINX")
+	}
+	if applied, err := drv.Observe(e.ctx()); err != nil || applied != (router.Applied{Generation: 20, Weight: 500, CanaryAvailable: true}) {
+		t.Errorf("after a new revision: Observe = %+v, %v", applied, err)
+	}
+}
+
+// wrk does not retry a request on a keep-alive connection that closes
+// under it: at 64 connections and 20 or more weight changes, it must count
+// no socket error and no non-2xx answer, since no weight change reloads.
+func TestNGINXWeightChangesUnderWrkFailNothing(t *testing.T) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		if os.Getenv("COALMINE_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("wrk is not installed (COALMINE_REQUIRE_INTEGRATION=1)")
+		}
+		t.Skip("wrk is not installed")
+	}
+	e := newNginxEnv(t)
+	drv := e.driver()
+	e.bootstrap(drv, e.desired(1, 1000))
+	before := e.workers()
+	cmd := exec.Command(wrk, "-t2", "-c64", "-d8s", "-H", "X-User-Id: u1", "http://"+e.listen+"/")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	changes := 0
+	var longest time.Duration
+	weights := []spec.Weight{0, 500, 5000, spec.MaxWeight, 1, 2500}
+loop:
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("wrk: %v\n%s", err, out.String())
+			}
+			break loop
+		case <-time.After(50 * time.Millisecond):
+		}
+		start := time.Now()
+		if err := drv.Apply(e.ctx(), e.desired(uint64(i+2), weights[i%len(weights)])); err != nil {
+			cmd.Process.Kill()
+			<-done
+			t.Fatal(err)
+		}
+		longest = max(longest, time.Since(start))
+		changes++
+	}
+	report := out.String()
+	t.Logf("%d weight changes (longest Apply %v) during:\n%s", changes, longest, report)
+	if changes < 20 {
+		t.Errorf("only %d weight changes during the load, want 20 or more", changes)
+	}
+	if m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(report); m == nil || m[1] == "0" {
+		t.Fatalf("wrk sent no requests:\n%s", report)
+	}
+	if strings.Contains(report, "Non-2xx") || strings.Contains(report, "Socket errors") {
+		t.Errorf("requests failed while the weight changed:\n%s", report)
+	}
+	if after := e.workers(); after != before {
+		t.Errorf("weight changes reloaded NGINX: workers %q became %q", before, after)
+	}
 }
 
 func TestNGINXCheckApplyIsIdempotentAndRemove(t *testing.T) {
@@ -633,15 +802,11 @@ func TestNGINXCheckApplyIsIdempotentAndRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Applying the same routing again does not reload NGINX.
-	pids := func() string {
-		out, _ := exec.Command("pgrep", "-g", fmt.Sprint(e.cmd.Process.Pid)).Output()
-		return string(out)
-	}
-	before := pids()
+	before := e.workers()
 	if err := drv.Apply(e.ctx(), d); err != nil {
 		t.Fatal(err)
 	}
-	if after := pids(); before != after {
+	if after := e.workers(); before != after {
 		t.Errorf("a repeated Apply reloaded NGINX: workers %q became %q", before, after)
 	}
 
@@ -691,6 +856,11 @@ func TestNGINXRolloutsShareTheStatusAddress(t *testing.T) {
 	// One file per rollout, included by a glob, so each rollout's first
 	// file passes nginx -t without the other's.
 	shared := strings.Replace(string(text), "include "+e.cfg.IncludeFile+";", "include "+filepath.Join(e.dir, "coalmine", "*.conf")+";", 1)
+	// Each rollout's location includes its location file, by a pattern
+	// that matches nothing before the rollout's first apply writes it.
+	shared = strings.Replace(shared, "        location / {", "        location /cart/ {\n"+
+		"            include "+LocationFile(cartFile)+"*;\n"+
+		"            proxy_pass http://$coalmine_shop_upstream;\n        }\n\n        location / {", 1)
 	if err := os.WriteFile(conf, []byte(shared), 0o644); err != nil {
 		t.Fatal(err)
 	}

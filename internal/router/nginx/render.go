@@ -1,19 +1,34 @@
-// Package nginx drives an open-source NGINX (no Plus API) for one rollout:
-// it renders the rollout's routing into an include file of the user's http
-// block, has `nginx -t` check it, reloads NGINX, and reads back from NGINX
-// itself which routing the running workers serve.
+// Package nginx drives an open-source NGINX (no Plus API) for one rollout.
+// Structural changes (endpoints, header routes, a new revision's salt,
+// the user header) are rendered into include files that `nginx -t` checks
+// and a reload applies; a weight change is a swap of files in a state
+// directory that the workers stat on every request, with no reload. The
+// status NGINX answers tells coalmine which routing the workers serve.
 //
-// The include file defines, for a rollout whose NGINX identifier is NAME:
+// For a rollout whose NGINX identifier is NAME, the http include file
+// defines:
 //
 //   - upstreams NAME_stable and NAME_canary (the values of $proxy_host in
 //     the access log);
+//   - two split_clients on the user key (the user header, or $request_id
+//     for a request without it) salted by the rollout, its revision and
+//     a letter, that put each user in bucket b1 and bucket b2, each of
+//     100;
 //   - $coalmine_NAME_upstream, the upstream a request goes to: the first
-//     header route that matches, else the user's bucket (split_clients on
-//     the user header and a per-revision salt, or on $request_id for a
-//     request without the header);
+//     header route that matches, else $coalmine_NAME_split, which the
+//     location include sets;
 //   - a small server on the status address whose location
-//     /coalmine/NAME answers the generation, weight and digest it routes
-//     with.
+//     /coalmine/NAME answers the weight state's status file, with the
+//     digest of the routing the workers run in a header.
+//
+// The location include, which the user's proxying location includes, sets
+// $coalmine_NAME_split to c when the file STATE/current/r<b1>/<b2> exists.
+// The weight w = 100*A + B basis points is in the files: rows r00 to
+// r<A-1> hold every b2, row r<A> holds b2 < B. So a user is on the canary
+// iff b1 < A, or b1 == A and b2 < B: exact to 0.01 %, and raising the
+// weight never moves a canary user back. current is a symbolic link that
+// coalmine swaps in one rename, so a request sees the old weight or the
+// new one, never a mix.
 //
 // The user's location proxies with `proxy_pass http://$coalmine_NAME_upstream;`
 // (ConfigExample writes a complete nginx.conf). One include file serves
@@ -93,34 +108,57 @@ func NamesFor(rollout string) (Names, error) {
 	}, nil
 }
 
-// Status is what the status location answers.
+// Status is what the status location answers: the weight state's status
+// file, written by coalmine with the weight files.
 type Status struct {
 	Rollout         string      `json:"rollout"`
 	Generation      uint64      `json:"generation"`
 	Weight          spec.Weight `json:"weight"`
 	CanaryAvailable bool        `json:"canaryAvailable"`
-	// Digest fingerprints the routing rendered with the status, so Apply
-	// knows the workers run this very file, not only this generation.
+	// Digest fingerprints the include files the weight state was written
+	// for; the status location answers the digest of the files the
+	// workers run in DigestHeader, so coalmine knows the workers run this
+	// very routing, not only this generation.
 	Digest string `json:"digest"`
 }
 
-// Rendered is an include file and the status NGINX answers once it runs it.
+// DigestHeader carries, in every status answer, the digest of the include
+// files the answering worker runs.
+const DigestHeader = "X-Coalmine-Digest"
+
+// Rendered is what Render writes for one Desired: the two include files,
+// and the status NGINX answers once it runs them with the weight state.
 type Rendered struct {
-	Text   []byte
+	// Text is the http include file: upstreams, splits, header routes and
+	// the status server. It holds neither the weight nor the generation,
+	// so a weight change leaves it unchanged.
+	Text []byte
+	// Location is the location include file, which sets the split from
+	// the weight files.
+	Location []byte
+	// Status is the status the weight state's file holds; its Digest is
+	// the fingerprint of Text and Location.
 	Status Status
 }
 
-// Render writes the include file for d. statusAddress is host:port (""
-// for DefaultStatusAddress). It is pure: the same input gives the same
-// bytes. Everything taken from the spec is validated or escaped, so no
-// value can add, end or change an NGINX directive.
-func Render(d router.Desired, statusAddress string) (Rendered, error) {
+// Render writes the include files for d. statusAddress is host:port (""
+// for DefaultStatusAddress); stateDir is the weight state's directory (""
+// for DefaultStateDir of the default include file). It is pure: the same
+// input gives the same bytes. Everything taken from the spec is validated
+// or escaped, so no value can add, end or change an NGINX directive.
+func Render(d router.Desired, statusAddress, stateDir string) (Rendered, error) {
 	names, err := NamesFor(d.Rollout)
 	if err != nil {
 		return Rendered{}, err
 	}
 	listen, err := listenAddress(statusAddress)
 	if err != nil {
+		return Rendered{}, err
+	}
+	if stateDir == "" {
+		stateDir = DefaultStateDir("/etc/nginx/coalmine/" + names.ID + ".conf")
+	}
+	if err := validStateDir(stateDir); err != nil {
 		return Rendered{}, err
 	}
 	if d.Weight > spec.MaxWeight {
@@ -145,29 +183,82 @@ func Render(d router.Desired, statusAddress string) (Rendered, error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by coalmine for rollout %s. Do not edit: coalmine rewrites\n", names.ID)
-	b.WriteString("# this file on every change of the rollout's routing and reloads NGINX.\n")
+	b.WriteString("# this file when the rollout's upstreams, header routes or revision\n")
+	b.WriteString("# change, and reloads NGINX. Weights change in files, without a reload.\n")
 	b.WriteString("# Proxy to it with: proxy_pass http://" + names.Upstream + ";\n\n")
 	writeUpstream(&b, names.Stable, d.Stable.Version, stable)
-	if len(canary) == 0 {
-		b.WriteString("# No canary: every request goes to stable.\n")
-		fmt.Fprintf(&b, "map \"\" %s {\n    default %s;\n}\n", names.Upstream, names.Stable)
-	} else {
+	if len(canary) > 0 {
 		writeUpstream(&b, names.Canary, d.Canary.Version, canary)
-		if err := writeSplit(&b, names, d); err != nil {
-			return Rendered{}, err
-		}
 	}
-	routing := b.String()
-	sum := sha256.Sum256([]byte(routing))
+	if err := writeSplit(&b, names, d, len(canary) > 0); err != nil {
+		return Rendered{}, err
+	}
+	location := renderLocation(names, stateDir)
+	sum := sha256.New()
+	sum.Write([]byte(b.String()))
+	sum.Write([]byte{0})
+	sum.Write([]byte(location))
+	digest := hex.EncodeToString(sum.Sum(nil)[:8])
+	writeStatusServer(&b, names, listen, stateDir, digest)
 	st := Status{
 		Rollout:         names.ID,
 		Generation:      d.Generation,
 		Weight:          d.Weight,
 		CanaryAvailable: len(canary) > 0,
-		Digest:          hex.EncodeToString(sum[:8]),
+		Digest:          digest,
 	}
-	writeStatusServer(&b, names, listen, st)
-	return Rendered{Text: []byte(b.String()), Status: st}, nil
+	return Rendered{Text: []byte(b.String()), Location: []byte(location), Status: st}, nil
+}
+
+// DefaultStateDir is the weight state's directory beside includeFile:
+// /etc/nginx/coalmine/shop.conf keeps its state in
+// /etc/nginx/coalmine/shop.d.
+func DefaultStateDir(includeFile string) string {
+	return strings.TrimSuffix(includeFile, ".conf") + ".d"
+}
+
+// LocationFile is the location include beside includeFile:
+// /etc/nginx/coalmine/shop.conf has /etc/nginx/coalmine/shop.location.
+// It does not end in .conf, so an http-level `include dir/*.conf` does
+// not take it (its directives belong in a location).
+func LocationFile(includeFile string) string {
+	return strings.TrimSuffix(includeFile, ".conf") + ".location"
+}
+
+// validStateDir accepts an absolute path of letters, digits and . _ - /,
+// which NGINX reads literally in an if condition.
+func validStateDir(dir string) error {
+	if !strings.HasPrefix(dir, "/") {
+		return fmt.Errorf("state directory %q must be an absolute path", dir)
+	}
+	for i := 0; i < len(dir); i++ {
+		c := dir[i]
+		if c != '/' && c != '.' && c != '-' && !isIdentByte(c) {
+			return fmt.Errorf("state directory %q: NGINX reads it in an if condition, so only letters, digits and . _ - / are allowed", dir)
+		}
+	}
+	return nil
+}
+
+// Buckets is the number of buckets each of the two splits has: the weight
+// is exact to 1/(Buckets*Buckets).
+const Buckets = 100
+
+// renderLocation writes the location include: only rewrite-module
+// directives (set, and if with set), which are safe inside a location
+// with proxy_pass. NGINX stats the weight file on every request, so a
+// swap of the files takes effect at once in every worker.
+func renderLocation(names Names, stateDir string) string {
+	split := "coalmine_" + names.ID + "_split"
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by coalmine for rollout %s. Do not edit. Include it in the\n", names.ID)
+	fmt.Fprintf(&b, "# location that proxies to %s: it sends the user's bucket\n", names.Upstream)
+	b.WriteString("# to the canary when its weight file exists, which coalmine adds and\n")
+	b.WriteString("# removes to change the weight without a reload.\n")
+	fmt.Fprintf(&b, "set $%s %s;\n", split, letterStable)
+	fmt.Fprintf(&b, "if (-f %s/current/r${coalmine_%s_b1}/${coalmine_%s_b2}) {\n", stateDir, names.ID, names.ID)
+	fmt.Fprintf(&b, "    set $%s %s;\n}\n", split, letterCanary)
+	return b.String()
 }
 
 func errMirror() error {
@@ -192,7 +283,7 @@ const (
 	letterStable = "s"
 )
 
-func writeSplit(b *strings.Builder, names Names, d router.Desired) error {
+func writeSplit(b *strings.Builder, names Names, d router.Desired, hasCanary bool) error {
 	key := "$request_id"
 	if d.UserHeader != "" {
 		hv, err := headerVariable(d.UserHeader)
@@ -203,15 +294,22 @@ func writeSplit(b *strings.Builder, names Names, d router.Desired) error {
 		fmt.Fprintf(b, "# The user key: the %s header, or a fresh id per request without it.\n", d.UserHeader)
 		fmt.Fprintf(b, "map %s %s {\n    \"\" $request_id;\n    default %s;\n}\n\n", hv, key, hv)
 	}
-	split := "$coalmine_" + names.ID + "_split"
-	b.WriteString("# The canary range comes first, so raising the weight only adds users to\n")
-	b.WriteString("# the canary; the rollout and its revision salt the key, so each release\n")
-	b.WriteString("# starts with other users, and no user is first in every rollout.\n")
-	fmt.Fprintf(b, "split_clients \"${%s}/%s/%d\" %s {\n", strings.TrimPrefix(key, "$"), names.ID, d.Revision, split)
-	if d.Weight > 0 {
-		fmt.Fprintf(b, "    %d.%02d%% %s;\n", d.Weight/100, d.Weight%100, letterCanary)
+	b.WriteString("# Each user's two buckets, which the location include looks the weight\n")
+	b.WriteString("# files up with. The rollout and its revision salt the key, so each\n")
+	b.WriteString("# release starts with other users, and no user is first in every rollout.\n")
+	for _, half := range []string{"b1", "b2"} {
+		fmt.Fprintf(b, "split_clients \"${%s}/%s/%d/%s\" $coalmine_%s_%s {\n", strings.TrimPrefix(key, "$"), names.ID, d.Revision, half, names.ID, half)
+		for i := 0; i < Buckets-1; i++ {
+			fmt.Fprintf(b, "    %d%% %02d;\n", 100/Buckets, i)
+		}
+		fmt.Fprintf(b, "    * %02d;\n}\n\n", Buckets-1)
 	}
-	fmt.Fprintf(b, "    * %s;\n}\n\n", letterStable)
+	if !hasCanary {
+		b.WriteString("# No canary: every request goes to stable.\n")
+		fmt.Fprintf(b, "map \"\" %s {\n    default %s;\n}\n", names.Upstream, names.Stable)
+		return nil
+	}
+	split := "$coalmine_" + names.ID + "_split"
 
 	var parts []string
 	for i, hr := range d.HeaderRoutes {
@@ -397,17 +495,15 @@ func listenAddress(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func writeStatusServer(b *strings.Builder, names Names, listen string, st Status) {
-	// The answer is JSON written here from numbers, booleans and the
-	// identifier; nothing in it needs escaping. NGINX interpolates $ in
-	// return's text, and none of these holds one.
-	body := fmt.Sprintf(`{"rollout":"%s","generation":%d,"weight":%d,"canaryAvailable":%t,"digest":"%s"}`,
-		st.Rollout, st.Generation, st.Weight, st.CanaryAvailable, st.Digest)
-	b.WriteString("\n# The routing above, as the workers that run it answer it to coalmine.\n")
+func writeStatusServer(b *strings.Builder, names Names, listen, stateDir, digest string) {
+	b.WriteString("\n# The weight state coalmine wrote, answered by the workers with the\n")
+	b.WriteString("# digest of the routing they run.\n")
 	fmt.Fprintf(b, "server {\n    listen %s;\n    server_name %s;\n    access_log off;\n", listen, names.StatusHost)
-	// Any other path answers 404, which Observe reads as "this rollout is
-	// not routed here" when rollouts share the address.
-	fmt.Fprintf(b, "    location = %s {\n        default_type application/json;\n        return 200 '%s';\n    }\n", names.StatusPath, body)
+	// Any other path answers 404 without the digest, which Observe reads
+	// as "this rollout is not routed here" when rollouts share the address.
+	fmt.Fprintf(b, "    location = %s {\n        default_type application/json;\n", names.StatusPath)
+	fmt.Fprintf(b, "        alias %s/current/status.json;\n", stateDir)
+	fmt.Fprintf(b, "        add_header %s %s always;\n    }\n", DigestHeader, digest)
 	b.WriteString("    location / {\n        return 404;\n    }\n}\n")
 }
 

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,53 +44,88 @@ func shopDesired() router.Desired {
 func TestRenderGolden(t *testing.T) {
 	noCanary := shopDesired()
 	noCanary.Canary, noCanary.Weight, noCanary.HeaderRoutes = nil, 0, nil
-	abort := shopDesired()
-	abort.Weight = 0
-	full := shopDesired()
-	full.Weight = spec.MaxWeight
 	noUser := shopDesired()
 	noUser.UserHeader, noUser.HeaderRoutes, noUser.Weight = "", nil, 2550
 	cases := map[string]router.Desired{
 		"shop":           shopDesired(),
 		"no_canary":      noCanary,
-		"weight_zero":    abort,
-		"weight_full":    full,
 		"no_user_header": noUser,
+	}
+	check := func(t *testing.T, golden string, text []byte) {
+		t.Helper()
+		if *update {
+			if err := os.WriteFile(golden, text, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to write it)", err)
+		}
+		if string(want) != string(text) {
+			t.Errorf("render differs from %s (go test -update rewrites it):\n%s", golden, text)
+		}
+		// The file must parse as NGINX reads it.
+		if _, err := parseConf(string(text)); err != nil {
+			t.Errorf("rendered file does not parse: %v", err)
+		}
 	}
 	for name, d := range cases {
 		t.Run(name, func(t *testing.T) {
-			r, err := Render(d, "")
+			r, err := Render(d, "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", name+".conf")
-			if *update {
-				if err := os.WriteFile(golden, r.Text, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if string(want) != string(r.Text) {
-				t.Errorf("render differs from %s (go test -update rewrites it):\n%s", golden, r.Text)
-			}
-			// The file must parse as NGINX reads it.
-			if _, err := parseConf(string(r.Text)); err != nil {
-				t.Errorf("rendered file does not parse: %v", err)
+			check(t, filepath.Join("testdata", name+".conf"), r.Text)
+			if name == "shop" {
+				check(t, filepath.Join("testdata", name+".location"), r.Location)
 			}
 		})
 	}
 }
 
-func TestRenderIsDeterministicAndStatusMatchesDesired(t *testing.T) {
-	d := shopDesired()
-	a, err := Render(d, "127.0.0.1:7100")
+// A weight or generation change leaves both include files as they are: it
+// is a change of the weight files alone, with no reload.
+func TestRenderWeightChangesNoIncludeFile(t *testing.T) {
+	base, err := Render(shopDesired(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Render(d, "127.0.0.1:7100")
+	for _, w := range []spec.Weight{0, 1, 99, 100, 2550, spec.MaxWeight} {
+		d := shopDesired()
+		d.Weight, d.Generation = w, d.Generation+uint64(w)+1
+		r, err := Render(d, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Text) != string(base.Text) || string(r.Location) != string(base.Location) || r.Status.Digest != base.Status.Digest {
+			t.Errorf("weight %d changed the include files", w)
+		}
+		if r.Status.Weight != w || r.Status.Generation != d.Generation {
+			t.Errorf("weight %d: status = %+v", w, r.Status)
+		}
+	}
+	// A new revision salts the split anew: a structural change.
+	d := shopDesired()
+	d.Revision++
+	r, _ := Render(d, "", "")
+	if r.Status.Digest == base.Status.Digest {
+		t.Error("a new revision keeps the digest")
+	}
+	// Another state directory is another location include.
+	r, _ = Render(shopDesired(), "", "/var/lib/coalmine/shop")
+	if r.Status.Digest == base.Status.Digest || !strings.Contains(string(r.Location), "if (-f /var/lib/coalmine/shop/current/r${coalmine_shop_b1}/${coalmine_shop_b2})") {
+		t.Errorf("state directory not in the location include:\n%s", r.Location)
+	}
+}
+
+func TestRenderIsDeterministicAndStatusMatchesDesired(t *testing.T) {
+	d := shopDesired()
+	a, err := Render(d, "127.0.0.1:7100", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Render(d, "127.0.0.1:7100", "")
 	if string(a.Text) != string(b.Text) {
 		t.Fatal("two renders of one Desired differ")
 	}
@@ -98,15 +135,9 @@ func TestRenderIsDeterministicAndStatusMatchesDesired(t *testing.T) {
 	if !strings.Contains(string(a.Text), "listen 127.0.0.1:7100;") {
 		t.Error("status server does not listen on the given address")
 	}
-	// Another weight is another routing, so another digest.
-	d.Weight = 2000
-	c, _ := Render(d, "127.0.0.1:7100")
-	if c.Status.Digest == a.Status.Digest {
-		t.Error("the digest does not change with the weight")
-	}
 	// A canary without endpoints sends everyone to stable.
 	d.Canary = &router.Target{Version: "v2"}
-	e, err := Render(d, "")
+	e, err := Render(d, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,24 +146,48 @@ func TestRenderIsDeterministicAndStatusMatchesDesired(t *testing.T) {
 	}
 }
 
-func TestRenderSplitPercent(t *testing.T) {
-	for w, want := range map[spec.Weight]string{1: "0.01% c;", 50: "0.50% c;", 1000: "10.00% c;", 2550: "25.50% c;", 10000: "100.00% c;"} {
-		d := shopDesired()
-		d.Weight = w
-		r, err := Render(d, "")
-		if err != nil {
-			t.Fatal(err)
+// The weight files of weight 100*A+B: rows 0..A-1 link to the full row,
+// row A holds buckets 0..B-1, so the canary cells number exactly the
+// weight in basis points, and a higher weight's cells include a lower's.
+func TestStateFilesCountTheWeightExactly(t *testing.T) {
+	cells := func(w spec.Weight) map[string]bool {
+		_, links := stateFiles(w)
+		out := map[string]bool{}
+		for _, l := range links {
+			// Resolve the link as the file system does, from the
+			// directory that holds it (the state is one level down).
+			target := path.Clean(path.Join("state", path.Dir(l[0]), l[1]))
+			switch {
+			case target == fullRow:
+				for _, b2 := range fullRowFiles() {
+					out[l[0]+"/"+b2] = true
+				}
+			case path.Dir(target) == fullRow && slices.Contains(fullRowFiles(), path.Base(target)):
+				out[l[0]] = true
+			default:
+				t.Fatalf("link %v leads to %s, not into the full row", l, target)
+			}
 		}
-		if !strings.Contains(string(r.Text), want) {
-			t.Errorf("weight %d: want %q in\n%s", w, want, r.Text)
-		}
+		return out
 	}
-	// NGINX refuses 0%: weight 0 leaves the canary line out.
-	d := shopDesired()
-	d.Weight = 0
-	r, _ := Render(d, "")
-	if strings.Contains(string(r.Text), "% c;") {
-		t.Errorf("weight 0 still has a canary range:\n%s", r.Text)
+	var prev map[string]bool
+	for w := spec.Weight(0); w <= spec.MaxWeight; w += 37 {
+		c := cells(w)
+		if len(c) != int(w) {
+			t.Fatalf("weight %d: %d canary cells", w, len(c))
+		}
+		for k := range prev {
+			if !c[k] {
+				t.Fatalf("raising the weight to %d drops cell %s", w, k)
+			}
+		}
+		prev = c
+	}
+	if c := cells(spec.MaxWeight); len(c) != Buckets*Buckets {
+		t.Errorf("100%%: %d cells", len(c))
+	}
+	if a, b := Rows(2550); a != 25 || b != 50 {
+		t.Errorf("Rows(2550) = %d, %d", a, b)
 	}
 }
 
@@ -154,17 +209,22 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		"bad target":         func(d *router.Desired) { d.HeaderRoutes[0].To = "both" },
 		"pattern too long":   func(d *router.Desired) { d.HeaderRoutes[0].Match[0].HeaderValue.Exact = str(strings.Repeat(".", 1000)) },
 	}
+	for _, dir := range []string{"relative/dir", "/a b", "/a;b", "/a${x}", "/a{b}"} {
+		if _, err := Render(shopDesired(), "", dir); err == nil {
+			t.Errorf("state directory %q accepted", dir)
+		}
+	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			d := shopDesired()
 			mutate(&d)
-			if _, err := Render(d, ""); err == nil {
+			if _, err := Render(d, "", ""); err == nil {
 				t.Error("rendered without an error")
 			}
 		})
 	}
 	for _, addr := range []string{"7079", ":7079", "127.0.0.1:99999", "a b:1", "127.0.0.1:80;"} {
-		if _, err := Render(shopDesired(), addr); err == nil {
+		if _, err := Render(shopDesired(), addr, ""); err == nil {
 			t.Errorf("status address %q accepted", addr)
 		}
 	}
@@ -173,7 +233,7 @@ func TestRenderRefusesBadInput(t *testing.T) {
 func TestRenderRefusesMirrorRoutesAsUnsupported(t *testing.T) {
 	d := shopDesired()
 	d.MirrorRoutes = []spec.MirrorRoute{{Name: "m"}}
-	_, err := Render(d, "")
+	_, err := Render(d, "", "")
 	if !errors.Is(err, router.ErrUnsupported) {
 		t.Fatalf("err = %v, want one wrapping router.ErrUnsupported", err)
 	}
@@ -209,6 +269,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"no include file":       {},
 		"relative include file": {IncludeFile: "coalmine/shop.conf"},
 		"bad status address":    {IncludeFile: "/x.conf", StatusAddress: "nowhere"},
+		"bad state directory":   {IncludeFile: "/x.conf", StateDir: "/x y"},
+		"relative state dir":    {IncludeFile: "/x.conf", StateDir: "x.d"},
 	} {
 		if _, err := New("shop", cfg); err == nil {
 			t.Errorf("%s: accepted", name)
