@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/coalmine-dev/coalmine/internal/router"
+	"github.com/coalmine-dev/coalmine/internal/router/alb"
 	"github.com/coalmine-dev/coalmine/internal/router/haproxy"
 	"github.com/coalmine-dev/coalmine/internal/router/nginx"
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -17,6 +18,8 @@ func newRouterDriver(rollout string, r spec.Router) (router.Driver, error) {
 		return haproxy.New(rollout, *r.HAProxy)
 	case spec.RouterNGINX:
 		return nginx.New(rollout, *r.NGINX)
+	case spec.RouterALB:
+		return alb.New(rollout, *r.ALB)
 	}
 	return nil, fmt.Errorf("no driver for router %q", r.Kind())
 }
