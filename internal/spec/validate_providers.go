@@ -103,8 +103,7 @@ func (v *validator) authentication(p FieldPath, a *Authentication, args map[stri
 			v.placeholders(op.Child("scopes").Index(i), s, args)
 		}
 	case a.SigV4 != nil:
-		v.add(p.Child("sigv4"), "AWS SigV4 signing is not supported: coalmine does not carry the AWS SDK "+
-			"and its credential chain. Put a signing proxy (such as aws-sigv4-proxy) in front of "+
+		v.add(p.Child("sigv4"), "AWS SigV4 signing of Prometheus and web queries is not supported. Put a signing proxy (such as aws-sigv4-proxy) in front of "+
 			"Amazon Managed Prometheus, point address at it and remove authentication.sigv4")
 	}
 }
