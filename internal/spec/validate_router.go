@@ -159,6 +159,10 @@ func (v *validator) albRouter(p FieldPath, a ALBRouter) {
 			v.add(p.Child(f.name), "%q is not an ELBv2 ARN of the right kind: it must start with arn: and contain %s", f.value, f.kind)
 		}
 	}
+	if a.RuleARN != "" && strings.Contains(a.ListenerARN, ":listener/") && strings.Contains(a.RuleARN, ":listener-rule/") &&
+		!strings.HasPrefix(a.RuleARN, strings.Replace(a.ListenerARN, ":listener/", ":listener-rule/", 1)+"/") {
+		v.add(p.Child("ruleARN"), "rule %q is not a rule of listener %q: a listener's rule ARNs continue its ARN with /RULE-ID", a.RuleARN, a.ListenerARN)
+	}
 	if a.StableTargetGroupARN != "" && a.StableTargetGroupARN == a.CanaryTargetGroupARN {
 		v.add(p.Child("canaryTargetGroupARN"), "the canary target group must differ from the stable one")
 	}

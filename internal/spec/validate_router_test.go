@@ -112,6 +112,14 @@ func TestALBRouterValidate(t *testing.T) {
 			alb(r)
 			r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, Step{SetMirrorRoute: &MirrorRoute{Name: "m", Match: []RequestMatch{{Path: &StringMatch{Prefix: ptr("/")}}}}})
 		}, []string{"spec.strategy.canary.steps[3].setMirrorRoute: the alb router cannot mirror requests"}},
+		{"rule of another listener", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.Router.ALB.RuleARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/0000000000000000/9683b2d02a6cabee"
+		}, []string{`spec.trafficRouting.router.alb.ruleARN: rule "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/0000000000000000/9683b2d02a6cabee" is not a rule of listener`}},
+		{"rule of the listener", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.Router.ALB.RuleARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee"
+		}, nil},
 		{"user header", func(r *Rollout) { alb(r); r.Spec.TrafficRouting.Assignment.UserHeader = "X-User" },
 			[]string{"spec.trafficRouting.assignment.userHeader: the alb router cannot keep a user on one version by a header's value"}},
 		{"endpoints", func(r *Rollout) { alb(r); r.Spec.Stable.Endpoints = []string{"http://10.0.0.1:80"} },

@@ -3,6 +3,8 @@ package alb
 import (
 	"context"
 	"errors"
+	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -78,6 +80,22 @@ func TestApplyObserveRule(t *testing.T) {
 	ctx := context.Background()
 	if err := d.Apply(ctx, desired(3, 505)); err != nil {
 		t.Fatal(err)
+	}
+	// The exact request: the whole action list, the forward action with
+	// both target groups and their weights, nothing else of the rule.
+	form := f.lastForm("ModifyRule")
+	want := url.Values{
+		"Action": {"ModifyRule"}, "Version": {"2015-12-01"}, "RuleArn": {mainRuleARN},
+		"Actions.member.1.Type":  {"forward"},
+		"Actions.member.1.Order": {"1"},
+		"Actions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn": {stableTG},
+		"Actions.member.1.ForwardConfig.TargetGroups.member.1.Weight":         {"949"},
+		"Actions.member.1.ForwardConfig.TargetGroups.member.2.TargetGroupArn": {canaryTG},
+		"Actions.member.1.ForwardConfig.TargetGroups.member.2.Weight":         {"51"},
+		"Actions.member.1.ForwardConfig.TargetGroupStickinessConfig.Enabled":  {"false"},
+	}
+	if !reflect.DeepEqual(form, want) {
+		t.Errorf("ModifyRule sent\n%v\nwant\n%v", form, want)
 	}
 	if got := writesIn(f.take()); !slices.Equal(got, []string{"ModifyRule"}) {
 		t.Fatalf("writes = %v, want one ModifyRule", got)

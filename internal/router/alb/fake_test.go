@@ -43,8 +43,9 @@ type fakeELB struct {
 	health         map[string][]any  // target group ARN → TargetHealthDescriptions
 	pageSize       int
 	next           int
-	// calls lists the actions received, in order.
+	// calls lists the actions received, in order; forms their bodies.
 	calls []string
+	forms []url.Values
 	// fail answers the next calls of an action with an error code (one
 	// entry per call), before doing anything.
 	fail map[string][]string
@@ -282,6 +283,7 @@ func (f *fakeELB) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, action)
+	f.forms = append(f.forms, r.PostForm)
 	in := parseForm(r.PostForm)
 	var result any
 	var e *apiErr
@@ -531,8 +533,20 @@ func (f *fakeELB) take() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.calls
-	f.calls = nil
+	f.calls, f.forms = nil, nil
 	return c
+}
+
+// lastForm is the body of the last call of action since the last take.
+func (f *fakeELB) lastForm(action string) url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.calls) - 1; i >= 0; i-- {
+		if f.calls[i] == action {
+			return f.forms[i]
+		}
+	}
+	return nil
 }
 
 // weights reads the main rule's (or default action's) forward weights.
