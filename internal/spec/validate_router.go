@@ -195,10 +195,10 @@ func (v *validator) albRollout(p FieldPath, s *RolloutSpec) {
 
 // albTagValue is what an AWS tag value may hold: coalmine tags each
 // header-route rule with the route's name.
-var albTagValue = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$`)
+var albTagValue = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
 
 func (v *validator) albHeaderRoute(p FieldPath, h HeaderRoute) {
-	if !albTagValue.MatchString(h.Name) {
+	if !albTagValue.MatchString(h.Name) || len(h.Name) > 256 {
 		v.add(p.Child("name"), "the alb router tags the route's rule with its name, so %q must be 1 to 256 letters, digits, spaces or _ . : / = + - @", h.Name)
 	}
 	if len(h.Match) > 5 {
