@@ -453,6 +453,9 @@ func (s *substituter) metric(m spec.Metric) spec.Metric {
 	if c := m.Provider.Command; c != nil {
 		m.Provider.Command = s.command(m.Name, *c)
 	}
+	if c := m.Provider.CloudWatch; c != nil {
+		m.Provider.CloudWatch = s.cloudWatch(field, *c)
+	}
 	return m
 }
 

@@ -3,6 +3,7 @@ package analysis
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
@@ -102,4 +103,37 @@ func (s *substituter) jsonValue(where string, v any) any {
 		return out
 	}
 	return v
+}
+
+// cloudWatch fills a cloudWatch provider's strings: region, endpoint, and
+// each query's expression, label, period, metric names and dimensions.
+// Slices are copied, so the template keeps its text.
+func (s *substituter) cloudWatch(field func(string) string, c spec.CloudWatchProvider) *spec.CloudWatchProvider {
+	out := c
+	out.Region = s.fill(field("cloudWatch.region"), c.Region)
+	out.Endpoint = s.fill(field("cloudWatch.endpoint"), c.Endpoint)
+	out.MetricDataQueries = make([]spec.CloudWatchMetricDataQuery, len(c.MetricDataQueries))
+	for i, q := range c.MetricDataQueries {
+		f := func(name string) string { return field(fmt.Sprintf("cloudWatch.metricDataQueries[%d].%s", i, name)) }
+		q.Expression = s.fill(f("expression"), q.Expression)
+		q.Label = s.fill(f("label"), q.Label)
+		q.Period = spec.CloudWatchPeriod(s.fill(f("period"), string(q.Period)))
+		if ms := q.MetricStat; ms != nil {
+			m := *ms
+			m.Metric.Namespace = s.fill(f("metricStat.metric.namespace"), ms.Metric.Namespace)
+			m.Metric.MetricName = s.fill(f("metricStat.metric.metricName"), ms.Metric.MetricName)
+			m.Metric.Dimensions = make([]spec.CloudWatchDimension, len(ms.Metric.Dimensions))
+			for j, d := range ms.Metric.Dimensions {
+				m.Metric.Dimensions[j] = spec.CloudWatchDimension{
+					Name:  s.fill(f(fmt.Sprintf("metricStat.metric.dimensions[%d].name", j)), d.Name),
+					Value: s.fill(f(fmt.Sprintf("metricStat.metric.dimensions[%d].value", j)), d.Value),
+				}
+			}
+			m.Stat = s.fill(f("metricStat.stat"), ms.Stat)
+			m.Period = spec.CloudWatchPeriod(s.fill(f("metricStat.period"), string(ms.Period)))
+			q.MetricStat = &m
+		}
+		out.MetricDataQueries[i] = q
+	}
+	return &out
 }

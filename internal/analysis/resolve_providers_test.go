@@ -70,3 +70,31 @@ func TestJSONBodyNumbersSurvive(t *testing.T) {
 		t.Errorf("body = %s", raw)
 	}
 }
+
+// TestResolveCloudWatch fills a cloudWatch query's dimension values,
+// expression, label and period from arguments, without touching the
+// template.
+func TestResolveCloudWatch(t *testing.T) {
+	cw := spec.Metric{Name: "errors", Provider: spec.Provider{CloudWatch: &spec.CloudWatchProvider{MetricDataQueries: []spec.CloudWatchMetricDataQuery{
+		{ID: "e", ReturnData: new(bool), MetricStat: &spec.CloudWatchMetricStat{Metric: spec.CloudWatchMetric{Namespace: "AWS/ApplicationELB", MetricName: "HTTPCode_Target_5XX_Count",
+			Dimensions: []spec.CloudWatchDimension{{Name: "TargetGroup", Value: "{{args.tg}}"}}}, Period: "{{args.period}}", Stat: "Sum"}},
+		{ID: "rate", Expression: "FILL(e, 0) / {{args.divisor}}", Label: "{{rollout.canary.version}} 5xx"},
+	}}}}
+	templates := []spec.AnalysisTemplate{template("t", []spec.TemplateArg{{Name: "tg"}, {Name: "period", Value: str("300")}, {Name: "divisor"}}, cw)}
+	orig, _ := json.Marshal(templates)
+	got, err := analysis.Resolve(templates, refs("t"), []spec.Arg{{Name: "tg", Value: "targetgroup/shop-canary/2453ed029918f21f"}, {Name: "divisor", Value: "100"}},
+		analysis.Vars("checkout", "v2", "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := got[0].Provider.CloudWatch.MetricDataQueries
+	if v := qs[0].MetricStat.Metric.Dimensions[0].Value; v != "targetgroup/shop-canary/2453ed029918f21f" {
+		t.Errorf("dimension value %q", v)
+	}
+	if qs[0].MetricStat.Period != "300" || qs[1].Expression != "FILL(e, 0) / 100" || qs[1].Label != "v2 5xx" {
+		t.Errorf("queries %+v %+v", qs[0].MetricStat, qs[1])
+	}
+	if after, _ := json.Marshal(templates); string(after) != string(orig) {
+		t.Errorf("Resolve modified the templates:\n%s\n%s", orig, after)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/model"
 	"github.com/coalmine-dev/coalmine/internal/notify"
 	"github.com/coalmine-dev/coalmine/internal/provider/builtin"
+	cwprovider "github.com/coalmine-dev/coalmine/internal/provider/cloudwatch"
 	"github.com/coalmine-dev/coalmine/internal/provider/command"
 	promprovider "github.com/coalmine-dev/coalmine/internal/provider/prometheus"
 	"github.com/coalmine-dev/coalmine/internal/provider/web"
@@ -215,6 +216,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			Prometheus: promprovider.New(promprovider.Config{}),
 			Web:        web.New(web.Config{}),
 			Command:    command.New(command.Config{}),
+			CloudWatch: cwprovider.New(cwprovider.Config{}),
 		},
 		Judges: judge.New,
 		ResolveArgSecret: func(from spec.ArgValueFrom) (string, error) {

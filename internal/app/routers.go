@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/coalmine-dev/coalmine/internal/router"
+	"github.com/coalmine-dev/coalmine/internal/router/alb"
 	"github.com/coalmine-dev/coalmine/internal/router/gateway"
 	"github.com/coalmine-dev/coalmine/internal/router/haproxy"
 	"github.com/coalmine-dev/coalmine/internal/router/istio"
@@ -23,6 +24,8 @@ func newRouterDriver(rollout string, r spec.Router) (router.Driver, error) {
 		return gateway.New(rollout, *r.GatewayAPI)
 	case spec.RouterIstio:
 		return istio.New(rollout, *r.Istio)
+	case spec.RouterALB:
+		return alb.New(rollout, *r.ALB)
 	}
 	return nil, fmt.Errorf("no driver for router %q", r.Kind())
 }

@@ -216,7 +216,7 @@ var handlesEmptyRE = regexp.MustCompile(`\b(default|isNil)\s*\(`)
 func (d *document) warnNoData() {
 	var names []string
 	for _, m := range d.template.Spec.Metrics {
-		if m.Judge != nil || (m.Provider.Prometheus == nil && m.Provider.Web == nil) ||
+		if m.Judge != nil || (m.Provider.Prometheus == nil && m.Provider.Web == nil && m.Provider.CloudWatch == nil) ||
 			// a scalar is never empty, nor is a body read without jsonPath
 			(m.Provider.Prometheus != nil && strings.HasPrefix(strings.TrimSpace(m.Provider.Prometheus.Query), "scalar(")) ||
 			(m.Provider.Web != nil && m.Provider.Web.JSONPath == "") ||

@@ -15,7 +15,7 @@ import (
 // Providers are the measurement sources, one per kind (SPEC §5.3). A nil
 // one makes its metrics end in Error with a message saying so.
 type Providers struct {
-	Builtin, Prometheus, Web, Command provider.Provider
+	Builtin, Prometheus, Web, Command, CloudWatch provider.Provider
 }
 
 func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
@@ -28,6 +28,8 @@ func (p Providers) of(sp spec.Provider) (provider.Provider, string) {
 		return p.Web, "web"
 	case sp.Command != nil:
 		return p.Command, "command"
+	case sp.CloudWatch != nil:
+		return p.CloudWatch, "cloudWatch"
 	}
 	return nil, "unknown"
 }

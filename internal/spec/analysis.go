@@ -187,6 +187,9 @@ type Provider struct {
 	// on `result`, its stdout; any other exit is Failed; the timeout is an
 	// Error. See [analysis.md](analysis.md#the-command-provider).
 	Command *CommandProvider `yaml:"command,omitempty" json:"command,omitempty"`
+	// CloudWatch runs Amazon CloudWatch GetMetricData, as Argo's
+	// cloudWatch provider. See [analysis.md](analysis.md#the-cloudwatch-provider).
+	CloudWatch *CloudWatchProvider `yaml:"cloudWatch,omitempty" json:"cloudWatch,omitempty"`
 }
 
 // BuiltinProvider reads the proxy's own per-version telemetry.

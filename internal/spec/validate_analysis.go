@@ -116,7 +116,7 @@ func (v *validator) metric(p FieldPath, m Metric, args map[string]bool) {
 	v.provider(p.Child("provider"), m.Provider, args)
 	if m.Judge != nil {
 		v.judge(p.Child("judge"), *m.Judge)
-		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil || m.Provider.Command != nil) {
+		if m.Provider.Builtin == nil && (m.Provider.Prometheus != nil || m.Provider.Web != nil || m.Provider.Command != nil || m.Provider.CloudWatch != nil) {
 			// A judge needs per-version counts and latency distributions,
 			// which only the builtin provider has.
 			v.add(p.Child("judge"), "a judge needs provider builtin: it compares the proxy's own canary and stable measurements")
@@ -134,8 +134,8 @@ func (v *validator) condition(p FieldPath, src string) {
 }
 
 func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
-	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web", "command"},
-		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil, pr.Command != nil}) {
+	if !v.union(p, "a provider", []string{"builtin", "prometheus", "web", "command", "cloudWatch"},
+		[]bool{pr.Builtin != nil, pr.Prometheus != nil, pr.Web != nil, pr.Command != nil, pr.CloudWatch != nil}) {
 		return
 	}
 	switch {
@@ -185,6 +185,8 @@ func (v *validator) provider(p FieldPath, pr Provider, args map[string]bool) {
 		v.webOptions(wp, w, args)
 	case pr.Command != nil:
 		v.command(p.Child("command"), *pr.Command, args)
+	case pr.CloudWatch != nil:
+		v.cloudWatch(p.Child("cloudWatch"), pr.CloudWatch, args)
 	}
 }
 

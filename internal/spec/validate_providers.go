@@ -103,8 +103,7 @@ func (v *validator) authentication(p FieldPath, a *Authentication, args map[stri
 			v.placeholders(op.Child("scopes").Index(i), s, args)
 		}
 	case a.SigV4 != nil:
-		v.add(p.Child("sigv4"), "AWS SigV4 signing is not supported: coalmine does not carry the AWS SDK "+
-			"and its credential chain. Put a signing proxy (such as aws-sigv4-proxy) in front of "+
+		v.add(p.Child("sigv4"), "AWS SigV4 signing of Prometheus and web queries is not supported. Put a signing proxy (such as aws-sigv4-proxy) in front of "+
 			"Amazon Managed Prometheus, point address at it and remove authentication.sigv4")
 	}
 }
@@ -137,3 +136,107 @@ func (v *validator) urlWithPlaceholders(p FieldPath, what, s string, args map[st
 // a URL's port (or password): a scheme, "//", and a colon in the authority
 // with at most digits after it.
 var portPlaceholderRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*:[0-9]*$`)
+
+// cloudWatchID is what GetMetricData takes as a query id.
+var cloudWatchID = regexp.MustCompile(`^[a-z][a-zA-Z0-9_]*$`)
+
+// cloudWatch checks a cloudWatch provider as GetMetricData would, so a
+// template fails at load time rather than at its first measurement.
+func (v *validator) cloudWatch(p FieldPath, c *CloudWatchProvider, args map[string]bool) {
+	if c.Interval != nil {
+		v.positive(p.Child("interval"), *c.Interval)
+	}
+	if c.Endpoint != "" && v.placeholders(p.Child("endpoint"), c.Endpoint, args) && checkableURL(c.Endpoint) {
+		v.httpURL(p.Child("endpoint"), "CloudWatch endpoint", fillPlaceholders(c.Endpoint))
+	}
+	v.placeholders(p.Child("region"), c.Region, args)
+	qp := p.Child("metricDataQueries")
+	switch n := len(c.MetricDataQueries); {
+	case n == 0:
+		v.add(qp, "at least one query is required: a metricStat (namespace, metricName, dimensions, period, stat) or an expression")
+		return
+	case n > 500:
+		v.add(qp, "GetMetricData takes at most 500 queries, not %d", n)
+	}
+	ids := map[string]bool{}
+	returning := 0
+	for i, q := range c.MetricDataQueries {
+		ip := qp.Index(i)
+		switch {
+		case q.ID == "":
+			v.add(ip.Child("id"), "an id is required, such as errors")
+		case !cloudWatchID.MatchString(q.ID):
+			v.add(ip.Child("id"), "id %q must start with a lowercase letter and hold only letters, digits and _", q.ID)
+		case ids[q.ID]:
+			v.add(ip.Child("id"), "id %q is used by an earlier query", q.ID)
+		}
+		ids[q.ID] = true
+		if q.Returns() {
+			returning++
+		}
+		if !v.union(ip, "a query", []string{"expression", "metricStat"}, []bool{q.Expression != "", q.MetricStat != nil}) {
+			continue
+		}
+		v.placeholders(ip.Child("label"), q.Label, args)
+		if q.Expression != "" {
+			v.placeholders(ip.Child("expression"), q.Expression, args)
+			v.cloudWatchPeriod(ip.Child("period"), q.Period, false, args)
+			continue
+		}
+		if q.Period != "" {
+			v.add(ip.Child("period"), "a metricStat query has its period in metricStat.period")
+		}
+		ms, sp := q.MetricStat, ip.Child("metricStat")
+		mp := sp.Child("metric")
+		for _, f := range []struct{ name, value, example string }{
+			{"namespace", ms.Metric.Namespace, "AWS/ApplicationELB"}, {"metricName", ms.Metric.MetricName, "HTTPCode_Target_5XX_Count"},
+		} {
+			if strings.TrimSpace(f.value) == "" {
+				v.add(mp.Child(f.name), "%s is required, such as %s", f.name, f.example)
+			}
+			v.placeholders(mp.Child(f.name), f.value, args)
+		}
+		if len(ms.Metric.Dimensions) > 30 {
+			v.add(mp.Child("dimensions"), "a metric has at most 30 dimensions, not %d", len(ms.Metric.Dimensions))
+		}
+		for j, d := range ms.Metric.Dimensions {
+			dp := mp.Child("dimensions").Index(j)
+			if strings.TrimSpace(d.Name) == "" {
+				v.add(dp.Child("name"), "a dimension name is required, such as TargetGroup")
+			}
+			if d.Value == "" {
+				v.add(dp.Child("value"), "a dimension value is required, such as {{args.target-group}}")
+			}
+			v.placeholders(dp.Child("name"), d.Name, args)
+			v.placeholders(dp.Child("value"), d.Value, args)
+		}
+		if strings.TrimSpace(ms.Stat) == "" {
+			v.add(sp.Child("stat"), "a statistic is required: Sum, Average, Minimum, Maximum, SampleCount or a percentile such as p99")
+		}
+		v.placeholders(sp.Child("stat"), ms.Stat, args)
+		v.cloudWatchPeriod(sp.Child("period"), ms.Period, true, args)
+	}
+	if returning == 0 {
+		v.add(qp, "no query returns data (every one has returnData: false), so result would always be empty: let at least one return data")
+	}
+}
+
+// cloudWatchPeriod checks a period: 1, 5, 10, 20, 30 (high resolution) or
+// a multiple of 60 seconds, as CloudWatch stores data points.
+func (v *validator) cloudWatchPeriod(p FieldPath, period CloudWatchPeriod, required bool, args map[string]bool) {
+	if strings.Contains(string(period), "{{") {
+		v.placeholders(p, string(period), args)
+		return
+	}
+	n, set, err := period.Seconds()
+	switch {
+	case err != nil:
+		v.add(p, "%s", err)
+	case !set:
+		if required {
+			v.add(p, "a period is required: whole seconds, 60 or a multiple of it, such as 60 or 300")
+		}
+	case n < 1 || (n%60 != 0 && n != 1 && n != 5 && n != 10 && n != 20 && n != 30):
+		v.add(p, "period %d: CloudWatch periods are 60 seconds or a multiple of 60 (1, 5, 10, 20 or 30 for high-resolution metrics)", n)
+	}
+}

@@ -85,7 +85,7 @@ func TestProviderOptionsValidate(t *testing.T) {
 		}},
 		{"sigv4 is not supported, and says what to do", func(t *AnalysisTemplate) {
 			prom(t).Authentication = &Authentication{SigV4: &SigV4Auth{Region: "eu-west-1"}}
-		}, []string{"spec.metrics[0].provider.prometheus.authentication.sigv4: AWS SigV4 signing is not supported: coalmine does not carry the AWS SDK and its credential chain. Put a signing proxy (such as aws-sigv4-proxy) in front of Amazon Managed Prometheus"}},
+		}, []string{"spec.metrics[0].provider.prometheus.authentication.sigv4: AWS SigV4 signing of Prometheus and web queries is not supported. Put a signing proxy (such as aws-sigv4-proxy) in front of Amazon Managed Prometheus"}},
 		{"web Argo fields", func(t *AnalysisTemplate) {
 			w := web(t)
 			w.Method = "POST"

@@ -3,7 +3,9 @@ package spec
 import (
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"time"
 )
 
 // router checks a rollout whose traffic another load balancer carries:
@@ -31,7 +33,7 @@ func (v *validator) router(p FieldPath, s *RolloutSpec) {
 		v.nginxRouter(rp.Child("nginx"), *r.NGINX)
 	case r.ALB != nil:
 		v.albRouter(rp.Child("alb"), *r.ALB)
-		v.add(rp.Child("alb"), "the alb router is not available in this build yet (docs/routers.md): use haproxy or nginx, or coalmine's own proxy")
+		v.albRollout(p, s)
 	case r.GatewayAPI != nil:
 		v.gatewayRouter(rp.Child("gatewayAPI"), *r.GatewayAPI)
 	case r.Istio != nil:
@@ -161,6 +163,98 @@ func (v *validator) albRouter(p FieldPath, a ALBRouter) {
 	v.required(p.Child("listenerARN"), "listenerARN", a.ListenerARN, "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2")
 	v.required(p.Child("stableTargetGroupARN"), "stableTargetGroupARN", a.StableTargetGroupARN, "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-stable/73e2d6bc24d8a067")
 	v.required(p.Child("canaryTargetGroupARN"), "canaryTargetGroupARN", a.CanaryTargetGroupARN, "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-canary/2453ed029918f21f")
+	for _, f := range []struct{ name, value, kind string }{
+		{"listenerARN", a.ListenerARN, ":listener/"}, {"ruleARN", a.RuleARN, ":listener-rule/"},
+		{"stableTargetGroupARN", a.StableTargetGroupARN, ":targetgroup/"}, {"canaryTargetGroupARN", a.CanaryTargetGroupARN, ":targetgroup/"},
+	} {
+		if f.value != "" && (!strings.HasPrefix(f.value, "arn:") || !strings.Contains(f.value, f.kind)) {
+			v.add(p.Child(f.name), "%q is not an ELBv2 ARN of the right kind: it must start with arn: and contain %s", f.value, f.kind)
+		}
+	}
+	if a.RuleARN != "" && strings.Contains(a.ListenerARN, ":listener/") && strings.Contains(a.RuleARN, ":listener-rule/") &&
+		!strings.HasPrefix(a.RuleARN, strings.Replace(a.ListenerARN, ":listener/", ":listener-rule/", 1)+"/") {
+		v.add(p.Child("ruleARN"), "rule %q is not a rule of listener %q: a listener's rule ARNs continue its ARN with /RULE-ID", a.RuleARN, a.ListenerARN)
+	}
+	if a.StableTargetGroupARN != "" && a.StableTargetGroupARN == a.CanaryTargetGroupARN {
+		v.add(p.Child("canaryTargetGroupARN"), "the canary target group must differ from the stable one")
+	}
+	if d := a.StickinessDuration.D(); d != 0 && (d < time.Second || d > 7*24*time.Hour || d%time.Second != 0) {
+		v.add(p.Child("stickinessDuration"), "the ALB keeps target-group stickiness for whole seconds from 1s to 168h (7 days), not %s", a.StickinessDuration)
+	}
+	if a.Endpoint != "" {
+		v.httpURL(p.Child("endpoint"), "ELBv2 endpoint", a.Endpoint)
+	}
+}
+
+// albRollout refuses what an ALB listener rule cannot do: split by a user
+// header, or match a header by regex or a literal * or ? (its http-header
+// conditions compare values case-insensitively, with * and ? as
+// wildcards).
+func (v *validator) albRollout(p FieldPath, s *RolloutSpec) {
+	tr := p.Child("trafficRouting")
+	if s.TrafficRouting.Assignment.UserHeader != "" {
+		v.add(tr.Child("assignment").Child("userHeader"), "the alb router cannot keep a user on one version by a header's value: remove userHeader and set stickinessDuration in the router (the ALB's target-group stickiness cookie)")
+	}
+	for i, h := range s.TrafficRouting.HeaderRoutes {
+		v.albHeaderRoute(tr.Child("headerRoutes").Index(i), h)
+	}
+	for i, st := range s.Strategy.Canary.Steps {
+		if st.SetHeaderRoute != nil && !st.SetHeaderRoute.Removes() {
+			v.albHeaderRoute(p.Child("strategy").Child("canary").Child("steps").Index(i).Child("setHeaderRoute"), *st.SetHeaderRoute)
+		}
+	}
+}
+
+// albTagValue is what an AWS tag value may hold: coalmine tags each
+// header-route rule with the route's name.
+var albTagValue = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
+
+func (v *validator) albHeaderRoute(p FieldPath, h HeaderRoute) {
+	if !albTagValue.MatchString(h.Name) || len(h.Name) > 256 {
+		v.add(p.Child("name"), "the alb router tags the route's rule with its name, so %q must be 1 to 256 letters, digits, spaces or _ . : / = + - @", h.Name)
+	}
+	if len(h.Match) > 5 {
+		v.add(p.Child("match"), "an ALB rule holds at most 5 match evaluations (the main rule's own conditions count too): this route has %d", len(h.Match))
+	}
+	for i, m := range h.Match {
+		mp := p.Child("match").Index(i)
+		if len(m.HeaderName) > 40 {
+			v.add(mp.Child("headerName"), "the alb router matches header names of at most 40 characters")
+		}
+		if strings.EqualFold(m.HeaderName, "host") {
+			v.add(mp.Child("headerName"), "the alb router cannot match the Host header in a header route")
+		}
+		hv := mp.Child("headerValue")
+		var value string
+		switch {
+		case m.HeaderValue.Regex != nil:
+			v.add(hv.Child("regex"), "the alb router matches header values exactly or by prefix, not by regex: use exact or prefix")
+			continue
+		case m.HeaderValue.Exact != nil:
+			value, hv = *m.HeaderValue.Exact, hv.Child("exact")
+		case m.HeaderValue.Prefix != nil:
+			value, hv = *m.HeaderValue.Prefix+"*", hv.Child("prefix")
+		default:
+			continue
+		}
+		switch {
+		case value == "":
+			v.add(hv, "the alb router cannot match an empty header value")
+		case strings.ContainsAny(value[:len(value)-boolInt(m.HeaderValue.Prefix != nil)], "*?"):
+			v.add(hv, "the alb router cannot match a literal * or ? (they are the ALB's wildcards): %q", value)
+		case len(value) > 128:
+			v.add(hv, "the alb router compares header values of at most 128 characters")
+		case strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 || r > 0x7e || r == '\\' }):
+			v.add(hv, "the alb router matches printable ASCII header values without backslashes: %q", value)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (v *validator) gatewayRouter(p FieldPath, g GatewayAPIRouter) {

@@ -3,6 +3,7 @@ package spec
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestRouterValidate(t *testing.T) {
@@ -145,5 +146,84 @@ func TestNGINXClaimsTheStateDirectory(t *testing.T) {
 	r.NGINX.StateDir = "/var/lib/coalmine/shop"
 	if c := r.Claims("shop"); !slices.Contains(c, "NGINX state directory /var/lib/coalmine/shop") {
 		t.Errorf("claims = %q, want the given state directory", c)
+	}
+}
+
+func TestALBRouterValidate(t *testing.T) {
+	alb := func(r *Rollout) {
+		r.Spec.Listen = ""
+		r.Spec.Stable.Endpoints = nil
+		r.Spec.Canary.Endpoints = nil
+		r.Spec.TrafficRouting.Router.ALB = &ALBRouter{
+			ListenerARN:          "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2",
+			StableTargetGroupARN: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-stable/73e2d6bc24d8a067",
+			CanaryTargetGroupARN: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-canary/2453ed029918f21f",
+		}
+	}
+	route := func(name string, m StringMatch) HeaderRoute {
+		return HeaderRoute{Name: name, Match: []HeaderMatch{{HeaderName: "X-Beta", HeaderValue: m}}}
+	}
+	tests := []struct {
+		name   string
+		modify func(r *Rollout)
+		want   []string
+	}{
+		{"valid", alb, nil},
+		{"exact and prefix header routes", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.HeaderRoutes = []HeaderRoute{route("beta", StringMatch{Exact: ptr("yes")}), route("tenant", StringMatch{Prefix: ptr("acme-")})}
+		}, nil},
+		{"regex header route", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.HeaderRoutes = []HeaderRoute{route("beta", StringMatch{Regex: ptr("^y.s$")})}
+		}, []string{"spec.trafficRouting.headerRoutes[0].match[0].headerValue.regex: the alb router matches header values exactly or by prefix, not by regex"}},
+		{"regex in a step", func(r *Rollout) {
+			alb(r)
+			h := route("beta", StringMatch{Regex: ptr("a+")})
+			r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, Step{SetHeaderRoute: &h})
+		}, []string{"spec.strategy.canary.steps[3].setHeaderRoute.match[0].headerValue.regex: the alb router matches header values exactly or by prefix"}},
+		{"wildcard in an exact value", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.HeaderRoutes = []HeaderRoute{route("beta", StringMatch{Exact: ptr("a*b")})}
+		}, []string{`spec.trafficRouting.headerRoutes[0].match[0].headerValue.exact: the alb router cannot match a literal * or ?`}},
+		{"route name not a tag value", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.HeaderRoutes = []HeaderRoute{route("beta!", StringMatch{Exact: ptr("1")})}
+		}, []string{`spec.trafficRouting.headerRoutes[0].name: the alb router tags the route's rule with its name`}},
+		{"mirror step", func(r *Rollout) {
+			alb(r)
+			r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, Step{SetMirrorRoute: &MirrorRoute{Name: "m", Match: []RequestMatch{{Path: &StringMatch{Prefix: ptr("/")}}}}})
+		}, []string{"spec.strategy.canary.steps[3].setMirrorRoute: the alb router cannot mirror requests"}},
+		{"rule of another listener", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.Router.ALB.RuleARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/0000000000000000/9683b2d02a6cabee"
+		}, []string{`spec.trafficRouting.router.alb.ruleARN: rule "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/0000000000000000/9683b2d02a6cabee" is not a rule of listener`}},
+		{"rule of the listener", func(r *Rollout) {
+			alb(r)
+			r.Spec.TrafficRouting.Router.ALB.RuleARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee"
+		}, nil},
+		{"user header", func(r *Rollout) { alb(r); r.Spec.TrafficRouting.Assignment.UserHeader = "X-User" },
+			[]string{"spec.trafficRouting.assignment.userHeader: the alb router cannot keep a user on one version by a header's value"}},
+		{"endpoints", func(r *Rollout) { alb(r); r.Spec.Stable.Endpoints = []string{"http://10.0.0.1:80"} },
+			[]string{"spec.stable.endpoints: the alb router sends to the targets its platform keeps"}},
+		{"arns", func(r *Rollout) {
+			alb(r)
+			a := r.Spec.TrafficRouting.Router.ALB
+			a.RuleARN = a.ListenerARN
+			a.CanaryTargetGroupARN = a.StableTargetGroupARN
+			a.StickinessDuration = Duration(8 * 24 * time.Hour)
+		}, []string{
+			`spec.trafficRouting.router.alb.ruleARN: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2" is not an ELBv2 ARN of the right kind`,
+			"spec.trafficRouting.router.alb.canaryTargetGroupARN: the canary target group must differ from the stable one",
+			"spec.trafficRouting.router.alb.stickinessDuration: the ALB keeps target-group stickiness for whole seconds from 1s to 168h",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := validRollout()
+			tt.modify(&r)
+			r.SetDefaults()
+			assertErrors(t, r.Validate(), tt.want)
+		})
 	}
 }

@@ -412,9 +412,9 @@ func TestAnalysisTemplateValidate(t *testing.T) {
 			`spec.metrics[1].name: duplicate metric name "success-rate": already used at spec.metrics[0].name`,
 		}},
 		{"no provider", func(t *AnalysisTemplate) { t.Spec.Metrics[0].Provider = Provider{} },
-			[]string{"spec.metrics[0].provider: a provider must set exactly one of builtin, prometheus, web, command; this one sets none"}},
+			[]string{"spec.metrics[0].provider: a provider must set exactly one of builtin, prometheus, web, command, cloudWatch; this one sets none"}},
 		{"two providers", func(t *AnalysisTemplate) { t.Spec.Metrics[0].Provider.Builtin = &BuiltinProvider{} },
-			[]string{"spec.metrics[0].provider: a provider must set exactly one of builtin, prometheus, web, command; this one sets 2: builtin, prometheus"}},
+			[]string{"spec.metrics[0].provider: a provider must set exactly one of builtin, prometheus, web, command, cloudWatch; this one sets 2: builtin, prometheus"}},
 		{"no condition is allowed (Successful unless it errors, as in Argo)", func(t *AnalysisTemplate) { t.Spec.Metrics[0].SuccessCondition = "" }, nil},
 		{"count without interval", func(t *AnalysisTemplate) {
 			n := 3

@@ -151,7 +151,7 @@ spec:
 	out, code := run(t, "lint", "-f", f)
 	for _, want := range []string{
 		`t.yaml:9:53: spec.metrics[0].provider.web.jsonPath: invalid JSONPath "{$.data.ok": unclosed action`,
-		"spec.metrics[1].provider.prometheus.authentication.sigv4: AWS SigV4 signing is not supported",
+		"spec.metrics[1].provider.prometheus.authentication.sigv4: AWS SigV4 signing of Prometheus and web queries is not supported",
 		"aws-sigv4-proxy",
 	} {
 		if code != 2 || !strings.Contains(out, want) {
