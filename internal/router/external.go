@@ -153,7 +153,10 @@ func DesiredFrom(r *spec.Rollout, t *route.Table) Desired {
 	if c := r.Spec.Canary; c != nil {
 		d.Canary = &Target{Version: c.Version, Endpoints: slices.Clone(c.Endpoints)}
 	} else {
-		d.Weight = 0
+		// Without a canary everything goes to stable: no header route
+		// or mirror has anywhere else to send to (a Service scaled to
+		// zero between releases must not get the testers' requests).
+		d.Weight, d.HeaderRoutes, d.MirrorRoutes = 0, nil, nil
 	}
 	return d
 }

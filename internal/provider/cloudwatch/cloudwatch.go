@@ -176,7 +176,19 @@ func Result(results []types.MetricDataResult) (provider.Result, error) {
 			"Timestamps": ts, "Values": vs, "Messages": ms,
 		})
 	}
-	if values == 0 {
+	// A query CloudWatch answered Complete with no points is an answer:
+	// a count metric such as HTTPCode_Target_5XX_Count publishes nothing
+	// while there are no errors, and Argo hands conditions the empty list
+	// (`all(result[0].Values, ...)` holds). Only no complete query at all
+	// is no data; a condition that cannot be evaluated on an empty list is
+	// still no data, as everywhere in coalmine.
+	complete := false
+	for _, r := range out {
+		if r.(map[string]any)["StatusCode"] == string(types.StatusCodeComplete) {
+			complete = true
+		}
+	}
+	if values == 0 && !complete {
 		return provider.Result{}, fmt.Errorf("no data points in the interval for any query: %w", provider.ErrNoData)
 	}
 	return provider.Result{Value: out}, nil

@@ -247,11 +247,23 @@ func TestPagesAreMerged(t *testing.T) {
 	}
 }
 
+// No complete query is no data; a complete query with no points (a 5XX
+// count while there are no errors) is an answer, as in Argo.
 func TestNoData(t *testing.T) {
-	f := newFake(t, cbor.Map{"MetricDataResults": cbor.List{result("rate", "", nil, nil)}})
+	partial := result("rate", "", nil, nil).(cbor.Map)
+	partial["StatusCode"] = cbor.String("PartialData")
+	f := newFake(t, cbor.Map{"MetricDataResults": cbor.List{partial}})
 	_, err := query(newProvider(t), errorRate(f.srv.URL))
 	if !errors.Is(err, provider.ErrNoData) {
 		t.Fatalf("err = %v, want ErrNoData", err)
+	}
+	f = newFake(t, cbor.Map{"MetricDataResults": cbor.List{result("rate", "", nil, nil)}})
+	res, err := query(newProvider(t), errorRate(f.srv.URL))
+	if err != nil {
+		t.Fatalf("a complete query with no points: %v, want the empty list", err)
+	}
+	if rs, ok := res.Value.([]any); !ok || len(rs) != 1 {
+		t.Fatalf("result = %#v, want one result with no values", res.Value)
 	}
 }
 

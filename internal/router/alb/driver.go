@@ -321,6 +321,25 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 	if err != nil {
 		return d.errorf("%s: %w", d.mainName(), err)
 	}
+	weights, stick := weightsFor(des.Weight), stickinessFor(d.cfg.StickinessDuration)
+	if des.Canary == nil {
+		weights = weightsFor(0)
+	}
+	writeMain := func() error {
+		if forwardMatches(fwd, weights, stick) {
+			return nil
+		}
+		return d.writeMain(ctx, withForward(m.actions, fwd.index, tuples(d.cfg.StableTargetGroupARN, d.cfg.CanaryTargetGroupARN, weights), stick))
+	}
+	// A lower canary share (an abort) goes in first and on its own: no
+	// header-rule trouble (a foreign rule in the priorities, a quota, a
+	// missing DescribeTags permission) may keep it from the ALB.
+	lowered := canaryShare(weights) < canaryShare(fwd.weights)
+	if lowered {
+		if err := writeMain(); err != nil {
+			return d.errorf("%w", err)
+		}
+	}
 	own, foreign, err := d.ownRules(ctx, rules)
 	if err != nil {
 		return d.errorf("%w", err)
@@ -334,12 +353,8 @@ func (d *Driver) Apply(ctx context.Context, des router.Desired) error {
 	if err != nil {
 		return d.errorf("%w", err)
 	}
-	weights, stick := weightsFor(des.Weight), stickinessFor(d.cfg.StickinessDuration)
-	if des.Canary == nil {
-		weights = weightsFor(0)
-	}
-	if !forwardMatches(fwd, weights, stick) {
-		if err := d.writeMain(ctx, withForward(m.actions, fwd.index, tuples(d.cfg.StableTargetGroupARN, d.cfg.CanaryTargetGroupARN, weights), stick)); err != nil {
+	if !lowered {
+		if err := writeMain(); err != nil {
 			return d.errorf("%w", err)
 		}
 	}
@@ -572,4 +587,14 @@ func (d *Driver) Remove(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// canaryShare is a pair's canary share in basis points, the whole for a
+// pair that sends nothing (so any real pair counts as lower).
+func canaryShare(p pair) spec.Weight {
+	w, err := shareOf(p)
+	if err != nil {
+		return spec.MaxWeight
+	}
+	return w
 }

@@ -281,6 +281,28 @@ func TestHeaderRoutesNeedFreePriorities(t *testing.T) {
 	}
 }
 
+// An abort reaches the ALB's forward action even when the header-route
+// rules cannot be planned (a foreign rule where they would go).
+func TestAbortLandsWhenHeaderRulesCannot(t *testing.T) {
+	f := newFakeELB(t)
+	d := f.driver(t, spec.ALBRouter{RuleARN: mainRuleARN})
+	ctx := context.Background()
+	if err := d.Apply(ctx, desired(1, 5000)); err != nil {
+		t.Fatal(err)
+	}
+	f.take()
+	f.rules[otherRule].priority = 9
+	r := spec.HeaderRoute{Name: "beta", To: spec.RoleCanary, Match: []spec.HeaderMatch{{HeaderName: "X-Beta", HeaderValue: spec.StringMatch{Exact: ptr("1")}}}}
+	err := d.Apply(ctx, desired(2, 0, r))
+	if err == nil || !strings.Contains(err.Error(), "renumber") {
+		t.Fatalf("Apply = %v, want the priority conflict named", err)
+	}
+	form := f.lastForm("ModifyRule")
+	if form.Get("Actions.member.1.ForwardConfig.TargetGroups.member.2.Weight") != "0" {
+		t.Fatalf("the abort did not reach the forward action: %v", form)
+	}
+}
+
 func TestDefaultAction(t *testing.T) {
 	f := newFakeELB(t)
 	f.defaultActions = []any{normaliseAction(forwardTo(stableTG))}

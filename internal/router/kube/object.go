@@ -97,7 +97,7 @@ func (o Object) Change(ctx context.Context, plan Plan) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("%s: encode the patch: %w", o, err)
 		}
-		_, err = o.Client.Resource(o.GVR).Namespace(o.Namespace).Patch(ctx, o.Name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: "coalmine"})
+		_, err = o.Client.Resource(o.GVR).Namespace(o.Namespace).Patch(ctx, o.Name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: "coalmine", FieldValidation: "Strict"})
 		if err == nil {
 			return true, nil
 		}

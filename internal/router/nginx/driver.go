@@ -208,7 +208,7 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 	}
 	// The include file's directory (such as /etc/nginx/coalmine/, which
 	// nginx.conf includes by a glob) may not exist before the first apply.
-	if err := os.MkdirAll(filepath.Dir(d.includeFile), 0o755); err != nil {
+	if err := mkdirAll(filepath.Dir(d.includeFile)); err != nil {
 		return fmt.Errorf("nginx router: create the include file's directory: %w", err)
 	}
 	if err := writeFileAtomic(d.locationFile, r.Location); err != nil {
@@ -218,11 +218,18 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 		return restoreFile(d.locationFile, previousLocation, locationExisted, fmt.Errorf("nginx router: write the include file: %w", err))
 	}
 	previousState, stateWritten := "", false
+	before, beforeErr := d.state.readStatus()
+	lowered := beforeErr == nil && r.Status.Weight < before.Weight
 	restore := func(cause error) error {
 		cause = restoreFile(d.includeFile, previous, existed, cause)
 		cause = restoreFile(d.locationFile, previousLocation, locationExisted, cause)
 		if !stateWritten {
 			return cause
+		}
+		if lowered {
+			// A lower weight (an abort) stays in the weight files, which
+			// the running workers read on every request.
+			return fmt.Errorf("%w; the lower weight's files stay in place", cause)
 		}
 		if err := d.state.restore(previousState); err != nil {
 			cause = fmt.Errorf("%w; restoring the previous weight files failed too: %v", cause, err)
@@ -270,6 +277,7 @@ func (d *Driver) install(ctx context.Context, r Rendered) error {
 // status location to answer it. No settle time: every worker stats the
 // files on each request, so the first answer shows what all of them do.
 func (d *Driver) swapWeight(ctx context.Context, st Status) error {
+	before, beforeErr := d.state.readStatus()
 	previous, err := d.state.write(st)
 	if err != nil {
 		return fmt.Errorf("nginx router: %w", err)
@@ -278,6 +286,11 @@ func (d *Driver) swapWeight(ctx context.Context, st Status) error {
 	defer cancel()
 	if err := d.awaitStatus(actx, st, 0); err != nil {
 		err = fmt.Errorf("%w (an open_file_cache or disable_symlinks on in the status server or the proxying location hides the weight files from NGINX)", err)
+		if beforeErr == nil && st.Weight < before.Weight {
+			// A lower weight (an abort) stays: sending the canary its
+			// share again because the read-back is slow would undo it.
+			return fmt.Errorf("%w; the lower weight's files stay in place", err)
+		}
 		if rerr := d.state.restore(previous); rerr != nil {
 			err = fmt.Errorf("%w; restoring the previous weight files failed too: %v", err, rerr)
 		}

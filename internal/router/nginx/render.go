@@ -255,6 +255,12 @@ func renderLocation(names Names, stateDir string) string {
 	fmt.Fprintf(&b, "# location that proxies to %s: it sends the user's bucket\n", names.Upstream)
 	b.WriteString("# to the canary when its weight file exists, which coalmine adds and\n")
 	b.WriteString("# removes to change the weight without a reload.\n")
+	// The weight files must be seen as they are now by every worker: an
+	// open_file_cache (often set for the whole http block) would keep a
+	// removed file "existing" for its valid time, so an abort would not
+	// reach that worker. A location that sets them itself makes nginx -t
+	// refuse the duplicate, loudly.
+	b.WriteString("open_file_cache off;\ndisable_symlinks off;\n")
 	fmt.Fprintf(&b, "set $%s %s;\n", split, letterStable)
 	fmt.Fprintf(&b, "if (-f %s/current/r${coalmine_%s_b1}/${coalmine_%s_b2}) {\n", stateDir, names.ID, names.ID)
 	fmt.Fprintf(&b, "    set $%s %s;\n}\n", split, letterCanary)
@@ -503,6 +509,7 @@ func writeStatusServer(b *strings.Builder, names Names, listen, stateDir, digest
 	// as "this rollout is not routed here" when rollouts share the address.
 	fmt.Fprintf(b, "    location = %s {\n        default_type application/json;\n", names.StatusPath)
 	fmt.Fprintf(b, "        alias %s/current/status.json;\n", stateDir)
+	b.WriteString("        open_file_cache off;\n        disable_symlinks off;\n")
 	fmt.Fprintf(b, "        add_header %s %s always;\n    }\n", DigestHeader, digest)
 	b.WriteString("    location / {\n        return 404;\n    }\n}\n")
 }

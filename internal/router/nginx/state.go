@@ -238,12 +238,19 @@ func (s stateStore) prune(keep ...string) {
 	}
 }
 
-// mkdirAll creates dir and its missing parents readable by everyone.
+// mkdirAll creates dir and its missing parents readable and searchable by
+// everyone (NGINX's workers run as another user), whatever the process's
+// umask; directories that existed are left as they are.
 func mkdirAll(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return os.Chmod(dir, 0o755)
