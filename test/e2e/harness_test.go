@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,15 +24,6 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	// This package drives the binary through real rollouts, load
-	// balancers and databases for about ten minutes on 2 cores, which the
-	// default `go test` timeout (10m) would cut; the README's plain
-	// `go test -race ./...` must pass. An explicit -timeout other than
-	// the default is kept.
-	flag.Parse()
-	if f := flag.Lookup("test.timeout"); f != nil && f.Value.String() == (10*time.Minute).String() {
-		_ = f.Value.Set((30 * time.Minute).String())
-	}
 	dir, err := os.MkdirTemp("", "coalmine-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
