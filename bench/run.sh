@@ -9,6 +9,9 @@
 #   bench/run.sh
 #   ROUNDS=5 CONNS="64 256" DURATION=20s bench/run.sh
 #   CONFIG=bench/bench-nocookie.yaml bench/run.sh        # without subject cookies
+#   BASELINE=v0.9 PROXIES="nginx coalmine baseline" bench/run.sh
+#       # also builds coalmine at that git revision and measures it as
+#       # "baseline", in the same rounds: an A/B of a change
 #
 # Needs go and wrk; nginx, haproxy and caddy are measured when installed
 # (apt-get install -y wrk nginx-light haproxy caddy). Everything listens on
@@ -31,6 +34,12 @@ fi
 echo "# building coalmine and the test upstream" >&2
 go build -o "$tmp/coalmine" "$root/cmd/coalmine"
 go build -o "$tmp/backend" "$root/bench/backend"
+if [ -n "${BASELINE:-}" ]; then
+  echo "# building coalmine at $BASELINE as the baseline" >&2
+  mkdir "$tmp/baseline-src"
+  git -C "$root" archive "$BASELINE" | tar -x -C "$tmp/baseline-src"
+  (cd "$tmp/baseline-src" && go build -o "$tmp/coalmine-baseline" ./cmd/coalmine)
+fi
 
 "$tmp/backend" -addr 127.0.0.1:9001 -version v1 2>/dev/null & children+=($!)
 "$tmp/backend" -addr 127.0.0.1:9002 -version v2 2>/dev/null & children+=($!)
@@ -99,14 +108,19 @@ launch() { # proxy: start it in the background; fail when it is not installed
     haproxy -f "$tmp/haproxy.cfg" -db & ;;
   caddy) command -v caddy >/dev/null || return 1
     caddy run --adapter caddyfile --config "$tmp/Caddyfile" >"$tmp/caddy.log" 2>&1 & ;;
-  coalmine)
+  coalmine | baseline)
+    local bin=$tmp/coalmine
+    if [ "$1" = baseline ]; then
+      [ -x "$tmp/coalmine-baseline" ] || { echo "baseline: set BASELINE to a git revision" >&2; return 1; }
+      bin=$tmp/coalmine-baseline
+    fi
     rm -rf "$tmp/data"
-    "$tmp/coalmine" serve -f "$config" --data-dir "$tmp/data" --admin 127.0.0.1:7079 --log-level warn >"$tmp/coalmine.log" 2>&1 & ;;
+    "$bin" serve -f "$config" --data-dir "$tmp/data" --admin 127.0.0.1:7079 --log-level warn >"$tmp/coalmine.log" 2>&1 & ;;
   *) echo "unknown proxy $1" >&2; return 1 ;;
   esac
   children+=($!)
   listening 8080
-  if [ "$1" = coalmine ]; then coalmine_at_5; fi
+  case $1 in coalmine | baseline) coalmine_at_5 ;; esac
 }
 
 # to_ms converts a wrk duration (850.12us, 7.41ms, 1.02s) to milliseconds.
