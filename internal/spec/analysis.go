@@ -270,6 +270,12 @@ type Judge struct {
 	Method              string   `yaml:"method,omitempty" json:"method,omitempty"`
 	Quantile            *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
 	MaxRelativeIncrease *float64 `yaml:"maxRelativeIncrease,omitempty" json:"maxRelativeIncrease,omitempty"`
+	// MaxAbsoluteIncrease is an error-rate tolerance in percentage points
+	// (0.1 = one request in a thousand): the canary counts as worse only
+	// when its rate exceeds both (1 + maxRelativeIncrease) × the stable's
+	// and the stable's + this. It lets a canary without errors pass early.
+	// Method sequential only; unset: no absolute margin.
+	MaxAbsoluteIncrease *float64 `yaml:"maxAbsoluteIncrease,omitempty" json:"maxAbsoluteIncrease,omitempty"`
 	Alpha               *float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
 	// Direction is increase (default), decrease or either.
 	Direction   string    `yaml:"direction,omitempty" json:"direction,omitempty"`

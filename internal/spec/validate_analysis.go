@@ -256,6 +256,17 @@ func (v *validator) judge(p FieldPath, j Judge) {
 	if x := j.MaxRelativeIncrease; x != nil && v.finite(p.Child("maxRelativeIncrease"), *x) && *x < 0 {
 		v.add(p.Child("maxRelativeIncrease"), "must be at least 0, not %v", *x)
 	}
+	if x := j.MaxAbsoluteIncrease; x != nil {
+		switch {
+		case j.Compare != JudgeCompareErrorRate:
+			v.add(p.Child("maxAbsoluteIncrease"), "applies only to compare: error-rate (percentage points of the error rate)")
+		case j.Method == JudgeMethodFixed:
+			v.add(p.Child("maxAbsoluteIncrease"), "applies to method sequential; the fixed-horizon test has only maxRelativeIncrease")
+		case !v.finite(p.Child("maxAbsoluteIncrease"), *x):
+		case *x < 0 || *x >= 100:
+			v.add(p.Child("maxAbsoluteIncrease"), "must be at least 0 and below 100 percentage points, not %v", *x)
+		}
+	}
 	if j.MinSamples != nil && *j.MinSamples < 0 {
 		v.add(p.Child("minSamples"), "must be at least 0, not %d", *j.MinSamples)
 	}

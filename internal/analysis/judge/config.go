@@ -15,6 +15,7 @@ type common struct {
 	compare     string
 	alpha       float64
 	tol         float64 // δ, maxRelativeIncrease
+	absTol      float64 // Δ, maxAbsoluteIncrease as a proportion (0.001 for 0.1 points)
 	up, down    bool    // which directions count as worse
 	quantile    *float64
 	minSamples  *int64
@@ -60,6 +61,16 @@ func parseCommon(j spec.Judge, defaultAlpha float64) (common, error) {
 			return c, fmt.Errorf("maxRelativeIncrease must be finite and at least 0, not %v", d)
 		}
 		c.tol = *j.MaxRelativeIncrease
+	}
+	if j.MaxAbsoluteIncrease != nil {
+		d := *j.MaxAbsoluteIncrease
+		switch {
+		case j.Compare != spec.JudgeCompareErrorRate:
+			return c, fmt.Errorf("maxAbsoluteIncrease applies only to compare: error-rate")
+		case !(d >= 0 && d < 100):
+			return c, fmt.Errorf("maxAbsoluteIncrease must be at least 0 and below 100 percentage points, not %v", d)
+		}
+		c.absTol = d / 100
 	}
 	if j.Quantile != nil {
 		if j.Compare != spec.JudgeCompareLatency {

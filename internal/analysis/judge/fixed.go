@@ -113,6 +113,9 @@ func newFixedConfig(j spec.Judge) (fixedConfig, error) {
 	if err != nil {
 		return fixedConfig{}, err
 	}
+	if cm.absTol > 0 {
+		return fixedConfig{}, fmt.Errorf("maxAbsoluteIncrease applies to method sequential; the fixed-horizon test has only maxRelativeIncrease")
+	}
 	c := fixedConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, up: cm.up, down: cm.down,
 		maxSamples: cm.maxSamples, maxDuration: cm.maxDuration}
 	if cm.quantile != nil {

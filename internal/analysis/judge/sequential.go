@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,6 +124,7 @@ type seqConfig struct {
 	compare     string
 	alpha       float64
 	tol         float64 // δ, maxRelativeIncrease
+	absTol      float64 // Δ, maxAbsoluteIncrease as a proportion; error-rate only
 	up, down    bool    // which directions count as worse
 	quantiles   []float64
 	minSamples  int64
@@ -141,7 +143,7 @@ func newSeqConfig(j spec.Judge) (seqConfig, error) {
 	if err != nil {
 		return seqConfig{}, err
 	}
-	c := seqConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, up: cm.up, down: cm.down,
+	c := seqConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, absTol: cm.absTol, up: cm.up, down: cm.down,
 		maxSamples: cm.maxSamples, maxDuration: cm.maxDuration, onLimitPass: cm.onLimitPass}
 	switch {
 	case cm.quantile != nil:
@@ -156,12 +158,31 @@ func newSeqConfig(j spec.Judge) (seqConfig, error) {
 }
 
 // key fingerprints everything a persisted test depends on. A state written
-// under another configuration is refused: changing α, the tolerance or the
-// grid after seeing data would void the guarantee.
+// under another configuration is refused: changing α, the tolerance, the
+// horizon or the grid after seeing data would void the guarantee.
 func (c seqConfig) key() string {
+	k := c.legacyKey()
+	if c.absTol > 0 {
+		k += fmt.Sprintf(" abs=%g", c.absTol)
+	}
+	if c.compare == spec.JudgeCompareErrorRate && c.hasHorizon() {
+		k += fmt.Sprintf(" horizon=%v/%d", c.maxDuration, c.maxSamples)
+	}
+	return k
+}
+
+// legacyKey is the fingerprint of the judges before the absolute margin
+// and the horizon look: a state written then resumes with the rules it
+// started with.
+func (c seqConfig) legacyKey() string {
 	return fmt.Sprintf("%s dir=%v/%v alpha=%g tol=%g q=%v grid=%g/%d/%d",
 		c.compare, c.up, c.down, c.alpha, c.tol, c.quantiles, seqStep, seqMixWidth, seqHalfWidth)
 }
+
+// hasHorizon reports whether a limit (maxDuration or maxSamples) ends the
+// test at a point fixed in advance, where the error-rate judge takes its
+// one fixed-horizon look.
+func (c seqConfig) hasHorizon() bool { return c.maxDuration > 0 || c.maxSamples > 0 }
 
 // logThreshold is ln(1/α), the level an e-value must reach.
 func (c seqConfig) logThreshold() float64 { return -math.Log(c.alpha) }
@@ -220,6 +241,13 @@ func (c seqConfig) decide(o seqOutcome, elapsed time.Duration) (Verdict, string)
 // seqLoadState decodes a persisted state into v (nil or empty: fresh) and
 // checks its version and configuration fingerprint.
 func seqLoadState(state []byte, key string, v any, version *int, stateKey *string) (fresh bool, err error) {
+	return seqLoadStateKeys(state, []string{key}, v, version, stateKey)
+}
+
+// seqLoadStateKeys is seqLoadState accepting any of keys (the current
+// fingerprint first, then older forms the judge still resumes).
+func seqLoadStateKeys(state []byte, keys []string, v any, version *int, stateKey *string) (fresh bool, err error) {
+	key := keys[0]
 	if len(state) == 0 {
 		return true, nil
 	}
@@ -229,7 +257,7 @@ func seqLoadState(state []byte, key string, v any, version *int, stateKey *strin
 	if *version != seqStateVersion {
 		return false, fmt.Errorf("sequential judge state version %d, this build reads %d", *version, seqStateVersion)
 	}
-	if *stateKey != key {
+	if !slices.Contains(keys, *stateKey) {
 		return false, fmt.Errorf("sequential judge state was written for another configuration (%s, now %s): the test cannot continue with changed parameters", *stateKey, key)
 	}
 	return false, nil

@@ -500,7 +500,7 @@ func TestSequentialFalseFailureRate(t *testing.T) {
 				cur[0].Errors += seqBinomial(rng, nc, 0.02)
 				cur[1].Requests += 400 - nc
 				cur[1].Errors += seqBinomial(rng, 400-nc, 0.02)
-				s = j.update(s, cur)
+				s = j.update(s, cur, 0)
 				if s.MaxLogE >= -math.Log(alpha) {
 					failed++
 					break
