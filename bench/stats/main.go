@@ -80,22 +80,34 @@ type scenario struct {
 	Name      string  `json:"name"`
 	Null      bool    `json:"null"` // no regression beyond the tolerance: any rollback is false
 	CanaryErr float64 `json:"canaryErrorRate"`
+	StableErr float64 `json:"stableErrorRate"`
 	LatFactor float64 `json:"canaryLatencyFactor"`
+	// HeadlineOnly: simulated at the headline traffic alone (unless
+	// -null-all-traffic).
+	HeadlineOnly bool `json:"-"`
 	// Which metrics are simulated and judged.
 	Errors, Latency bool `json:"-"`
 }
 
 func scenarios(edge bool) []scenario {
-	out := []scenario{{Name: "A/A", Null: true, CanaryErr: baseErrRate, LatFactor: 1, Errors: true, Latency: true}}
+	out := []scenario{
+		{Name: "A/A", Null: true, CanaryErr: baseErrRate, LatFactor: 1, Errors: true, Latency: true},
+		{Name: "A/A without errors", Null: true, CanaryErr: 0, StableErr: 0, LatFactor: 1, Errors: true, Latency: true},
+	}
 	if edge {
-		out = append(out, scenario{Name: "at the tolerance (errors ×1.5, latency ×1.05)", Null: true,
+		out = append(out, scenario{Name: "at the tolerance (errors ×1.5, latency ×1.05)", Null: true, HeadlineOnly: true,
 			CanaryErr: baseErrRate * (1 + errTolerance), LatFactor: 1 + latTolerance, Errors: true, Latency: true})
 	}
+	for i := range out {
+		if out[i].Name != "A/A without errors" {
+			out[i].StableErr = baseErrRate
+		}
+	}
 	for _, e := range []float64{0.01, 0.02, 0.05} {
-		out = append(out, scenario{Name: fmt.Sprintf("errors 0.5%% → %g%%", e*100), CanaryErr: e, LatFactor: 1, Errors: true})
+		out = append(out, scenario{Name: fmt.Sprintf("errors 0.5%% → %g%%", e*100), CanaryErr: e, StableErr: baseErrRate, LatFactor: 1, Errors: true})
 	}
 	for _, f := range []float64{1.10, 1.25, 1.50} {
-		out = append(out, scenario{Name: fmt.Sprintf("latency +%.0f%%", (f-1)*100), CanaryErr: baseErrRate, LatFactor: f, Latency: true})
+		out = append(out, scenario{Name: fmt.Sprintf("latency +%.0f%%", (f-1)*100), CanaryErr: baseErrRate, StableErr: baseErrRate, LatFactor: f, Latency: true})
 	}
 	return out
 }
@@ -138,7 +150,7 @@ func buildCells(o options) []*cell {
 			if sc.Null {
 				runs = o.runs
 				if !isHeadline(tr) {
-					if !o.nullAllTraffic && si > 0 {
+					if !o.nullAllTraffic && sc.HeadlineOnly {
 						continue // the edge scenario only at the headline traffic
 					}
 					runs = o.runsOther
@@ -153,7 +165,7 @@ func buildCells(o options) []*cell {
 				pc, ps = c.grid.probs(canaryLat), c.grid.probs(stableLat)
 			}
 			c.canary = newArm(tr.canaryRate(), sc.CanaryErr, pc)
-			c.stable = newArm(tr.Rate-tr.canaryRate(), baseErrRate, ps)
+			c.stable = newArm(tr.Rate-tr.canaryRate(), sc.StableErr, ps)
 			if sc.Errors {
 				c.deciders = append(c.deciders, deciders(errorRate, o.dur, o.fixedEverySec, o.seqP99)...)
 			}

@@ -27,13 +27,13 @@ func TestSmoke(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("results depend on the number of workers:\n%s\n%s", a, b)
 	}
-	// 2 null scenarios at the headline traffic, A/A at the other one: the
-	// headline has 2×(4+5 deciders + 4 families with both metrics), the other 4+5+4.
-	if got, want := len(rep.Null), 3*(4+5+4); got != want {
+	// 3 null scenarios at the headline traffic, the two A/A ones at the
+	// other: each has 5+6 deciders + 5 families with both metrics.
+	if got, want := len(rep.Null), 5*(5+6+5); got != want {
 		t.Errorf("%d null rows, want %d", got, want)
 	}
-	// 3 error regressions × 4 deciders + 3 latency regressions × 5, per traffic.
-	if got, want := len(rep.Detection), 2*(3*4+3*5); got != want {
+	// 3 error regressions × 5 deciders + 3 latency regressions × 6, per traffic.
+	if got, want := len(rep.Detection), 2*(3*5+3*6); got != want {
 		t.Errorf("%d detection rows, want %d", got, want)
 	}
 	for _, r := range rep.Null {
@@ -41,8 +41,22 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("null row %+v: bad rate or interval", r)
 		}
 	}
-	if len(rep.Targets) != 3 {
-		t.Errorf("targets: %+v", rep.Targets)
+	// False rollbacks per null scenario (3), early passes of the two A/A
+	// scenarios at the one 50-canary-req/s traffic (2), power of 0.5% → 1%
+	// there (1), the 0.5% → 5% median (1).
+	if len(rep.Targets) != 7 {
+		t.Errorf("%d targets: %+v", len(rep.Targets), rep.Targets)
+	}
+	for _, want := range []string{"false rollbacks of the sequential judges", "passed early on both metrics within 120 s", "of its power", "median detection"} {
+		n := 0
+		for _, tg := range rep.Targets {
+			if strings.Contains(tg.Text, want) {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("no target says %q", want)
+		}
 	}
 	var md bytes.Buffer
 	rep.markdown(&md)

@@ -47,6 +47,20 @@ type nullRow struct {
 	// median second of those passes.
 	PassedEarly int      `json:"passedEarly"`
 	MedianPassS *float64 `json:"medianPassSeconds,omitempty"`
+	// passTimes are the seconds of the early passes, sorted.
+	passTimes []float64
+}
+
+// passedWithin returns the share of the row's runs passed early by second
+// s.
+func (r nullRow) passedWithin(s float64) float64 {
+	n := 0
+	for _, t := range r.passTimes {
+		if t <= s {
+			n++
+		}
+	}
+	return float64(n) / float64(max(r.Runs, 1))
 }
 
 // detRow is one decider's detection of one regression.
@@ -114,6 +128,7 @@ func nullRows(c *cell, seconds int) []nullRow {
 		if len(passAt) > 0 {
 			slices.Sort(passAt)
 			r.MedianPassS = ptr(quantile(passAt, 0.5))
+			r.passTimes = passAt
 		}
 		return r
 	}
@@ -224,30 +239,12 @@ func clopperPearson(k, n int, conf float64) (lo, hi float64) {
 
 func targets(o options, rep *report) []targetRow {
 	var out []targetRow
+	out = append(out, falseRollbackTargets(rep)...)
+	out = append(out, earlyPassTargets(rep)...)
+	out = append(out, powerTargets(rep)...)
 	found := false
-	for _, r := range rep.Null {
-		if r.Scenario != "A/A" || !isHeadline(r.Traffic) || r.Metric == "rollout" || r.Decider != "sequential, every 1 s" {
-			continue
-		}
-		found = true
-		t := targetRow{Status: "PASS"}
-		if r.Rate > alpha {
-			t.Status = "FAIL"
-		}
-		t.Text = fmt.Sprintf("A/A false rollback rate of the sequential %s judge at %s: %s ≤ α = %g%% (target over ≥ 1000 rollouts)",
-			r.Metric, r.Traffic, rateCell(r), alpha*100)
-		if r.Runs < 1000 && t.Status == "PASS" {
-			t.Status = "SKIP"
-			t.Text += fmt.Sprintf("; only %d rollouts", r.Runs)
-		}
-		out = append(out, t)
-	}
-	if !found {
-		out = append(out, targetRow{Status: "SKIP", Text: "A/A false rollback rate: the headline traffic 1000@5 is not in -traffic"})
-	}
-	found = false
 	for _, r := range rep.Detection {
-		if r.Scenario != "errors 0.5% → 5%" || !isHeadline(r.Traffic) || r.Decider != "sequential, every 1 s" {
+		if r.Scenario != "errors 0.5% → 5%" || !isHeadline(r.Traffic) || r.Decider != seqName {
 			continue
 		}
 		found = true
@@ -261,6 +258,118 @@ func targets(o options, rep *report) []targetRow {
 	}
 	if !found {
 		out = append(out, targetRow{Status: "SKIP", Text: "detection of 0.5% → 5% errors: the headline traffic 1000@5 is not in -traffic"})
+	}
+	return out
+}
+
+// seqName is the sequential judges' decider.
+const seqName = "sequential, every 1 s"
+
+// falseRollbackTargets: for every scenario without a regression beyond the
+// tolerance, at every traffic, the sequential judges (each metric and the
+// rollout) roll back at most α of the canaries; at the headline traffic
+// over at least 1000 rollouts.
+func falseRollbackTargets(rep *report) []targetRow {
+	var out []targetRow
+	scenarios := map[string]bool{}
+	var order []string
+	for _, r := range rep.Null {
+		if !scenarios[r.Scenario] {
+			scenarios[r.Scenario] = true
+			order = append(order, r.Scenario)
+		}
+	}
+	for _, sc := range order {
+		t := targetRow{Status: "PASS"}
+		worst, rows := nullRow{}, 0
+		headlineRuns := 0
+		for _, r := range rep.Null {
+			if r.Scenario != sc || r.Decider != seqName {
+				continue
+			}
+			rows++
+			if rows == 1 || r.Rate > worst.Rate {
+				worst = r
+			}
+			if r.Rate > alpha {
+				t.Status = "FAIL"
+			}
+			if isHeadline(r.Traffic) {
+				headlineRuns = r.Runs
+			}
+		}
+		if rows == 0 {
+			continue
+		}
+		t.Text = fmt.Sprintf("%s: false rollbacks of the sequential judges ≤ α = %g%% at every traffic and metric (%d rows); the highest: %s, %s at %s",
+			sc, alpha*100, rows, rateCell(worst), worst.Metric, worst.Traffic)
+		if headlineRuns < 1000 && t.Status == "PASS" {
+			t.Status = "SKIP"
+			t.Text += fmt.Sprintf("; only %d rollouts at the headline traffic (target: ≥ 1000)", headlineRuns)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// earlyPassTargets: a healthy canary (A/A, with and without errors) is
+// passed early on both metrics in ≥ 95% of rollouts within 120 s at 50
+// canary req/s and within 300 s at 20 canary req/s.
+func earlyPassTargets(rep *report) []targetRow {
+	var out []targetRow
+	for _, r := range rep.Null {
+		if r.Decider != seqName || r.Metric != "rollout" || !strings.HasPrefix(r.Scenario, "A/A") {
+			continue
+		}
+		var within float64
+		switch r.Traffic.canaryRate() {
+		case 50:
+			within = 120
+		case 20:
+			within = 300
+		default:
+			continue
+		}
+		share := r.passedWithin(within)
+		t := targetRow{Status: "PASS"}
+		if share < 0.95 {
+			t.Status = "FAIL"
+		}
+		t.Text = fmt.Sprintf("%s at %s: passed early on both metrics within %.0f s in %s of %d rollouts (target ≥ 95%%)",
+			r.Scenario, r.Traffic, within, pct(share), r.Runs)
+		out = append(out, t)
+	}
+	return out
+}
+
+// powerTargets: errors 0.5% → 1% are detected within the horizon by the
+// sequential judge with at least 90% of the power of one fixed-horizon test
+// at the horizon, at 20 and 50 canary req/s.
+func powerTargets(rep *report) []targetRow {
+	var out []targetRow
+	for _, seq := range rep.Detection {
+		if seq.Scenario != "errors 0.5% → 1%" || seq.Decider != seqName {
+			continue
+		}
+		if cr := seq.Traffic.canaryRate(); cr != 20 && cr != 50 {
+			continue
+		}
+		for _, once := range rep.Detection {
+			if once.Scenario != seq.Scenario || once.Traffic != seq.Traffic || once.Decider != onceName {
+				continue
+			}
+			t := targetRow{Status: "PASS"}
+			if seq.Prob < 0.9*once.Prob {
+				t.Status = "FAIL"
+			}
+			ratio := math.NaN()
+			if once.Prob > 0 {
+				ratio = seq.Prob / once.Prob
+			}
+			t.Text = fmt.Sprintf("errors 0.5%% → 1%% at %s: the sequential judge detects %s within the horizon, one fixed test at the horizon %s: %.2f of its power (target ≥ 0.90; %d rollouts each)",
+				seq.Traffic, pct(seq.Prob), pct(once.Prob), ratio, seq.Runs)
+			out = append(out, t)
+		}
 	}
 	return out
 }

@@ -20,6 +20,11 @@ const (
 	// seqDefaultAlpha bounds the probability that a canary as good as
 	// stable (within the tolerance) is ever failed.
 	seqDefaultAlpha = 0.05
+	// seqDefaultAbsTol is maxAbsoluteIncrease's default for error rates,
+	// 0.1 percentage points (one request in a thousand; see
+	// docs/analysis.md): a canary as clean as its stable passes early, and
+	// a rise that small is not called a regression whatever the ratio.
+	seqDefaultAbsTol = 0.001
 )
 
 // seqDefaultQuantiles are the latency quantiles judged when the spec names
@@ -153,6 +158,9 @@ func newSeqConfig(j spec.Judge) (seqConfig, error) {
 	}
 	if cm.minSamples != nil {
 		c.minSamples = *cm.minSamples
+	}
+	if c.compare == spec.JudgeCompareErrorRate && j.MaxAbsoluteIncrease == nil {
+		c.absTol = seqDefaultAbsTol
 	}
 	return c, nil
 }

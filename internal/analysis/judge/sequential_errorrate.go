@@ -71,11 +71,9 @@ func (j *seqErrorRateJudge) newGrid() *stats.RateRatioGrid {
 
 func (j *seqErrorRateJudge) load(state []byte) (seqErrorRateState, error) {
 	var s seqErrorRateState
-	keys := []string{j.c.key()}
-	if j.c.absTol == 0 {
-		// A run started before the horizon look resumes without it.
-		keys = append(keys, j.c.legacyKey())
-	}
+	// A run started before the absolute margin and the horizon look
+	// resumes under the rules it started with (see Assess).
+	keys := []string{j.c.key(), j.c.legacyKey()}
 	fresh, err := seqLoadStateKeys(state, keys, &s, &s.V, &s.Key)
 	switch {
 	case err != nil:
@@ -120,6 +118,14 @@ func (j *seqErrorRateJudge) Assess(state []byte, in Input) (Decision, []byte, er
 	if err != nil {
 		return Decision{}, nil, err
 	}
+	if s.Key != j.c.key() {
+		// A state from before the absolute margin: judged without it (it
+		// has no horizon either), as when it started. Changing the rules
+		// half-way would void the guarantee.
+		legacy := *j
+		legacy.c.absTol = 0
+		j = &legacy
+	}
 	cur := [2]seqCounts{
 		{Requests: in.Canary.Requests, Errors: in.Canary.Errors},
 		{Requests: in.Stable.Requests, Errors: in.Stable.Errors},
@@ -147,12 +153,19 @@ func (j *seqErrorRateJudge) Assess(state []byte, in Input) (Decision, []byte, er
 // z₁₋α, so the look recovers most of the power a fixed test has at its
 // horizon, while large regressions (0.5% → 5%) are still caught by the
 // e-values in 4 s instead of 3. With
-// maxAbsoluteIncrease the canary fails only when the absolute margin is
-// exceeded too, shown by confidence sequences of each version's rate
-// (3/4 of α to the tested version, 1/4 to the other, which has the larger
-// sample at low weights; halved per direction for either): the null
-// "within the relative or the absolute tolerance" is a union, rejected
-// only when each part is, so each part keeps the whole α.
+// maxAbsoluteIncrease the canary fails only when the absolute part of the
+// null is rejected too: the null "within the relative or the absolute
+// tolerance" is a union, rejected only when each part is, so each part
+// keeps the whole α. The absolute part is rejected when confidence
+// sequences of each version's rate show the difference beyond Δ (α/2: 3/4
+// of it to the tested version, 1/4 to the other, which has the larger
+// sample at low weights), or when the reference's rate is shown at least
+// Δ/δ (α/2): then (1+δ)·p ≥ p + Δ, the relative tolerance is the larger,
+// and the absolute part of the null lies inside the relative part, which
+// the e-values test. Without that second way a canary whose errors double
+// from 0.5% would wait on the difference's looser bounds although the
+// tolerance it is judged by is plainly the relative one. Halved per
+// direction for either.
 // Non-inferiority: the canary passes when the ratio is shown below 1+δ
 // (the rate-ratio grid) or the difference below Δ (the confidence
 // sequences); with Δ each of the two gets α/2 (3/8 and 1/8 for the
@@ -216,13 +229,16 @@ func (j *seqErrorRateJudge) update(s seqErrorRateState, cur [2]seqCounts, elapse
 	if j.c.absTol > 0 {
 		relPassAlpha = j.c.alpha / 2
 	}
-	pass := true
+	pass := !s.Passed
 	for i, g := range []*stats.RateRatioGrid{s.Up, s.Down} {
 		if g == nil {
 			continue
 		}
 		le, _ := g.LogE(g.Mid, seqMixWidth, true)
 		fail = append(fail, le)
+		if !pass {
+			continue // shown already, or not in the other direction
+		}
 		ni, _ := g.LogE(g.Mid, seqMixWidth, false)
 		ok := ni >= -math.Log(relPassAlpha)
 		if !ok && j.c.absTol > 0 {
@@ -232,12 +248,12 @@ func (j *seqErrorRateJudge) update(s seqErrorRateState, cur [2]seqCounts, elapse
 			}
 			ok = j.absNonInferior(tested, ref)
 		}
-		pass = pass && ok
+		pass = ok
 	}
 	s.MaxLogE = max(s.MaxLogE, seqLogMeanExp(fail))
 	s.Passed = s.Passed || pass
 	if j.c.absTol > 0 && !s.AbsFailed {
-		s.AbsFailed = (s.Up != nil && j.absWorse(s.Canary, s.Stable)) || (s.Down != nil && j.absWorse(s.Stable, s.Canary))
+		s.AbsFailed = (s.Up != nil && j.absPartRejected(s.Canary, s.Stable)) || (s.Down != nil && j.absPartRejected(s.Stable, s.Canary))
 	}
 	if h := s.Horizon; h != nil && !h.Looked {
 		if _, at := j.c.limit(min(s.Canary.Requests, s.Stable.Requests), elapsed); at {
@@ -279,29 +295,66 @@ func (j *seqErrorRateJudge) absBounds(tested, ref seqCounts, forPass bool) (t, r
 		return stats.BernoulliUpperBound(tested.Errors, tested.Requests, a*3/4),
 			stats.BernoulliLowerBound(ref.Errors, ref.Requests, a/4)
 	}
-	a := j.c.alpha / j.c.dirs()
+	a := j.c.alpha / 2 / j.c.dirs()
 	return stats.BernoulliLowerBound(tested.Errors, tested.Requests, a*3/4),
 		stats.BernoulliUpperBound(ref.Errors, ref.Requests, a/4)
 }
 
+// absPartRejected reports whether the absolute part of the failure null is
+// rejected: the difference shown beyond Δ, or the reference's rate shown at
+// least Δ/δ (see the α budget).
+func (j *seqErrorRateJudge) absPartRejected(tested, ref seqCounts) bool {
+	return j.absWorse(tested, ref) || j.relativeDominates(ref)
+}
+
+// relativeDominates reports whether the reference's rate is shown at least
+// Δ/δ, where the relative tolerance is the larger.
+func (j *seqErrorRateJudge) relativeDominates(ref seqCounts) bool {
+	if j.c.tol == 0 || ref.Requests == 0 {
+		return false
+	}
+	floor := j.c.absTol / j.c.tol
+	if seqRate(ref) <= floor || floor >= 1 {
+		return false
+	}
+	// The lower bound is at least floor exactly when H₀: p ≤ floor is
+	// rejected (the test is monotone): one e-value, no search.
+	return stats.BernoulliLowerLogE(ref.Errors, ref.Requests, floor) >= -math.Log(j.c.alpha/2/j.c.dirs())
+}
+
 // absNonInferior reports whether the tested rate is shown below the
-// reference's plus Δ.
+// reference's plus Δ: the tested version's upper bound below the
+// reference's lower bound plus Δ. The tests are monotone in the bound, so
+// this is the tested version's test at u = (reference's lower bound) + Δ,
+// and it is first tried at the reference's estimate + Δ, above any lower
+// bound: when it fails there it fails everywhere below, which settles
+// most calls with one e-value instead of a search.
 func (j *seqErrorRateJudge) absNonInferior(tested, ref seqCounts) bool {
 	if tested.Requests == 0 || ref.Requests == 0 || seqRate(tested) >= seqRate(ref)+j.c.absTol {
 		return false // the bounds lie beyond the estimates: cannot pass
 	}
-	t, r := j.absBounds(tested, ref, true)
-	return t < r+j.c.absTol
+	a := j.c.alpha / 2
+	thr := -math.Log(a * 3 / 4)
+	if stats.BernoulliUpperLogE(tested.Errors, tested.Requests, seqRate(ref)+j.c.absTol) < thr {
+		return false
+	}
+	r := stats.BernoulliLowerBound(ref.Errors, ref.Requests, a/4)
+	return stats.BernoulliUpperLogE(tested.Errors, tested.Requests, r+j.c.absTol) >= thr
 }
 
 // absWorse reports whether the tested rate is shown above the reference's
-// plus Δ.
+// plus Δ, the mirror of absNonInferior.
 func (j *seqErrorRateJudge) absWorse(tested, ref seqCounts) bool {
 	if tested.Requests == 0 || ref.Requests == 0 || seqRate(tested) <= seqRate(ref)+j.c.absTol {
 		return false
 	}
-	t, r := j.absBounds(tested, ref, false)
-	return t > r+j.c.absTol
+	a := j.c.alpha / 2 / j.c.dirs()
+	thr := -math.Log(a * 3 / 4)
+	if stats.BernoulliLowerLogE(tested.Errors, tested.Requests, seqRate(ref)+j.c.absTol) < thr {
+		return false
+	}
+	r := stats.BernoulliUpperBound(ref.Errors, ref.Requests, a/4)
+	return r+j.c.absTol < 1 && stats.BernoulliLowerLogE(tested.Errors, tested.Requests, r+j.c.absTol) >= thr
 }
 
 // seqRate is a version's observed error rate (0 without requests).
@@ -405,7 +458,14 @@ func (j *seqErrorRateJudge) outcome(s seqErrorRateState, in Input) (seqOutcome, 
 	cs := fmt.Sprintf("%s (%s CS; %s)", seqRatioCS(lo, hi, true), c.confidencePct(), c.tolerated())
 	abs := ""
 	if c.absTol > 0 && o.noData == "" {
-		abs = "; " + j.absSummary(s, o.failed || s.AbsFailed)
+		// The bounds take a search each; a running test states them only
+		// once something is decided or the limit is near.
+		_, atLimit := c.limit(o.samples, in.Elapsed)
+		if s.Passed || o.failed || s.AbsFailed || atLimit {
+			abs = "; " + j.absSummary(s, o.failed || s.AbsFailed)
+		} else {
+			abs = fmt.Sprintf("; absolute margin (%s points) not shown either way yet", seqNum(c.absTol*100))
+		}
 	}
 	switch {
 	case eFailed:
@@ -417,7 +477,7 @@ func (j *seqErrorRateJudge) outcome(s seqErrorRateState, in Input) (seqOutcome, 
 	o.passReason = fmt.Sprintf("non-inferiority shown, %s%s, e-value %s < %s", cs, abs, e, thr)
 	o.statusReason = fmt.Sprintf("e-value %s < %s, %s%s", e, thr, cs, abs)
 	if (eFailed || lookFailed) && !o.failed {
-		o.statusReason = fmt.Sprintf("ratio beyond %s shown, but not the absolute margin: %s%s", seqNum(1+c.tol), cs, abs)
+		o.statusReason = fmt.Sprintf("ratio beyond %s shown, but not beyond the absolute margin: %s%s", seqNum(1+c.tol), cs, abs)
 	}
 	return o, ev
 }

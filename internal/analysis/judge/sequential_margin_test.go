@@ -10,9 +10,11 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
+// seqErrJudge is an error-rate judge at α 0.01; abs < 0 leaves
+// maxAbsoluteIncrease unset (its default).
 func seqErrJudge(tol, abs float64, maxDur time.Duration) spec.Judge {
 	j := spec.Judge{Compare: spec.JudgeCompareErrorRate, Alpha: seqPtr(0.01), MaxRelativeIncrease: seqPtr(tol)}
-	if abs > 0 {
+	if abs >= 0 {
 		j.MaxAbsoluteIncrease = seqPtr(abs)
 	}
 	if maxDur > 0 {
@@ -32,6 +34,11 @@ func TestSequentialErrorRateMarginPassesACanaryWithoutErrors(t *testing.T) {
 	d, looks, _ := seqRun(t, seqMustJudge(t, seqErrJudge(0.5, 0, 10*time.Minute)), 300, clean(newSeqSim(1)))
 	if d.Verdict != Continue || !strings.Contains(d.Message, "ratio not bounded yet") {
 		t.Fatalf("without a margin, after %d looks: %s %q", looks, d.Verdict, d.Message)
+	}
+	// The default margin, 0.1 points: twice the requests.
+	d, looks, _ = seqRun(t, seqMustJudge(t, seqErrJudge(0.5, -1, 10*time.Minute)), 300, clean(newSeqSim(1)))
+	if d.Verdict != Successful || looks < 90 || looks > 160 {
+		t.Fatalf("with the default margin, after %d looks: %s %q", looks, d.Verdict, d.Message)
 	}
 	d, looks, _ = seqRun(t, seqMustJudge(t, seqErrJudge(0.5, 0.2, 10*time.Minute)), 300, clean(newSeqSim(1)))
 	if d.Verdict != Successful {

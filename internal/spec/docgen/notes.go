@@ -157,6 +157,7 @@ var laterDefaults = map[string]string{
 	"spec.metrics[].provider.command.dir":                               "the server's working directory (a relative program path then needs `dir`)",
 	"spec.metrics[].judge.alpha":                                        "`0.05`",
 	"spec.metrics[].judge.maxRelativeIncrease":                          "`0`",
+	"spec.metrics[].judge.maxAbsoluteIncrease":                          "sequential error-rate: `0.1`; `0` turns the margin off",
 	"spec.metrics[].judge.quantile":                                     "sequential: p50, p90 and p99; fixed: the whole distribution",
 	"spec.metrics[].judge.minSamples":                                   "sequential: 0; fixed: 1000 (error-rate), 200 (latency)",
 	"spec.metrics[].judge.maxSamples":                                   "no limit",
