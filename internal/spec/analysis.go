@@ -267,10 +267,13 @@ type Judge struct {
 	// Compare is error-rate or latency.
 	Compare string `yaml:"compare" json:"compare"`
 	// Method is sequential (default) or fixed.
-	Method              string   `yaml:"method,omitempty" json:"method,omitempty"`
-	Quantile            *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
-	MaxRelativeIncrease *float64 `yaml:"maxRelativeIncrease,omitempty" json:"maxRelativeIncrease,omitempty"`
-	Alpha               *float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
+	Method   string   `yaml:"method,omitempty" json:"method,omitempty"`
+	Quantile *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// Quantiles are several latency quantiles judged together (method
+	// sequential); set it or Quantile, not both.
+	Quantiles           []float64 `yaml:"quantiles,omitempty" json:"quantiles,omitempty"`
+	MaxRelativeIncrease *float64  `yaml:"maxRelativeIncrease,omitempty" json:"maxRelativeIncrease,omitempty"`
+	Alpha               *float64  `yaml:"alpha,omitempty" json:"alpha,omitempty"`
 	// Direction is increase (default), decrease or either.
 	Direction   string    `yaml:"direction,omitempty" json:"direction,omitempty"`
 	MinSamples  *int64    `yaml:"minSamples,omitempty" json:"minSamples,omitempty"`
