@@ -269,8 +269,12 @@ type Judge struct {
 	// Method is sequential (default) or fixed.
 	Method   string   `yaml:"method,omitempty" json:"method,omitempty"`
 	Quantile *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
-	// Quantiles are several latency quantiles judged together (method
-	// sequential); set it or Quantile, not both.
+	// Quantiles are several latency quantiles judged together, e.g.
+	// [0.5, 0.9, 0.99] (latency and method sequential only; each 0 < q < 1,
+	// no duplicates, at most 8; not beside quantile). The judge fails when
+	// any of them is slower than tolerated and passes early only when each
+	// is shown no slower; p99's pass needs far more requests than p50's
+	// (see docs/analysis.md).
 	Quantiles           []float64 `yaml:"quantiles,omitempty" json:"quantiles,omitempty"`
 	MaxRelativeIncrease *float64  `yaml:"maxRelativeIncrease,omitempty" json:"maxRelativeIncrease,omitempty"`
 	Alpha               *float64  `yaml:"alpha,omitempty" json:"alpha,omitempty"`

@@ -89,10 +89,6 @@ func parseCommon(j spec.Judge, defaultAlpha float64) (common, error) {
 	return c, nil
 }
 
-// seqMaxQuantiles bounds the quantiles list: each one is a test with its
-// own state, and the failure mixture pays ln(count) nats of evidence.
-const seqMaxQuantiles = 8
-
 // parseQuantiles checks quantile and quantiles (at most one of them) and
 // returns the judged quantiles in increasing order, nil when neither is set.
 func parseQuantiles(j spec.Judge) ([]float64, error) {
@@ -120,8 +116,8 @@ func parseQuantiles(j spec.Judge) ([]float64, error) {
 	switch n := len(j.Quantiles); {
 	case n == 0:
 		return nil, fmt.Errorf("quantiles must list at least one quantile (or be left out for the default set)")
-	case n > seqMaxQuantiles:
-		return nil, fmt.Errorf("quantiles lists %d quantiles, at most %d", n, seqMaxQuantiles)
+	case n > spec.MaxJudgeQuantiles:
+		return nil, fmt.Errorf("quantiles lists %d quantiles, at most %d", n, spec.MaxJudgeQuantiles)
 	}
 	qs := slices.Clone(j.Quantiles)
 	slices.Sort(qs)
