@@ -77,6 +77,9 @@ type seqLatencyState struct {
 	Tracks  []seqTrack `json:"tracks"`
 	MaxLogE float64    `json:"maxLogE"`
 	Passed  bool       `json:"passed,omitempty"`
+	// From is 1 in a state upgraded from version 1: it keeps that
+	// version's key (and so its quantiles) to the end of the run.
+	From int `json:"from,omitempty"`
 }
 
 // newLatencyGrid returns an empty two-sided track grid.
@@ -106,10 +109,10 @@ func (j *seqLatencyJudge) load(state []byte) (seqLatencyState, error) {
 		return s, fmt.Errorf("decode sequential judge state: %w", err)
 	}
 	key := j.c.key()
-	switch s.V {
-	case seqLatencyStateVersion:
-	case 1:
+	switch {
+	case s.V == 1 || (s.V == seqLatencyStateVersion && s.From == 1):
 		key = j.c.v1Key()
+	case s.V == seqLatencyStateVersion:
 	default:
 		return s, fmt.Errorf("sequential latency judge state version %d, this build reads 1 and %d", s.V, seqLatencyStateVersion)
 	}
@@ -151,7 +154,7 @@ func seqUpgradeV1(s seqLatencyState) (seqLatencyState, error) {
 		copy(g.LogLR[g.Mid:], t.Grid.LogLR)
 		t.Grid, t.NIMaxLogE, t.niFromHere = g, 0, true
 	}
-	s.V = seqLatencyStateVersion
+	s.V, s.From = seqLatencyStateVersion, 1
 	return s, nil
 }
 

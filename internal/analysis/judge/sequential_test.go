@@ -324,8 +324,9 @@ func TestSequentialResumeMatchesUninterrupted(t *testing.T) {
 	for _, js := range []spec.Judge{
 		{Compare: spec.JudgeCompareErrorRate, Direction: spec.DirectionEither, MaxRelativeIncrease: seqPtr(0.1), Alpha: seqPtr(0.01)},
 		{Compare: spec.JudgeCompareLatency, MaxRelativeIncrease: seqPtr(0.1)},
+		{Compare: spec.JudgeCompareLatency, Direction: spec.DirectionEither, Quantiles: []float64{0.99, 0.5, 0.95}, MaxRelativeIncrease: seqPtr(0.1)},
 	} {
-		t.Run(js.Compare, func(t *testing.T) {
+		t.Run(js.Compare+"_"+js.Direction, func(t *testing.T) {
 			sim := newSeqSim(7)
 			inputs := make([]Input, 200)
 			for i := range inputs {
