@@ -84,31 +84,36 @@ const (
 // reported interval inverts the same tests on the grid (each end holds
 // with probability ≥ 1−alpha; conservative by one grid step, 10 %).
 //
-// Latency: a one-sided test of stochastic order on the histograms.
+// Latency: one-sided tests of stochastic order on the histograms.
 // maxRelativeIncrease scales the stable's latencies: the canary is "worse"
 // when P(canary > (1+δ)·x) > P(stable > x) for some x, i.e. when it is
 // slower than the stable slowed down by (1+δ). For each judged quantile q
-// (quantile, or p50, p90 and p99 when unset) the threshold x is the upper
-// bound of the bucket holding the stable's q-quantile as of the previous
-// call (chosen before the batch it judges, so the test stays valid), and
-// every batch contributes the two arms' counts above x·(1+δ) (canary) and
-// above x (stable), with the batch's observation counts as exposure, to a
-// rate-ratio grid mixture against ψ = 1. A canary bucket counts as above
-// only if its lower bound is ≥ x·(1+δ), so the tolerance is rounded up to
-// the grid (by at most one bucket, ≈2 %) and the test stays conservative.
-// The judged quantiles' e-values are averaged (a mixture, no α splitting).
-// Non-inferiority uses the time-uniform quantile confidence sequences of
-// §4.5.1 on each version at alpha/2: for every judged q the canary's upper
-// end must lie below (1+δ) × the stable's lower end. These assume
-// observations independent over time; P99 needs about 80 000 canary
-// observations before its upper end is finite, so without a quantile the
-// judge usually passes at a limit rather than early.
+// (quantile, quantiles, or p50 and p90 when neither is set) the threshold x
+// is the upper bound of the bucket holding the stable's q-quantile as of
+// the previous call (chosen before the batch it judges, so the tests stay
+// valid), and every batch contributes the two arms' counts above x·(1+δ)
+// (canary) and above x (stable), with the batch's observation counts as
+// exposure, to rate-ratio grid mixtures on ψ, the canary's exceedance rate
+// over the stable's. Failure tests H₀: ψ ≤ 1 against ψ = e^(0.1…2.0); a
+// canary bucket counts as above only if its lower bound is ≥ x·(1+δ), so
+// the tolerance is rounded up to the grid (by at most one bucket, ≈2 %).
+// The judged quantiles' failure e-values are averaged (a mixture, no α
+// splitting). Non-inferiority is the mirror test on the same exceedances,
+// H₀: ψ ≥ 1 (the canary's q-quantile at least (1+δ) × the stable's)
+// against ψ = e^−(0.1…2.0), with a canary bucket counted as above when its
+// upper bound exceeds x·(1+δ), so that here too the rounding favours the
+// null. The judge passes once every judged quantile's test has reached
+// 1/α (intersection-union: each at α, see seqLatencyJudge.update). With
+// the default maxRelativeIncrease 0 an identical canary is on that null
+// and is not passed early: it passes at a limit. The time-uniform quantile
+// confidence sequences of §4.5.1 (each version at alpha/2) give the
+// reported interval only.
 //
 // direction decrease runs the same tests with canary and stable swapped
 // (the canary is worse when lower); either runs both, averages the two
 // e-values for failure and needs non-inferiority both ways to pass.
 // Defaults: alpha 0.05, maxRelativeIncrease 0, direction increase, onLimit
-// pass. The state is JSON (previous counts, the grids' log-likelihoods and
+// pass, latency quantiles p50 and p90. The state is JSON (previous counts, the grids' log-likelihoods and
 // the running maximum); a judge resumed from it after a restart decides
 // exactly as an uninterrupted one.
 func NewSequential(j spec.Judge) (Judge, error) {
