@@ -183,24 +183,24 @@ func TestSequentialLatencySlowerNeverPasses(t *testing.T) {
 	t.Parallel()
 	for _, dir := range []string{spec.DirectionIncrease, spec.DirectionEither} {
 		js := spec.Judge{Compare: spec.JudgeCompareLatency, Direction: dir, MaxRelativeIncrease: seqPtr(0.05), Alpha: seqPtr(0.01)}
-		failed, passed, _ := seqLatencyRuns(t, js, 1.15, 0.1, 20, 150, 400)
-		t.Logf("%s: %d of 20 failed, %d passed", dir, failed, passed)
-		if passed != 0 || failed != 20 {
-			t.Fatalf("%s: a canary 15%% slower than stable with 5%% tolerated: %d of 20 runs passed early, %d failed; want none and all", dir, passed, failed)
+		failed, passed, _ := seqLatencyRuns(t, js, 1.15, 0.1, 12, 150, 400)
+		t.Logf("%s: %d of 12 failed, %d passed", dir, failed, passed)
+		if passed != 0 || failed != 12 {
+			t.Fatalf("%s: a canary 15%% slower than stable with 5%% tolerated: %d of 12 runs passed early, %d failed; want none and all", dir, passed, failed)
 		}
 	}
 	// Mirrored: with direction decrease a faster canary is the worse one.
 	js := spec.Judge{Compare: spec.JudgeCompareLatency, Direction: spec.DirectionDecrease, MaxRelativeIncrease: seqPtr(0.05), Alpha: seqPtr(0.01)}
-	failed, passed, _ := seqLatencyRuns(t, js, 1/1.15, 0.1, 20, 150, 450)
-	if passed != 0 || failed != 20 {
-		t.Fatalf("decrease: a canary 15%% faster than stable with 5%% tolerated: %d of 20 runs passed early, %d failed; want none and all", passed, failed)
+	failed, passed, _ := seqLatencyRuns(t, js, 1/1.15, 0.1, 12, 150, 450)
+	if passed != 0 || failed != 12 {
+		t.Fatalf("decrease: a canary 15%% faster than stable with 5%% tolerated: %d of 12 runs passed early, %d failed; want none and all", passed, failed)
 	}
 }
 
 // A canary exactly at the tolerance lies on both tests' nulls (the
 // rounding puts it on the failure test's side of "no worse" and the
 // non-inferiority test's side of "worse"): it may be failed, and passed
-// early, in at most α of the runs, up to sampling error. 200 runs of 200
+// early, in at most α of the runs, up to sampling error. 200 runs of 100
 // looks with the weight moving mid-run; the bound is loose (α + 0.05) so
 // that only a broken guarantee trips it.
 func TestSequentialLatencyAtToleranceStaysWithinAlpha(t *testing.T) {
@@ -212,9 +212,9 @@ func TestSequentialLatencyAtToleranceStaysWithinAlpha(t *testing.T) {
 	for r := range runs {
 		sim := newSeqSim(uint64(7000 + r))
 		s, _ := j.load(nil)
-		for i := range 120 {
+		for i := range 100 {
 			w := 0.1
-			if i >= 60 {
+			if i >= 50 {
 				w = 0.3
 			}
 			in := sim.step(200, w, seqArm{median: 0.02 * 1.05}, seqArm{median: 0.02})
