@@ -240,10 +240,10 @@ func seqTrackUpdate(g stats.RateRatioGrid, fail, ni stats.RateRatioBatch) stats.
 	return up
 }
 
-// seqLatencyBatch holds one track's batch for each test.
+// seqLatencyBatch holds one track's batch for each test; ni stays the
+// zero value (no exposure: no change) when it cannot be formed.
 type seqLatencyBatch struct {
 	fail, ni stats.RateRatioBatch
-	skipNI   bool
 }
 
 // update adds the batch since the previous call, moves the thresholds to
@@ -270,7 +270,7 @@ func (j *seqLatencyJudge) update(s seqLatencyState, hc, hs []stats.HistBucket) s
 			reset = true
 			continue
 		}
-		exp := func(events uint64, since uint64) stats.RateRatioBatch {
+		batch := func(events, since uint64) stats.RateRatioBatch {
 			b := stats.RateRatioBatch{
 				CanaryEvents: float64(events - since), BaselineEvents: float64(ra - t.RefAbove),
 				CanaryExposure: float64(nc - s.CanaryN), BaselineExposure: float64(ns - s.StableN),
@@ -280,9 +280,9 @@ func (j *seqLatencyJudge) update(s seqLatencyState, hc, hs []stats.HistBucket) s
 			}
 			return b
 		}
-		batches[i] = seqLatencyBatch{fail: exp(ta, t.TestedAbove), skipNI: t.niFromHere}
+		batches[i].fail = batch(ta, t.TestedAbove)
 		if !t.niFromHere {
-			batches[i].ni = exp(tr, t.TestedReach)
+			batches[i].ni = batch(tr, t.TestedReach)
 		}
 	}
 	fail := make([]float64, len(tracks))
@@ -418,14 +418,14 @@ func seqTrackQuantiles(tracks []seqTrack) []float64 {
 func seqNIProgress(tracks []seqTrack, c seqConfig) string {
 	parts := make([]string, len(tracks))
 	for i, t := range tracks {
-		parts[i] = seqQuantileName(t.Q) + " " + seqNum(math.Exp(t.NIMaxLogE))
-		if c.up && c.down {
-			dir := " slower"
-			if !t.Up {
-				dir = " faster"
-			}
-			parts[i] = seqQuantileName(t.Q) + dir + " " + seqNum(math.Exp(t.NIMaxLogE))
+		name := seqQuantileName(t.Q)
+		switch {
+		case c.up && c.down && t.Up:
+			name += " (no slower)"
+		case c.up && c.down:
+			name += " (no faster)"
 		}
+		parts[i] = name + " " + seqNum(math.Exp(t.NIMaxLogE))
 	}
 	return fmt.Sprintf("e-values %s of %s needed each", strings.Join(parts, ", "), seqNum(1/c.alpha))
 }
