@@ -434,7 +434,7 @@ func (rep *report) markdown(w io.Writer) {
 		"1%% DDSketch buckets; the judges get the cumulative counts and histograms since the start, like the builtin provider's.\n\n",
 		baseErrRate*100, baseMedian*1000, baseSigma, baseMedian*math.Exp(1.2816*baseSigma)*1000, baseMedian*math.Exp(2.3263*baseSigma)*1000)
 	p("Deciders (α = %g, tolerated increase: error rate ×%g, latency ×%g):\n\n", alpha, 1+errTolerance, 1+latTolerance)
-	p("- **sequential, every 1 s**: `judge.NewSequential` (error-rate; latency on p50/p90/p99), maxDuration %s, asked every second; "+
+	p("- **sequential, every 1 s**: `judge.NewSequential` (error-rate; latency on its default quantiles, p50 and p90), maxDuration %s, asked every second; "+
 		"a Successful (non-inferiority shown) ends the watch early.\n", rep.MaxDuration)
 	p("- **sequential p99 only**: the same latency judge with `quantile: 0.99`.\n")
 	p("- **Argo-style threshold, every 60 s**: on the last minute's data, canary error rate > %g%% fails; canary p99 > %g × stable p99 fails "+

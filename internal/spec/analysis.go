@@ -267,14 +267,21 @@ type Judge struct {
 	// Compare is error-rate or latency.
 	Compare string `yaml:"compare" json:"compare"`
 	// Method is sequential (default) or fixed.
-	Method              string   `yaml:"method,omitempty" json:"method,omitempty"`
-	Quantile            *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
-	MaxRelativeIncrease *float64 `yaml:"maxRelativeIncrease,omitempty" json:"maxRelativeIncrease,omitempty"`
+	Method   string   `yaml:"method,omitempty" json:"method,omitempty"`
+	Quantile *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// Quantiles are several latency quantiles judged together, e.g.
+	// [0.5, 0.9, 0.99] (latency and method sequential only; each 0 < q < 1,
+	// no duplicates, at most 8; not beside quantile). The judge fails when
+	// any of them is slower than tolerated and passes early only when each
+	// is shown no slower; p99's pass needs far more requests than p50's
+	// (see docs/analysis.md).
+	Quantiles           []float64 `yaml:"quantiles,omitempty" json:"quantiles,omitempty"`
+	MaxRelativeIncrease *float64  `yaml:"maxRelativeIncrease,omitempty" json:"maxRelativeIncrease,omitempty"`
 	// MaxAbsoluteIncrease is an error-rate tolerance in percentage points
 	// (0.1 = one request in a thousand): the canary counts as worse only
 	// when its rate exceeds both (1 + maxRelativeIncrease) × the stable's
 	// and the stable's + this. It lets a canary without errors pass early.
-	// Method sequential only; unset: no absolute margin.
+	// Method sequential only; 0 turns the margin off.
 	MaxAbsoluteIncrease *float64 `yaml:"maxAbsoluteIncrease,omitempty" json:"maxAbsoluteIncrease,omitempty"`
 	Alpha               *float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
 	// Direction is increase (default), decrease or either.

@@ -253,6 +253,7 @@ func (v *validator) judge(p FieldPath, j Judge) {
 	if j.Quantile != nil && j.Compare == JudgeCompareErrorRate {
 		v.add(p.Child("quantile"), "quantile applies only to compare: latency")
 	}
+	v.judgeQuantiles(p, j)
 	if x := j.MaxRelativeIncrease; x != nil && v.finite(p.Child("maxRelativeIncrease"), *x) && *x < 0 {
 		v.add(p.Child("maxRelativeIncrease"), "must be at least 0, not %v", *x)
 	}
@@ -280,5 +281,39 @@ func (v *validator) judge(p FieldPath, j Judge) {
 	}
 	if j.MaxDuration != nil {
 		v.positive(p.Child("maxDuration"), *j.MaxDuration)
+	}
+}
+
+// MaxJudgeQuantiles bounds judge.quantiles: each quantile is a test with its
+// own state, and the failure mixture pays ln(count) nats of evidence.
+const MaxJudgeQuantiles = 8
+
+// judgeQuantiles checks judge.quantiles: latency and method sequential
+// only, not beside quantile, 1 to MaxJudgeQuantiles distinct values in
+// (0, 1).
+func (v *validator) judgeQuantiles(p FieldPath, j Judge) {
+	if j.Quantiles == nil {
+		return
+	}
+	qp := p.Child("quantiles")
+	switch {
+	case j.Compare == JudgeCompareErrorRate:
+		v.add(qp, "quantiles applies only to compare: latency")
+	case j.Quantile != nil:
+		v.add(qp, "set quantile or quantiles, not both")
+	case j.Method == JudgeMethodFixed:
+		v.add(qp, "quantiles applies only to method sequential: the fixed judge tests one quantile (quantile) or the whole distribution")
+	case len(j.Quantiles) == 0:
+		v.add(qp, "must list at least one quantile (or be left out for the default set)")
+	case len(j.Quantiles) > MaxJudgeQuantiles:
+		v.add(qp, "lists %d quantiles, at most %d", len(j.Quantiles), MaxJudgeQuantiles)
+	}
+	seen := map[float64]bool{}
+	for i, q := range j.Quantiles {
+		v.openUnit(qp.Index(i), &q)
+		if seen[q] {
+			v.add(qp.Index(i), "%v is listed twice", q)
+		}
+		seen[q] = true
 	}
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -483,6 +484,44 @@ func TestAnalysisTemplateValidate(t *testing.T) {
 			j.Quantile = ptr(0.99)
 			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
 		}, []string{"spec.metrics[0].judge.quantile: quantile applies only to compare: latency"}},
+		{"quantiles ok", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Compare = JudgeCompareLatency
+			j.Quantiles = []float64{0.99, 0.5, 0.9, 0.95}
+			t.Spec.Metrics[0] = Metric{Name: "l", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+		}, nil},
+		{"quantiles problems", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Compare = JudgeCompareLatency
+			j.Quantiles = []float64{0.5, 0, 0.5, 1.5}
+			t.Spec.Metrics[0] = Metric{Name: "l", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+		}, []string{
+			"spec.metrics[0].judge.quantiles[1]: must be between 0 and 1 (exclusive), not 0",
+			"spec.metrics[0].judge.quantiles[2]: 0.5 is listed twice",
+			"spec.metrics[0].judge.quantiles[3]: must be between 0 and 1 (exclusive), not 1.5",
+		}},
+		{"quantiles empty, too many, beside quantile, fixed, error rate", func(t *AnalysisTemplate) {
+			n := 0
+			lat := func(mod func(j *Judge)) Metric {
+				j := judge()
+				j.Compare = JudgeCompareLatency
+				mod(j)
+				n++
+				return Metric{Name: fmt.Sprintf("l%d", n), Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+			}
+			t.Spec.Metrics = append([]Metric(nil),
+				lat(func(j *Judge) { j.Quantiles = []float64{} }),
+				lat(func(j *Judge) { j.Quantiles = []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9} }),
+				lat(func(j *Judge) { j.Quantile, j.Quantiles = ptr(0.9), []float64{0.5} }),
+				lat(func(j *Judge) { j.Method, j.Quantiles = JudgeMethodFixed, []float64{0.5} }),
+				lat(func(j *Judge) { j.Compare, j.Quantiles = JudgeCompareErrorRate, []float64{0.5} }))
+		}, []string{
+			"spec.metrics[0].judge.quantiles: must list at least one quantile (or be left out for the default set)",
+			"spec.metrics[1].judge.quantiles: lists 9 quantiles, at most 8",
+			"spec.metrics[2].judge.quantiles: set quantile or quantiles, not both",
+			"spec.metrics[3].judge.quantiles: quantiles applies only to method sequential: the fixed judge tests one quantile (quantile) or the whole distribution",
+			"spec.metrics[4].judge.quantiles: quantiles applies only to compare: latency",
+		}},
 		{"limits and counts", func(t *AnalysisTemplate) {
 			m := &t.Spec.Metrics[0]
 			m.Count = ptr(0)

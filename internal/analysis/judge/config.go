@@ -3,6 +3,7 @@ package judge
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/coalmine-dev/coalmine/internal/spec"
@@ -14,10 +15,10 @@ import (
 type common struct {
 	compare     string
 	alpha       float64
-	tol         float64 // δ, maxRelativeIncrease
-	absTol      float64 // Δ, maxAbsoluteIncrease as a proportion (0.001 for 0.1 points)
-	up, down    bool    // which directions count as worse
-	quantile    *float64
+	tol         float64   // δ, maxRelativeIncrease
+	absTol      float64   // Δ, maxAbsoluteIncrease as a proportion (0.001 for 0.1 points)
+	up, down    bool      // which directions count as worse
+	quantiles   []float64 // quantile or quantiles, sorted; nil: none set
 	minSamples  *int64
 	maxSamples  int64 // 0: none
 	maxDuration time.Duration
@@ -72,16 +73,11 @@ func parseCommon(j spec.Judge, defaultAlpha float64) (common, error) {
 		}
 		c.absTol = d / 100
 	}
-	if j.Quantile != nil {
-		if j.Compare != spec.JudgeCompareLatency {
-			return c, fmt.Errorf("quantile applies only to compare: latency")
-		}
-		if q := *j.Quantile; !(q > 0 && q < 1) {
-			return c, fmt.Errorf("quantile must be between 0 and 1 (exclusive), not %v", q)
-		}
-		q := *j.Quantile
-		c.quantile = &q
+	qs, err := parseQuantiles(j)
+	if err != nil {
+		return c, err
 	}
+	c.quantiles = qs
 	if j.MaxSamples != nil {
 		if *j.MaxSamples < 1 {
 			return c, fmt.Errorf("maxSamples must be at least 1, not %d", *j.MaxSamples)
@@ -102,4 +98,47 @@ func parseCommon(j spec.Judge, defaultAlpha float64) (common, error) {
 		c.maxDuration = j.MaxDuration.D()
 	}
 	return c, nil
+}
+
+// parseQuantiles checks quantile and quantiles (at most one of them) and
+// returns the judged quantiles in increasing order, nil when neither is set.
+func parseQuantiles(j spec.Judge) ([]float64, error) {
+	if j.Quantile == nil && j.Quantiles == nil {
+		return nil, nil
+	}
+	if j.Compare != spec.JudgeCompareLatency {
+		if j.Quantiles != nil {
+			return nil, fmt.Errorf("quantiles applies only to compare: latency")
+		}
+		return nil, fmt.Errorf("quantile applies only to compare: latency")
+	}
+	if j.Quantile != nil {
+		if j.Quantiles != nil {
+			return nil, fmt.Errorf("set quantile or quantiles, not both")
+		}
+		if q := *j.Quantile; !(q > 0 && q < 1) {
+			return nil, fmt.Errorf("quantile must be between 0 and 1 (exclusive), not %v", q)
+		}
+		return []float64{*j.Quantile}, nil
+	}
+	if j.Method == spec.JudgeMethodFixed {
+		return nil, fmt.Errorf("quantiles applies only to method sequential: the fixed judge tests one quantile (quantile) or the whole distribution")
+	}
+	switch n := len(j.Quantiles); {
+	case n == 0:
+		return nil, fmt.Errorf("quantiles must list at least one quantile (or be left out for the default set)")
+	case n > spec.MaxJudgeQuantiles:
+		return nil, fmt.Errorf("quantiles lists %d quantiles, at most %d", n, spec.MaxJudgeQuantiles)
+	}
+	qs := slices.Clone(j.Quantiles)
+	slices.Sort(qs)
+	for i, q := range qs {
+		if !(q > 0 && q < 1) {
+			return nil, fmt.Errorf("quantiles: each must be between 0 and 1 (exclusive), not %v", q)
+		}
+		if i > 0 && q == qs[i-1] {
+			return nil, fmt.Errorf("quantiles lists %v twice", q)
+		}
+	}
+	return qs, nil
 }

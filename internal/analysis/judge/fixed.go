@@ -118,8 +118,8 @@ func newFixedConfig(j spec.Judge) (fixedConfig, error) {
 	}
 	c := fixedConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, up: cm.up, down: cm.down,
 		maxSamples: cm.maxSamples, maxDuration: cm.maxDuration}
-	if cm.quantile != nil {
-		c.quantile = *cm.quantile
+	if len(cm.quantiles) == 1 {
+		c.quantile = cm.quantiles[0]
 	}
 	// A fixed test needs a horizon: without minSamples it waits for a
 	// default number of requests (error rate) or observations (latency),

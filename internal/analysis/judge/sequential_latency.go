@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis/stats"
@@ -19,15 +20,30 @@ import (
 // it tests stochastic order through exceedances of thresholds, which is
 // §4.5.2 collapsed to two bins (≤ x, > x) with §4.3's per-batch split: the
 // canary's share of the observations above the threshold may not exceed
-// its share of all observations. Only three counters per judged quantile
+// its share of all observations. Only a few counters per judged quantile
 // need to be kept, not the histograms.
 type seqLatencyJudge struct{ c seqConfig }
 
 var _ Judge = (*seqLatencyJudge)(nil)
 
-// seqTrack is the exceedance test of one quantile in one direction. In
-// direction up the canary is tested against the stable's threshold (the
-// canary is worse when slower); down swaps the roles.
+// seqLatencyStateVersion is the latency state's own version (the error-rate
+// state keeps seqStateVersion). Version 1 had no non-inferiority test on
+// the exceedances: 21-entry grids holding the failure test alone.
+const (
+	seqLatencyStateVersion = 2
+	seqLatencyV1GridLen    = seqMixWidth + 1
+)
+
+// seqTrack is the pair of exceedance tests of one quantile in one
+// direction. In direction up the canary is tested against the stable's
+// threshold (the canary is worse when slower); down swaps the roles.
+//
+// One grid holds both tests. Its points are ln ψ = (i − Mid)·0.1, Mid =
+// seqMixWidth: the failure test (H₀: ψ ≤ 1 against ψ = e^0.1 … e^2.0) reads
+// the upper half, the non-inferiority test (H₀: ψ ≥ 1 against ψ = e^−0.1 …
+// e^−2.0) the lower half, and the null ψ = 1 in the middle has log-likelihood
+// 0 whatever the data. The halves are fed different canary counts (see
+// seqCountAbove and seqCountReaching), each rounded against its own test.
 type seqTrack struct {
 	Q  float64 `json:"q"`
 	Up bool    `json:"up"`
@@ -36,10 +52,20 @@ type seqTrack struct {
 	// version has data.
 	Threshold float64 `json:"threshold"`
 	// TestedAbove and RefAbove are the cumulative counts above x·(1+δ)
-	// (tested version) and above x (reference version) at the previous call.
+	// (tested version, buckets wholly above it) and above x (reference
+	// version) at the previous call; TestedReach counts the tested
+	// version's buckets that reach above x·(1+δ), straddling ones included.
 	TestedAbove uint64              `json:"testedAbove"`
+	TestedReach uint64              `json:"testedReach"`
 	RefAbove    uint64              `json:"refAbove"`
 	Grid        stats.RateRatioGrid `json:"grid"`
+	// NIMaxLogE is the running maximum of the non-inferiority test's
+	// ln e-value.
+	NIMaxLogE float64 `json:"niMaxLogE"`
+
+	// niFromHere marks a track upgraded from a version-1 state, which has
+	// no TestedReach: its first non-inferiority batch is the next one.
+	niFromHere bool
 }
 
 // seqLatencyState is the persisted latency test.
@@ -51,36 +77,84 @@ type seqLatencyState struct {
 	Tracks  []seqTrack `json:"tracks"`
 	MaxLogE float64    `json:"maxLogE"`
 	Passed  bool       `json:"passed,omitempty"`
+	// From is 1 in a state upgraded from version 1: it keeps that
+	// version's key (and so its quantiles) to the end of the run.
+	From int `json:"from,omitempty"`
+}
+
+// newLatencyGrid returns an empty two-sided track grid.
+func newLatencyGrid() stats.RateRatioGrid {
+	g, err := stats.NewRateRatioGrid(0, seqStep, seqMixWidth, 2*seqMixWidth+1)
+	if err != nil {
+		panic(err) // the constants make this unreachable
+	}
+	return g
 }
 
 func (j *seqLatencyJudge) load(state []byte) (seqLatencyState, error) {
 	var s seqLatencyState
-	fresh, err := seqLoadState(state, j.c.key(), &s, &s.V, &s.Key)
-	switch {
-	case err != nil:
-		return s, err
-	case fresh:
-		s = seqLatencyState{V: seqStateVersion, Key: j.c.key()}
+	if len(state) == 0 {
+		s = seqLatencyState{V: seqLatencyStateVersion, Key: j.c.key()}
 		for _, up := range []bool{true, false} {
 			if (up && !j.c.up) || (!up && !j.c.down) {
 				continue
 			}
 			for _, q := range j.c.quantiles {
-				// The null ψ = 1 at index 0, alternatives e^0.1 … e^2.0.
-				g, err := stats.NewRateRatioGrid(0, seqStep, 0, seqMixWidth+1)
-				if err != nil {
-					return s, err
-				}
-				s.Tracks = append(s.Tracks, seqTrack{Q: q, Up: up, Grid: g})
+				s.Tracks = append(s.Tracks, seqTrack{Q: q, Up: up, Grid: newLatencyGrid()})
 			}
 		}
 		return s, nil
 	}
+	if err := json.Unmarshal(state, &s); err != nil {
+		return s, fmt.Errorf("decode sequential judge state: %w", err)
+	}
+	key := j.c.key()
+	switch {
+	case s.V == 1 || (s.V == seqLatencyStateVersion && s.From == 1):
+		key = j.c.v1Key()
+	case s.V == seqLatencyStateVersion:
+	default:
+		return s, fmt.Errorf("sequential latency judge state version %d, this build reads 1 and %d", s.V, seqLatencyStateVersion)
+	}
+	if s.Key != key {
+		return s, fmt.Errorf("sequential judge state was written for another configuration (%s, now %s): the test cannot continue with changed parameters", s.Key, key)
+	}
+	if len(s.Tracks) == 0 {
+		return s, fmt.Errorf("sequential judge state is malformed: no tracks")
+	}
+	if s.V == 1 {
+		return seqUpgradeV1(s)
+	}
 	for _, t := range s.Tracks {
-		if len(t.Grid.LogLR) != seqMixWidth+1 || t.Grid.Mid != 0 {
+		if len(t.Grid.LogLR) != 2*seqMixWidth+1 || t.Grid.Mid != seqMixWidth {
 			return s, fmt.Errorf("sequential judge state is malformed: grids do not match the configuration")
 		}
 	}
+	return s, nil
+}
+
+// seqUpgradeV1 carries a version-1 state (written by the previous build,
+// perhaps mid-run) over: each failure grid becomes the upper half of the
+// new grid unchanged, so the failure test continues as it was; the lower
+// half starts at the null's value, so the non-inferiority test starts at
+// e-value 1 from this call, which is a test started now and valid as such.
+// The tracks keep the quantiles the run started with, whatever the
+// defaults of this build: the failure mixture may not lose a part mid-run.
+func seqUpgradeV1(s seqLatencyState) (seqLatencyState, error) {
+	for i := range s.Tracks {
+		t := &s.Tracks[i]
+		if len(t.Grid.LogLR) != seqLatencyV1GridLen || t.Grid.Mid != 0 {
+			return s, fmt.Errorf("sequential judge state is malformed: grids do not match the configuration")
+		}
+		g := newLatencyGrid()
+		null := t.Grid.LogLR[0]
+		for k := range g.LogLR {
+			g.LogLR[k] = null
+		}
+		copy(g.LogLR[g.Mid:], t.Grid.LogLR)
+		t.Grid, t.NIMaxLogE, t.niFromHere = g, 0, true
+	}
+	s.V, s.From = seqLatencyStateVersion, 1
 	return s, nil
 }
 
@@ -103,11 +177,24 @@ func (j *seqLatencyJudge) Assess(state []byte, in Input) (Decision, []byte, erro
 
 // seqCountAbove returns the observations of h certainly above x: those in
 // buckets whose lower bound is at least x. Straddling buckets count as not
-// above, which errs towards "not slower".
+// above, which errs towards "not slower": the rounding of the failure test.
 func seqCountAbove(h []stats.HistBucket, x float64) uint64 {
 	var n uint64
 	for _, b := range h {
 		if b.Lower >= x {
+			n += b.Count
+		}
+	}
+	return n
+}
+
+// seqCountReaching returns the observations of h possibly above x: those in
+// buckets whose upper bound exceeds x. Straddling buckets count as above,
+// which errs towards "slower": the rounding of the non-inferiority test.
+func seqCountReaching(h []stats.HistBucket, x float64) uint64 {
+	var n uint64
+	for _, b := range h {
+		if b.Upper > x {
 			n += b.Count
 		}
 	}
@@ -144,6 +231,21 @@ func seqRoles(up bool, hc, hs []stats.HistBucket) (tested, ref []stats.HistBucke
 	return hs, hc
 }
 
+// seqTrackUpdate adds one batch to a track's grid: fail to the failure
+// half (ln ψ ≥ 0), ni to the non-inferiority half (ln ψ < 0); the null in
+// the middle stays 0 either way.
+func seqTrackUpdate(g stats.RateRatioGrid, fail, ni stats.RateRatioBatch) stats.RateRatioGrid {
+	up, down := g.Update(fail), g.Update(ni)
+	copy(up.LogLR[:g.Mid], down.LogLR[:g.Mid])
+	return up
+}
+
+// seqLatencyBatch holds one track's batch for each test; ni stays the
+// zero value (no exposure: no change) when it cannot be formed.
+type seqLatencyBatch struct {
+	fail, ni stats.RateRatioBatch
+}
+
 // update adds the batch since the previous call, moves the thresholds to
 // the reference version's current quantiles for the next batch, and
 // records the decisions. It is a pure function of the state and the input.
@@ -156,53 +258,63 @@ func (j *seqLatencyJudge) update(s seqLatencyState, hc, hs []stats.HistBucket) s
 	// Form every track's batch first: a counter that went backwards (a
 	// reset) skips the whole batch.
 	reset := nc < s.CanaryN || ns < s.StableN
-	batches := make([]stats.RateRatioBatch, len(tracks))
+	batches := make([]seqLatencyBatch, len(tracks))
 	for i, t := range tracks {
 		if t.Threshold == 0 || reset {
 			continue
 		}
 		tested, ref := seqRoles(t.Up, hc, hs)
-		ta, ra := seqCountAbove(tested, t.Threshold*scale), seqCountAbove(ref, t.Threshold)
-		if ta < t.TestedAbove || ra < t.RefAbove {
+		ta, tr := seqCountAbove(tested, t.Threshold*scale), seqCountReaching(tested, t.Threshold*scale)
+		ra := seqCountAbove(ref, t.Threshold)
+		if ta < t.TestedAbove || ra < t.RefAbove || (!t.niFromHere && tr < t.TestedReach) {
 			reset = true
 			continue
 		}
-		b := stats.RateRatioBatch{
-			CanaryEvents: float64(ta - t.TestedAbove), BaselineEvents: float64(ra - t.RefAbove),
-			CanaryExposure: float64(nc - s.CanaryN), BaselineExposure: float64(ns - s.StableN),
+		batch := func(events, since uint64) stats.RateRatioBatch {
+			b := stats.RateRatioBatch{
+				CanaryEvents: float64(events - since), BaselineEvents: float64(ra - t.RefAbove),
+				CanaryExposure: float64(nc - s.CanaryN), BaselineExposure: float64(ns - s.StableN),
+			}
+			if !t.Up {
+				b.CanaryExposure, b.BaselineExposure = b.BaselineExposure, b.CanaryExposure
+			}
+			return b
 		}
-		if !t.Up {
-			b.CanaryExposure, b.BaselineExposure = b.BaselineExposure, b.CanaryExposure
+		batches[i].fail = batch(ta, t.TestedAbove)
+		if !t.niFromHere {
+			batches[i].ni = batch(tr, t.TestedReach)
 		}
-		batches[i] = b
 	}
 	fail := make([]float64, len(tracks))
+	pass := nc > 0 && ns > 0
 	for i := range tracks {
 		t := &tracks[i]
 		if t.Threshold != 0 && !reset {
-			t.Grid = t.Grid.Update(batches[i])
+			// A batch without exposure (the zero value) changes nothing.
+			t.Grid = seqTrackUpdate(t.Grid, batches[i].fail, batches[i].ni)
 		}
 		tested, ref := seqRoles(t.Up, hc, hs)
 		t.Threshold = seqQuantileUpper(ref, t.Q)
-		t.TestedAbove, t.RefAbove = seqCountAbove(tested, t.Threshold*scale), seqCountAbove(ref, t.Threshold)
-		fail[i], _ = t.Grid.LogE(0, seqMixWidth, true)
+		t.TestedAbove, t.TestedReach = seqCountAbove(tested, t.Threshold*scale), seqCountReaching(tested, t.Threshold*scale)
+		t.RefAbove = seqCountAbove(ref, t.Threshold)
+		t.niFromHere = false
+		fail[i], _ = t.Grid.LogE(t.Grid.Mid, seqMixWidth, true)
+		ni, _ := t.Grid.LogE(t.Grid.Mid, seqMixWidth, false)
+		t.NIMaxLogE = max(t.NIMaxLogE, ni)
+		pass = pass && t.NIMaxLogE >= j.c.logThreshold()
 	}
 	s.Tracks = tracks
 	s.CanaryN, s.StableN = nc, ns
 	s.MaxLogE = max(s.MaxLogE, seqLogMeanExp(fail))
-	if nc > 0 && ns > 0 {
-		pass := true
-		for _, q := range j.c.quantiles {
-			cc, cs := j.quantileCS(hc, hs, q)
-			if j.c.up {
-				pass = pass && cc.Upper < cs.Lower*scale
-			}
-			if j.c.down {
-				pass = pass && cs.Upper < cc.Lower*scale
-			}
-		}
-		s.Passed = s.Passed || pass
-	}
+	// Non-inferiority is an intersection-union test: the null "worse than
+	// tolerated at some judged quantile (in some judged direction)" is a
+	// union of the tracks' nulls, and it is rejected only when every
+	// track's own test has rejected its part at level α. Whichever part
+	// is true, a false pass needs that part's test to reach 1/α, which
+	// happens with probability ≤ α (Ville), so no α is split among the
+	// tracks. Each track keeps its running maximum, as the error-rate
+	// judge keeps Passed: a decision once reached is final.
+	s.Passed = s.Passed || pass
 	return s
 }
 
@@ -219,10 +331,13 @@ func (j *seqLatencyJudge) outcome(s seqLatencyState, in Input, hc, hs []stats.Hi
 	c := j.c
 	focus, best := s.Tracks[0], math.Inf(-1)
 	for _, t := range s.Tracks {
-		if le, _ := t.Grid.LogE(0, seqMixWidth, true); le > best+1e-12 {
+		if le, _ := t.Grid.LogE(t.Grid.Mid, seqMixWidth, true); le > best+1e-12 {
 			focus, best = t, le
 		}
 	}
+	// The judged quantiles are the tracks' (a run upgraded from an older
+	// state keeps the ones it started with).
+	quantiles := seqTrackQuantiles(s.Tracks)
 	q := focus.Q
 	cc, cs := j.quantileCS(hc, hs, q)
 	lo, hi := seqRatio(cc.Lower, cs.Upper), seqRatio(cc.Upper, cs.Lower)
@@ -235,9 +350,9 @@ func (j *seqLatencyJudge) outcome(s seqLatencyState, in Input, hc, hs []stats.Hi
 	ev := model.Evidence{
 		Method: "sequential tail rate-ratio test on latency histograms (grid mixture) with quantile confidence sequences",
 		Canary: model.EvidenceSample{Requests: in.Canary.Requests, Errors: in.Canary.Errors,
-			ErrorRate: rate(in.Canary.Errors, in.Canary.Requests), Quantiles: seqQuantilesMs(hc, c.quantiles)},
+			ErrorRate: rate(in.Canary.Errors, in.Canary.Requests), Quantiles: seqQuantilesMs(hc, quantiles)},
 		Stable: model.EvidenceSample{Requests: in.Stable.Requests, Errors: in.Stable.Errors,
-			ErrorRate: rate(in.Stable.Errors, in.Stable.Requests), Quantiles: seqQuantilesMs(hs, c.quantiles)},
+			ErrorRate: rate(in.Stable.Errors, in.Stable.Requests), Quantiles: seqQuantilesMs(hs, quantiles)},
 		IntervalOf: fmt.Sprintf("canary/stable %s latency ratio (anytime-valid, 1-alpha)", seqQuantileName(q)),
 		Interval:   []float64{lo, hi},
 	}
@@ -275,14 +390,44 @@ func (j *seqLatencyJudge) outcome(s seqLatencyState, in Input, hc, hs []stats.Hi
 		worse += fmt.Sprintf(" (%s of %s requests > %s vs %s of %s requests > %s, its %s)",
 			share(testedName, x*(1+c.tol)), tested, seqMs(x*(1+c.tol)), share(refName, x), ref, seqMs(x), name)
 	}
-	names := make([]string, len(c.quantiles))
-	for i, q := range c.quantiles {
+	names := make([]string, len(quantiles))
+	for i, q := range quantiles {
 		names[i] = seqQuantileName(q)
 	}
 	o.failReason = fmt.Sprintf("e-value %s ≥ %s = 1/α at %s, %s; %s", e, thr, name, worse, cs95)
-	o.passReason = fmt.Sprintf("non-inferiority shown at %s, %s, e-value %s < %s = 1/α", strings.Join(names, ", "), cs95, e, thr)
-	o.statusReason = fmt.Sprintf("e-value %s < %s = 1/α, %s", e, thr, cs95)
+	o.passReason = fmt.Sprintf("non-inferiority shown at %s (%s), %s, e-value %s < %s = 1/α",
+		strings.Join(names, ", "), seqNIProgress(s.Tracks, c), cs95, e, thr)
+	o.statusReason = fmt.Sprintf("e-value %s < %s = 1/α, %s; non-inferiority %s", e, thr, cs95, seqNIProgress(s.Tracks, c))
 	return o, ev
+}
+
+// seqTrackQuantiles returns the distinct quantiles of the tracks, in order.
+func seqTrackQuantiles(tracks []seqTrack) []float64 {
+	var qs []float64
+	for _, t := range tracks {
+		if !slices.Contains(qs, t.Q) {
+			qs = append(qs, t.Q)
+		}
+	}
+	return qs
+}
+
+// seqNIProgress lists each track's non-inferiority e-value (running
+// maximum) against the 1/α every one of them must reach for a pass:
+// "e-values p50 120, p90 31 of 100 needed each".
+func seqNIProgress(tracks []seqTrack, c seqConfig) string {
+	parts := make([]string, len(tracks))
+	for i, t := range tracks {
+		name := seqQuantileName(t.Q)
+		switch {
+		case c.up && c.down && t.Up:
+			name += " (no slower)"
+		case c.up && c.down:
+			name += " (no faster)"
+		}
+		parts[i] = name + " " + seqNum(math.Exp(t.NIMaxLogE))
+	}
+	return fmt.Sprintf("e-values %s of %s needed each", strings.Join(parts, ", "), seqNum(1/c.alpha))
 }
 
 // seqRatio divides confidence bounds: a/0 is +Inf for a > 0 and 0/b is 0.

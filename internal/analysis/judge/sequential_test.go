@@ -324,8 +324,9 @@ func TestSequentialResumeMatchesUninterrupted(t *testing.T) {
 	for _, js := range []spec.Judge{
 		{Compare: spec.JudgeCompareErrorRate, Direction: spec.DirectionEither, MaxRelativeIncrease: seqPtr(0.1), Alpha: seqPtr(0.01)},
 		{Compare: spec.JudgeCompareLatency, MaxRelativeIncrease: seqPtr(0.1)},
+		{Compare: spec.JudgeCompareLatency, Direction: spec.DirectionEither, Quantiles: []float64{0.99, 0.5, 0.95}, MaxRelativeIncrease: seqPtr(0.1)},
 	} {
-		t.Run(js.Compare, func(t *testing.T) {
+		t.Run(js.Compare+"_"+js.Direction, func(t *testing.T) {
 			sim := newSeqSim(7)
 			inputs := make([]Input, 200)
 			for i := range inputs {
@@ -431,8 +432,8 @@ func TestSequentialLatency(t *testing.T) {
 			1.5, 120, Failed, "canary slower than 1.2 × stable"},
 		{"plus_50pct_p90_fails", spec.Judge{Compare: spec.JudgeCompareLatency, Quantile: seqPtr(0.9), MaxRelativeIncrease: seqPtr(0.2)},
 			1.5, 120, Failed, "at p90"},
-		{"equal_never_fails", spec.Judge{Compare: spec.JudgeCompareLatency, MaxRelativeIncrease: seqPtr(0.2)},
-			1.0, 600, Continue, "e-value"},
+		{"equal_passes_early", spec.Judge{Compare: spec.JudgeCompareLatency, MaxRelativeIncrease: seqPtr(0.2)},
+			1.0, 600, Successful, "non-inferiority shown at p50, p90 (e-values p50 "},
 		{"equal_no_tolerance_never_fails", spec.Judge{Compare: spec.JudgeCompareLatency},
 			1.0, 600, Continue, "e-value"},
 		{"plus_10pct_within_20pct_tolerance_passes", spec.Judge{Compare: spec.JudgeCompareLatency, Quantile: seqPtr(0.5), MaxRelativeIncrease: seqPtr(0.2)},
