@@ -212,3 +212,52 @@ func TestAnalysisWithoutTrafficPausesNoData(t *testing.T) {
 		t.Fatalf("get analysisruns: exit %d: %s", code, out)
 	}
 }
+
+// Neither version has any error: the error-rate judge's absolute margin
+// lets the canary pass as soon as its anytime bound is under the margin,
+// long before maxDuration (the ratio of two zero rates is never bounded,
+// so without the margin the step would wait for the limit). Issue 15.
+func TestAnalysisPassesACanaryWithoutErrorsBeforeMaxDuration(t *testing.T) {
+	const judgeWithoutErrors = `    - name: error-rate
+      provider: {builtin: {}}
+      judge: {compare: error-rate, maxRelativeIncrease: 0.5, maxAbsoluteIncrease: 1, alpha: 0.01, maxDuration: 3m}
+`
+	s := newAnalysisServer(t, startServiceBackend(t, "v1", 0, 2*time.Millisecond),
+		startServiceBackend(t, "v2", 0, 2*time.Millisecond), "5m", judgeWithoutErrors)
+	s.start()
+	s.waitFor("the analysis step", 10*time.Second, func(st status) bool { return st.StepIndex == 1 })
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	began := time.Now()
+	load(ctx, s.Listen, 400)
+	// 1% margin, α' = 3/8 of 0.01, half the mixture on a rate of 0:
+	// about ln(1/0.001875)/0.01 ≈ 630 canary requests, 32 s at 20 req/s.
+	st := s.waitFor("completion", 2*time.Minute, func(st status) bool { return st.Phase == "Healthy" || st.Phase == "Degraded" })
+	took := time.Since(began)
+	if st.Phase != "Healthy" || st.StableVersion != "v2" {
+		t.Fatalf("A/A canary without errors: %+v", st)
+	}
+	var runs struct {
+		Items []struct {
+			Phase   string `json:"phase"`
+			Metrics []struct {
+				Name         string `json:"name"`
+				Phase        string `json:"phase"`
+				Measurements []struct {
+					Phase   string `json:"phase"`
+					Message string `json:"message"`
+				} `json:"measurements"`
+			} `json:"metrics"`
+		} `json:"items"`
+	}
+	s.getJSON("/api/v1/rollouts/shop/analysisruns", &runs)
+	if len(runs.Items) == 0 || len(runs.Items[0].Metrics) == 0 || len(runs.Items[0].Metrics[0].Measurements) == 0 {
+		t.Fatalf("analysis runs: %+v", runs)
+	}
+	ms := runs.Items[0].Metrics[0].Measurements
+	last := ms[len(ms)-1]
+	if last.Phase != "Successful" || !strings.Contains(last.Message, "non-inferiority shown") || strings.Contains(last.Message, "onLimit") {
+		t.Fatalf("the judge did not pass the canary on evidence: %+v", last)
+	}
+	t.Logf("completed %.1fs after traffic started (maxDuration 3m): %s", took.Seconds(), last.Message)
+}
