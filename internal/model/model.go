@@ -155,7 +155,10 @@ type MeasurementStatus struct {
 type Evidence struct {
 	// Method names the test, e.g. "sequential rate-ratio (grid mixture)",
 	// "fisher exact", "mann-whitney u".
-	Method string         `json:"method"`
+	Method string `json:"method"`
+	// Label is a classifier's per-metric label (method kayenta: Pass, High,
+	// Low, Error), which the run's score is computed from.
+	Label  string         `json:"label,omitempty"`
 	Canary EvidenceSample `json:"canary"`
 	Stable EvidenceSample `json:"stable"`
 	// Statistic is the test statistic (z, U, ln BF ...) named by StatisticName.

@@ -245,7 +245,7 @@ func fillPlaceholders(s string) string {
 
 func (v *validator) judge(p FieldPath, j Judge) {
 	v.oneOf(p.Child("compare"), "judge comparison", j.Compare, JudgeCompareErrorRate, JudgeCompareLatency)
-	v.oneOf(p.Child("method"), "judge method", j.Method, JudgeMethodSequential, JudgeMethodFixed)
+	v.oneOf(p.Child("method"), "judge method", j.Method, JudgeMethodSequential, JudgeMethodFixed, JudgeMethodKayenta)
 	v.oneOf(p.Child("direction"), "direction", j.Direction, DirectionIncrease, DirectionDecrease, DirectionEither)
 	v.oneOf(p.Child("onLimit"), "onLimit policy", j.OnLimit, OnLimitPass, OnLimitInconclusive)
 	v.openUnit(p.Child("alpha"), j.Alpha)
@@ -269,5 +269,8 @@ func (v *validator) judge(p FieldPath, j Judge) {
 	}
 	if j.MaxDuration != nil {
 		v.positive(p.Child("maxDuration"), *j.MaxDuration)
+	}
+	if j.Method == JudgeMethodKayenta {
+		v.kayentaJudge(p, j)
 	}
 }

@@ -155,11 +155,11 @@ var laterDefaults = map[string]string{
 	"spec.metrics[].provider.cloudWatch.interval":                       "`" + formatDuration(spec.DefaultCloudWatchInterval.D()) + "`",
 	"spec.metrics[].provider.cloudWatch.metricDataQueries[].returnData": "`true`",
 	"spec.metrics[].provider.command.dir":                               "the server's working directory (a relative program path then needs `dir`)",
-	"spec.metrics[].judge.alpha":                                        "`0.05`",
+	"spec.metrics[].judge.alpha":                                        "`0.05`; kayenta: `0.02` (a 98% interval)",
 	"spec.metrics[].judge.maxRelativeIncrease":                          "`0`",
-	"spec.metrics[].judge.quantile":                                     "sequential: p50, p90 and p99; fixed: the whole distribution",
-	"spec.metrics[].judge.minSamples":                                   "sequential: 0; fixed: 1000 (error-rate), 200 (latency)",
-	"spec.metrics[].judge.maxSamples":                                   "no limit",
+	"spec.metrics[].judge.quantile":                                     "sequential: p50, p90 and p99; fixed: the whole distribution; kayenta: p99 of each interval",
+	"spec.metrics[].judge.minSamples":                                   "sequential: 0; fixed: 1000 (error-rate), 200 (latency); kayenta: 5 points",
+	"spec.metrics[].judge.maxSamples":                                   "no limit (kayenta: at most 1000 points)",
 	"spec.metrics[].judge.maxDuration":                                  "no limit",
 }
 
@@ -171,7 +171,7 @@ var enumValues = map[string][]string{
 	"spec.strategy.canary.steps[].setHeaderRoute.to": {string(spec.RoleCanary), string(spec.RoleStable)},
 	"spec.metrics[].onNoData":                        {spec.OnNoDataWait, spec.OnNoDataInconclusive, spec.OnNoDataFail, spec.OnNoDataPass},
 	"spec.metrics[].judge.compare":                   {spec.JudgeCompareErrorRate, spec.JudgeCompareLatency},
-	"spec.metrics[].judge.method":                    {spec.JudgeMethodSequential, spec.JudgeMethodFixed},
+	"spec.metrics[].judge.method":                    {spec.JudgeMethodSequential, spec.JudgeMethodFixed, spec.JudgeMethodKayenta},
 	"spec.metrics[].judge.direction":                 {spec.DirectionIncrease, spec.DirectionDecrease, spec.DirectionEither},
 	"spec.metrics[].judge.onLimit":                   {spec.OnLimitPass, spec.OnLimitInconclusive},
 }
