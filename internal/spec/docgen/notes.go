@@ -109,8 +109,8 @@ var typeNotes = map[string]string{
 	"Judge.Quantile":            "Latency only: the quantile to compare (0 < q < 1).",
 	"Judge.MaxRelativeIncrease": "Tolerance: the canary may be up to (1 + this) × the stable before it counts as worse. At least 0.",
 	"Judge.Alpha":               "False-alarm rate: the chance of failing a canary as good as the stable, 0 < α < 1.",
-	"Judge.MinSamples":          "Requests (or latency observations) per version below which the verdict is NoData.",
-	"Judge.MaxSamples":          "Stop at this many samples per version without a decision and apply `onLimit`.",
+	"Judge.MinSamples":          "Requests (or latency observations; kayenta: points, one per evaluation) per version below which the verdict is NoData.",
+	"Judge.MaxSamples":          "Stop at this many samples (kayenta: points) per version without a decision and apply `onLimit`.",
 	"Judge.MaxDuration":         "Stop after this long without a decision and apply `onLimit`.",
 }
 
