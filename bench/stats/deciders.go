@@ -237,6 +237,8 @@ func deciders(m metric, maxDur time.Duration, fixedEverySecond, seqP99 bool) []d
 		MaxRelativeIncrease: f(tol), MaxDuration: &d, Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
 	fixed := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodFixed, Alpha: f(alpha),
 		MaxRelativeIncrease: f(tol), Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
+	kayenta := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodKayenta,
+		MaxRelativeIncrease: f(tol), Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
 	out := []deciderSpec{
 		{Name: "sequential, every 1 s", Family: "sequential", build: func() decider {
 			return &judgeDecider{j: seq, m: m, every: 1, stopOnPass: true}
@@ -255,6 +257,12 @@ func deciders(m metric, maxDur time.Duration, fixedEverySecond, seqP99 bool) []d
 		}},
 		deciderSpec{Name: "fixed-horizon, re-run every 60 s", Family: "fixed 60 s", build: func() decider {
 			return &judgeDecider{j: fixed, m: m, every: 60}
+		}},
+		// Kayenta's judge as configured in Spinnaker: its own 98% interval
+		// (alpha left at the method's default), one point a minute,
+		// classified again at every minute; the first High rolls back.
+		deciderSpec{Name: "kayenta, every 60 s", Family: "kayenta 60 s", build: func() decider {
+			return &judgeDecider{j: kayenta, m: m, every: 60}
 		}},
 	)
 	if fixedEverySecond {
