@@ -117,6 +117,27 @@ type AnalysisRunStatus struct {
 	StartedAt  *time.Time     `json:"startedAt,omitempty"`
 	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
 	Metrics    []MetricStatus `json:"metrics,omitempty"`
+	// Score is Kayenta's score of the run's judge.method kayenta metrics,
+	// present once one of them has been evaluated. It is shown, not
+	// applied: each such metric decides on its own label.
+	Score *KayentaScore `json:"score,omitempty"`
+}
+
+// KayentaScore is Kayenta's weighted score over the latest labels of a
+// run's kayenta metrics (each metric its own group, equal weights).
+type KayentaScore struct {
+	// Score is 0..100; Classification is Pass (≥ PassAt), Marginal
+	// (≥ MarginalAt) or Fail.
+	Score          float64 `json:"score"`
+	Classification string  `json:"classification"`
+	PassAt         float64 `json:"passAt"`
+	MarginalAt     float64 `json:"marginalAt"`
+	// Reason is set when a rule overrode the weighted sum (half or more of
+	// the metrics without data).
+	Reason string `json:"reason,omitempty"`
+	// Labels are the metrics' latest labels by name (Nodata before the
+	// first classification).
+	Labels map[string]string `json:"labels"`
 }
 
 // MetricStatus is one metric of an analysis run: its verdict so far, the
