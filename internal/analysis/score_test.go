@@ -83,3 +83,32 @@ func TestKayentaScore(t *testing.T) {
 		t.Errorf("run %s: %s", d.run.Phase, d.run.Message)
 	}
 }
+
+// The shape examples/kayenta-judge.yaml uses: interval 60s is the step,
+// count 1 ends the metric at the judge's first verdict, and the minutes
+// without one are Running (or, below minSamples points, NoData)
+// measurements that do not count.
+func TestKayentaMetricWithIntervalAndCount(t *testing.T) {
+	m := metric("errors", kayentaJudged(spec.JudgeCompareErrorRate), count(1))
+	maxPoints := int64(6)
+	m.Judge.MaxSamples = &maxPoints
+	d := newDriver(t, m)
+	d.judges = judge.New
+	var c [4]int64
+	for look := 0; look < 6; look++ {
+		if d.run.Phase != analysis.PhaseRunning {
+			t.Fatalf("run ended %s at look %d: %s", d.run.Phase, look, d.run.Message)
+		}
+		c = [4]int64{c[0] + 1000, c[1] + 10 + int64(look%3), c[2] + 1000, c[3] + 10 + int64((look+1)%3)}
+		d.record(0, versions(c[0], c[1], c[2], c[3]))
+	}
+	if got := countersOf(d.metric(0)); got != (counters{Phase: analysis.PhaseSuccessful, Count: 1, Successful: 1, NoData: 4}) {
+		t.Fatalf("after 6 points: %+v (%s)", got, d.last(0).Message)
+	}
+	if d.run.Phase != analysis.PhaseSuccessful || !strings.Contains(d.run.Message, "maxSamples 6 points reached") {
+		t.Errorf("run %s: %s", d.run.Phase, d.run.Message)
+	}
+	if at := d.run.FinishedAt.Sub(t0); at != 5*time.Minute {
+		t.Errorf("run finished after %s, want 5m (six points a minute apart)", at)
+	}
+}
