@@ -250,9 +250,12 @@ func (c kayentaConfig) extend(s kayentaSeries, cur provider.Sample) kayentaSerie
 		}
 	}
 	s.Requests, s.Errors = cur.Requests, cur.Errors
-	s.Latency = s.Latency[:0:0]
-	for _, b := range cur.Latency {
-		s.Latency = append(s.Latency, kayentaCount{Key: b.Key, Count: b.Count})
+	s.Latency = nil // an error-rate judge keeps no histogram: the state stays small
+	if c.compare == spec.JudgeCompareLatency {
+		s.Latency = make([]kayentaCount, len(cur.Latency))
+		for i, b := range cur.Latency {
+			s.Latency[i] = kayentaCount{Key: b.Key, Count: b.Count}
+		}
 	}
 	var p *float64
 	if !math.IsNaN(point) {

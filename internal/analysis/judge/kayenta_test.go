@@ -155,7 +155,7 @@ func TestKayentaDirections(t *testing.T) {
 func TestKayentaEmptyBatchesAreDropped(t *testing.T) {
 	j := kayentaMustJudge(t, kayentaSpec(spec.JudgeCompareErrorRate, withMax(20)))
 	s := newSeqSim(6)
-	arm := seqArm{errRate: 0.01}
+	arm := seqArm{errRate: 0.01, median: 0.1} // histograms too, which an error-rate judge must not keep
 	var state []byte
 	assess := func(in Input) Decision {
 		t.Helper()
@@ -177,6 +177,9 @@ func TestKayentaEmptyBatchesAreDropped(t *testing.T) {
 		}
 	}
 	st := decodeKayentaState(t, state)
+	if st.Canary.Latency != nil || st.Stable.Latency != nil {
+		t.Errorf("an error-rate judge kept the histograms in its state")
+	}
 	if len(st.Canary.Points) != 7 || st.Canary.Points[4] != nil || st.Stable.Points[6] != nil {
 		t.Errorf("canary points %v: want 7 with the last three null", st.Canary.Points)
 	}
