@@ -28,12 +28,12 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("results depend on the number of workers:\n%s\n%s", a, b)
 	}
 	// 2 null scenarios at the headline traffic, A/A at the other one: the
-	// headline has 2×(4+5 deciders + 4 families with both metrics), the other 4+5+4.
-	if got, want := len(rep.Null), 3*(4+5+4); got != want {
+	// headline has 2×(5+6 deciders + 5 families with both metrics), the other 5+6+5.
+	if got, want := len(rep.Null), 3*(5+6+5); got != want {
 		t.Errorf("%d null rows, want %d", got, want)
 	}
-	// 3 error regressions × 4 deciders + 3 latency regressions × 5, per traffic.
-	if got, want := len(rep.Detection), 2*(3*4+3*5); got != want {
+	// 3 error regressions × 5 deciders + 3 latency regressions × 6, per traffic.
+	if got, want := len(rep.Detection), 2*(3*5+3*6); got != want {
 		t.Errorf("%d detection rows, want %d", got, want)
 	}
 	for _, r := range rep.Null {
@@ -48,7 +48,7 @@ func TestSmoke(t *testing.T) {
 	rep.markdown(&md)
 	for _, want := range []string{"go run ./bench/stats -test", "## False rollbacks: A/A", "at the tolerance",
 		"### 1000 req/s @ 5% (50 canary req/s)", "### 50 req/s @ 50% (25 canary req/s)", "errors 0.5% → 5%", "latency +50%",
-		"sequential p99 only", "Argo-style threshold", "re-run every 1 s", "## Targets"} {
+		"sequential p99 only", "Argo-style threshold", "re-run every 1 s", "kayenta, every 60 s", "## Targets"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
