@@ -20,7 +20,7 @@ const (
 // own group with an equal weight and none is critical: the spec has no
 // groups, weights or thresholds yet. Dry-run metrics are left out, as
 // Kayenta leaves out muted ones. A metric not classified yet counts as
-// Nodata, so the score is 0 until half of them have a label.
+// Nodata, so the score is 0 until more than half of them have a label.
 func kayentaScore(r Run, metrics []spec.Metric) *model.KayentaScore {
 	var scored []stats.KayentaMetric
 	labels := map[string]string{}
