@@ -248,6 +248,8 @@ func deciders(m metric, maxDur time.Duration, fixedEverySecond, seqP99 bool) []d
 	seq := mk(seqSpec)
 	fixed := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodFixed, Alpha: f(alpha),
 		MaxRelativeIncrease: f(tol), Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
+	kayenta := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodKayenta,
+		MaxRelativeIncrease: f(tol), Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
 	out := []deciderSpec{
 		{Name: "sequential, every 1 s", Family: "sequential", build: func() decider {
 			return &judgeDecider{j: seq, m: m, every: 1, stopOnPass: true}
@@ -271,6 +273,12 @@ func deciders(m metric, maxDur time.Duration, fixedEverySecond, seqP99 bool) []d
 		// best a test at level α can do at that sample size.
 		deciderSpec{Name: onceName, Family: "fixed once", build: func() decider {
 			return &judgeDecider{j: fixed, m: m, every: int(maxDur / time.Second)}
+		}},
+		// Kayenta's judge as configured in Spinnaker: its own 98% interval
+		// (alpha left at the method's default), one point a minute,
+		// classified again at every minute; the first High rolls back.
+		deciderSpec{Name: "kayenta, every 60 s", Family: "kayenta 60 s", build: func() decider {
+			return &judgeDecider{j: kayenta, m: m, every: 60}
 		}},
 	)
 	if fixedEverySecond {

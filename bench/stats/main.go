@@ -1,7 +1,8 @@
 // Command stats is the statistical quality benchmark of the canary judges:
 // simulated rollouts at realistic traffic, judged second by second by the
-// project's sequential judge, an Argo-style threshold rule and a
-// fixed-horizon test re-run at every interval. It measures the false
+// project's sequential judge, an Argo-style threshold rule, a
+// fixed-horizon test re-run at every interval and Kayenta's classifier on
+// one point a minute. It measures the false
 // rollback rate of A/A canaries and the time and canary requests needed to
 // detect error-rate and latency regressions, and checks two acceptance
 // targets. Deterministic for a given command line (math/rand/v2 PCG, one

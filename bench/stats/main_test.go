@@ -28,12 +28,12 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("results depend on the number of workers:\n%s\n%s", a, b)
 	}
 	// 3 null scenarios at the headline traffic, the two A/A ones at the
-	// other: each has 5+6 deciders + 5 families with both metrics.
-	if got, want := len(rep.Null), 5*(5+6+5); got != want {
+	// other: each has 6+7 deciders + 6 families with both metrics.
+	if got, want := len(rep.Null), 5*(6+7+6); got != want {
 		t.Errorf("%d null rows, want %d", got, want)
 	}
-	// 3 error regressions × 5 deciders + 3 latency regressions × 6, per traffic.
-	if got, want := len(rep.Detection), 2*(3*5+3*6); got != want {
+	// 3 error regressions × 6 deciders + 3 latency regressions × 7, per traffic.
+	if got, want := len(rep.Detection), 2*(3*6+3*7); got != want {
 		t.Errorf("%d detection rows, want %d", got, want)
 	}
 	for _, r := range rep.Null {
@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 	rep.markdown(&md)
 	for _, want := range []string{"go run ./bench/stats -test", "## False rollbacks: A/A", "at the tolerance",
 		"### 1000 req/s @ 5% (50 canary req/s)", "### 50 req/s @ 50% (25 canary req/s)", "errors 0.5% → 5%", "latency +50%",
-		"sequential p99 only", "Argo-style threshold", "re-run every 1 s", "## Targets"} {
+		"sequential p99 only", "Argo-style threshold", "re-run every 1 s", "kayenta, every 60 s", "## Targets"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

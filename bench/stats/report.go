@@ -441,7 +441,10 @@ func (rep *report) markdown(w io.Writer) {
 		"(interval 1m, failureLimit 0).\n", argoErrThreshold*100, argoP99Factor)
 	p("- **fixed-horizon, re-run every 60 s / 1 s**: `judge.NewFixed` (error-rate: exact conditional binomial test with the tolerance in the null, " +
 		"minSamples 1000 requests; latency: one-sided Mann-Whitney U of the canary against the stable moved up ×1.05 (3 buckets of the log grid), so the tolerance is in the null, and, as before, the Hodges-Lehmann ratio > 1.05; minSamples 200) " +
-		"on all data since the start; a pass does not end the watch, the first Failed rolls back.\n\n")
+		"on all data since the start; a pass does not end the watch, the first Failed rolls back.\n")
+	p("- **kayenta, every 60 s**: `judge.NewKayenta` (Kayenta's Mann-Whitney classifier, 98%% interval, effect size mean ratio ≥ the tolerance) " +
+		"on one point per minute and version (the minute's error rate, or its p99 latency), classified at every minute from the 5th on; " +
+		"the first High rolls back.\n\n")
 
 	// Null scenarios.
 	var scen []string

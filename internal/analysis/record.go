@@ -111,6 +111,9 @@ func Record(r Run, metrics []spec.Metric, i int, out Outcome, judges JudgeFactor
 
 	r.Metrics = slices.Clone(r.Metrics)
 	r.Metrics[i] = mr
+	if m.Judge != nil && m.Judge.Method == spec.JudgeMethodKayenta {
+		r.Score = kayentaScore(r, metrics)
+	}
 	if phase.Completed() {
 		r = assessRun(r, metrics, i, summary, meas.Message, now)
 	} else {

@@ -143,6 +143,10 @@ type Run struct {
 	// that decided it, e.g. `metric "error-rate" assessed Failed: ...`.
 	Message string      `json:"message,omitempty"`
 	Metrics []MetricRun `json:"metrics"`
+	// Score is Kayenta's score of the judge.method kayenta metrics, updated
+	// whenever one of them is evaluated; shown, not applied (see
+	// kayentaScore).
+	Score *model.KayentaScore `json:"score,omitempty"`
 }
 
 // MetricRun is one metric of a run: its counters (SPEC §5.1), its schedule

@@ -20,6 +20,7 @@ func Status(r Run) model.AnalysisRunStatus {
 		Message:    r.Message,
 		StartedAt:  timePtr(r.StartedAt),
 		FinishedAt: timePtr(r.FinishedAt),
+		Score:      cloneScore(r.Score),
 	}
 	for _, mr := range r.Metrics {
 		ms := model.MetricStatus{

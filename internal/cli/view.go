@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -222,6 +225,9 @@ func writeRunTable(w io.Writer, indent string, runs []model.AnalysisRunStatus) {
 		if r.Message != "" {
 			fmt.Fprintf(w, "%s  %s\n", indent, oneLine(r.Message))
 		}
+		if sc := r.Score; sc != nil {
+			fmt.Fprintf(w, "%s  %s\n", indent, kayentaScoreLine(*sc))
+		}
 		if len(r.Metrics) == 0 {
 			continue
 		}
@@ -395,4 +401,22 @@ func templateNames(refs []spec.TemplateRef) string {
 		names[i] = r.TemplateName
 	}
 	return strings.Join(names, ", ")
+}
+
+// kayentaScoreLine is a run's Kayenta score in one line, e.g. `kayenta
+// score 50 (Fail; pass ≥ 95, marginal ≥ 75; shown, not applied):
+// error-rate High, latency Pass`.
+func kayentaScoreLine(sc model.KayentaScore) string {
+	names := slices.Sorted(maps.Keys(sc.Labels))
+	labels := make([]string, len(names))
+	for i, n := range names {
+		labels[i] = n + " " + sc.Labels[n]
+	}
+	why := ""
+	if sc.Reason != "" {
+		why = ", " + sc.Reason
+	}
+	return fmt.Sprintf("kayenta score %s (%s%s; pass ≥ %s, marginal ≥ %s; shown, not applied): %s",
+		strconv.FormatFloat(sc.Score, 'f', -1, 64), sc.Classification, why,
+		strconv.FormatFloat(sc.PassAt, 'f', -1, 64), strconv.FormatFloat(sc.MarginalAt, 'f', -1, 64), strings.Join(labels, ", "))
 }

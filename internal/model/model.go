@@ -117,6 +117,27 @@ type AnalysisRunStatus struct {
 	StartedAt  *time.Time     `json:"startedAt,omitempty"`
 	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
 	Metrics    []MetricStatus `json:"metrics,omitempty"`
+	// Score is Kayenta's score of the run's judge.method kayenta metrics,
+	// present once one of them has been evaluated. It is shown, not
+	// applied: each such metric decides on its own label.
+	Score *KayentaScore `json:"score,omitempty"`
+}
+
+// KayentaScore is Kayenta's weighted score over the latest labels of a
+// run's kayenta metrics (each metric its own group, equal weights).
+type KayentaScore struct {
+	// Score is 0..100; Classification is Pass (≥ PassAt), Marginal
+	// (≥ MarginalAt) or Fail.
+	Score          float64 `json:"score"`
+	Classification string  `json:"classification"`
+	PassAt         float64 `json:"passAt"`
+	MarginalAt     float64 `json:"marginalAt"`
+	// Reason is set when a rule overrode the weighted sum (half or more of
+	// the metrics without data).
+	Reason string `json:"reason,omitempty"`
+	// Labels are the metrics' latest labels by name (Nodata before the
+	// first classification).
+	Labels map[string]string `json:"labels"`
 }
 
 // MetricStatus is one metric of an analysis run: its verdict so far, the
@@ -155,7 +176,10 @@ type MeasurementStatus struct {
 type Evidence struct {
 	// Method names the test, e.g. "sequential rate-ratio (grid mixture)",
 	// "fisher exact", "mann-whitney u".
-	Method string         `json:"method"`
+	Method string `json:"method"`
+	// Label is a classifier's per-metric label (method kayenta: Pass, High,
+	// Low, Error), which the run's score is computed from.
+	Label  string         `json:"label,omitempty"`
 	Canary EvidenceSample `json:"canary"`
 	Stable EvidenceSample `json:"stable"`
 	// Statistic is the test statistic (z, U, ln BF ...) named by StatisticName.

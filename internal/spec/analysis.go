@@ -266,7 +266,7 @@ type WebProvider struct {
 type Judge struct {
 	// Compare is error-rate or latency.
 	Compare string `yaml:"compare" json:"compare"`
-	// Method is sequential (default) or fixed.
+	// Method is sequential (default), fixed or kayenta.
 	Method   string   `yaml:"method,omitempty" json:"method,omitempty"`
 	Quantile *float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
 	// Quantiles are several latency quantiles judged together, e.g.

@@ -99,6 +99,7 @@ const (
 	JudgeCompareLatency   = "latency"
 	JudgeMethodSequential = "sequential"
 	JudgeMethodFixed      = "fixed"
+	JudgeMethodKayenta    = "kayenta"
 	DirectionIncrease     = "increase"
 	DirectionDecrease     = "decrease"
 	DirectionEither       = "either"

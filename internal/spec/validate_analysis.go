@@ -245,7 +245,7 @@ func fillPlaceholders(s string) string {
 
 func (v *validator) judge(p FieldPath, j Judge) {
 	v.oneOf(p.Child("compare"), "judge comparison", j.Compare, JudgeCompareErrorRate, JudgeCompareLatency)
-	v.oneOf(p.Child("method"), "judge method", j.Method, JudgeMethodSequential, JudgeMethodFixed)
+	v.oneOf(p.Child("method"), "judge method", j.Method, JudgeMethodSequential, JudgeMethodFixed, JudgeMethodKayenta)
 	v.oneOf(p.Child("direction"), "direction", j.Direction, DirectionIncrease, DirectionDecrease, DirectionEither)
 	v.oneOf(p.Child("onLimit"), "onLimit policy", j.OnLimit, OnLimitPass, OnLimitInconclusive)
 	v.openUnit(p.Child("alpha"), j.Alpha)
@@ -261,8 +261,8 @@ func (v *validator) judge(p FieldPath, j Judge) {
 		switch {
 		case j.Compare != JudgeCompareErrorRate:
 			v.add(p.Child("maxAbsoluteIncrease"), "applies only to compare: error-rate (percentage points of the error rate)")
-		case j.Method == JudgeMethodFixed:
-			v.add(p.Child("maxAbsoluteIncrease"), "applies to method sequential; the fixed-horizon test has only maxRelativeIncrease")
+		case j.Method == JudgeMethodFixed || j.Method == JudgeMethodKayenta:
+			v.add(p.Child("maxAbsoluteIncrease"), "applies to method sequential; method %s has only maxRelativeIncrease", j.Method)
 		case !v.finite(p.Child("maxAbsoluteIncrease"), *x):
 		case *x < 0 || *x >= 100:
 			v.add(p.Child("maxAbsoluteIncrease"), "must be at least 0 and below 100 percentage points, not %v", *x)
@@ -281,6 +281,9 @@ func (v *validator) judge(p FieldPath, j Judge) {
 	}
 	if j.MaxDuration != nil {
 		v.positive(p.Child("maxDuration"), *j.MaxDuration)
+	}
+	if j.Method == JudgeMethodKayenta {
+		v.kayentaJudge(p, j)
 	}
 }
 
@@ -303,6 +306,8 @@ func (v *validator) judgeQuantiles(p FieldPath, j Judge) {
 		v.add(qp, "set quantile or quantiles, not both")
 	case j.Method == JudgeMethodFixed:
 		v.add(qp, "quantiles applies only to method sequential: the fixed judge tests one quantile (quantile) or the whole distribution")
+	case j.Method == JudgeMethodKayenta:
+		v.add(qp, "quantiles applies only to method sequential: the kayenta judge classifies one quantile (quantile) per interval")
 	case len(j.Quantiles) == 0:
 		v.add(qp, "must list at least one quantile (or be left out for the default set)")
 	case len(j.Quantiles) > MaxJudgeQuantiles:

@@ -470,7 +470,7 @@ func TestAnalysisTemplateValidate(t *testing.T) {
 			t.Spec.Metrics[0].Judge = j
 		}, []string{
 			`spec.metrics[0].judge.compare: unknown judge comparison "errors": use error-rate or latency`,
-			`spec.metrics[0].judge.method: unknown judge method "bayes": use sequential or fixed`,
+			`spec.metrics[0].judge.method: unknown judge method "bayes": use sequential, fixed or kayenta`,
 			`spec.metrics[0].judge.direction: unknown direction "up": use increase, decrease or either`,
 			`spec.metrics[0].judge.onLimit: unknown onLimit policy "fail": use pass or inconclusive`,
 			"spec.metrics[0].judge.alpha: must be between 0 and 1 (exclusive), not 1",
@@ -479,6 +479,27 @@ func TestAnalysisTemplateValidate(t *testing.T) {
 			"spec.metrics[0].judge.maxSamples: maxSamples 10 is below minSamples 100",
 			"spec.metrics[0].judge: a judge needs provider builtin",
 		}},
+		{"kayenta ok", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Method, j.Alpha = JudgeMethodKayenta, nil
+			j.MinSamples, j.MaxSamples = ptr(int64(5)), ptr(int64(1000))
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+		}, nil},
+		{"kayenta points", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Method, j.Alpha = JudgeMethodKayenta, nil
+			j.MinSamples, j.MaxSamples = ptr(int64(4)), ptr(int64(1001))
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+		}, []string{
+			"spec.metrics[0].judge.minSamples: method kayenta: with 4 points per version the 0.98 interval can never exclude zero, so the judge could only pass; use at least 5",
+			"spec.metrics[0].judge.maxSamples: method kayenta keeps at most 1000 points per version, not 1001",
+		}},
+		{"kayenta alpha", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Method = JudgeMethodKayenta
+			j.Alpha, j.MinSamples = ptr(0.001), ptr(int64(2000))
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+		}, []string{"spec.metrics[0].judge.minSamples: method kayenta keeps at most 1000 points per version, not 2000"}},
 		{"quantile with error rate", func(t *AnalysisTemplate) {
 			j := judge()
 			j.Quantile = ptr(0.99)
@@ -651,6 +672,17 @@ func TestListenersClash(t *testing.T) {
 		}
 		if got := ListenersClash(tt.b, tt.a); got != tt.want {
 			t.Errorf("ListenersClash(%q, %q) = %v, want %v (not symmetric)", tt.b, tt.a, got, tt.want)
+		}
+	}
+}
+
+func TestKayentaMinPoints(t *testing.T) {
+	for _, tc := range []struct {
+		alpha float64
+		want  int64
+	}{{0.02, 5}, {0.05, 4}, {0.2, 3}, {0.001, 8}, {0, 1}} {
+		if got := KayentaMinPoints(tc.alpha); got != tc.want {
+			t.Errorf("KayentaMinPoints(%v) = %d, want %d", tc.alpha, got, tc.want)
 		}
 	}
 }

@@ -124,6 +124,9 @@ func parseQuantiles(j spec.Judge) ([]float64, error) {
 	if j.Method == spec.JudgeMethodFixed {
 		return nil, fmt.Errorf("quantiles applies only to method sequential: the fixed judge tests one quantile (quantile) or the whole distribution")
 	}
+	if j.Method == spec.JudgeMethodKayenta {
+		return nil, fmt.Errorf("quantiles applies only to method sequential: the kayenta judge classifies one quantile (quantile) per interval")
+	}
 	switch n := len(j.Quantiles); {
 	case n == 0:
 		return nil, fmt.Errorf("quantiles must list at least one quantile (or be left out for the default set)")

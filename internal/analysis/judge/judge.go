@@ -1,7 +1,8 @@
 // Package judge compares canary with stable statistically (SPEC §5.4,
 // statistics.md): error rates by counts, latency by histograms, with
-// anytime-valid sequential tests (method sequential) or fixed-horizon tests
-// (method fixed). Judges are pure: the analysis engine hands them the data
+// anytime-valid sequential tests (method sequential), fixed-horizon tests
+// (method fixed) or Kayenta's classifier on per-interval series (method
+// kayenta). Judges are pure: the analysis engine hands them the data
 // since the run started and the state they returned last time, and persists
 // the new state, so a restart resumes a sequential test instead of
 // restarting it.
@@ -53,13 +54,15 @@ type Judge interface {
 }
 
 // New builds the judge a metric's judge spec asks for (defaults filled in
-// by spec.SetDefaults): the sequential or the fixed-horizon one.
+// by spec.SetDefaults): the sequential, the fixed-horizon or Kayenta's.
 func New(j spec.Judge) (Judge, error) {
 	switch j.Method {
 	case spec.JudgeMethodSequential, "":
 		return NewSequential(j)
 	case spec.JudgeMethodFixed:
 		return NewFixed(j)
+	case spec.JudgeMethodKayenta:
+		return NewKayenta(j)
 	}
-	return nil, fmt.Errorf("judge method %q: use %s or %s", j.Method, spec.JudgeMethodSequential, spec.JudgeMethodFixed)
+	return nil, fmt.Errorf("judge method %q: use %s, %s or %s", j.Method, spec.JudgeMethodSequential, spec.JudgeMethodFixed, spec.JudgeMethodKayenta)
 }

@@ -58,7 +58,7 @@ func TestProbeFindsDefaultsAndRequiredFields(t *testing.T) {
 		"| `spec.metrics[].failureLimit` | integer | `0` |",
 		"| `spec.metrics[].consecutiveErrorLimit` | integer | `4` |",
 		"| `spec.metrics[].judge.compare` | string: `error-rate`, `latency` | **required** |",
-		"| `spec.metrics[].judge.method` | string: `sequential`, `fixed` | `sequential` |",
+		"| `spec.metrics[].judge.method` | string: `sequential`, `fixed`, `kayenta` | `sequential` |",
 	} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("the reference lacks the row starting %s", want)

@@ -109,8 +109,8 @@ var typeNotes = map[string]string{
 	"Judge.Quantile":            "Latency only: the quantile to compare (0 < q < 1).",
 	"Judge.MaxRelativeIncrease": "Tolerance: the canary may be up to (1 + this) × the stable before it counts as worse. At least 0.",
 	"Judge.Alpha":               "False-alarm rate: the chance of failing a canary as good as the stable, 0 < α < 1.",
-	"Judge.MinSamples":          "Requests (or latency observations) per version below which the verdict is NoData.",
-	"Judge.MaxSamples":          "Stop at this many samples per version without a decision and apply `onLimit`.",
+	"Judge.MinSamples":          "Requests (or latency observations; kayenta: points, one per evaluation) per version below which the verdict is NoData.",
+	"Judge.MaxSamples":          "Stop at this many samples (kayenta: points) per version without a decision and apply `onLimit`.",
 	"Judge.MaxDuration":         "Stop after this long without a decision and apply `onLimit`.",
 }
 
@@ -155,13 +155,13 @@ var laterDefaults = map[string]string{
 	"spec.metrics[].provider.cloudWatch.interval":                       "`" + formatDuration(spec.DefaultCloudWatchInterval.D()) + "`",
 	"spec.metrics[].provider.cloudWatch.metricDataQueries[].returnData": "`true`",
 	"spec.metrics[].provider.command.dir":                               "the server's working directory (a relative program path then needs `dir`)",
-	"spec.metrics[].judge.alpha":                                        "`0.05`",
+	"spec.metrics[].judge.alpha":                                        "`0.05`; kayenta: `0.02` (a 98% interval)",
 	"spec.metrics[].judge.maxRelativeIncrease":                          "`0`",
 	"spec.metrics[].judge.maxAbsoluteIncrease":                          "sequential error-rate: `0.1`; `0` turns the margin off",
-	"spec.metrics[].judge.quantile":                                     "sequential: p50 and p90; fixed: the whole distribution",
+	"spec.metrics[].judge.quantile":                                     "sequential: p50 and p90; fixed: the whole distribution; kayenta: p99 of each interval",
 	"spec.metrics[].judge.quantiles":                                    "p50 and p90",
-	"spec.metrics[].judge.minSamples":                                   "sequential: 0; fixed: 1000 (error-rate), 200 (latency)",
-	"spec.metrics[].judge.maxSamples":                                   "no limit",
+	"spec.metrics[].judge.minSamples":                                   "sequential: 0; fixed: 1000 (error-rate), 200 (latency); kayenta: 5 points",
+	"spec.metrics[].judge.maxSamples":                                   "no limit (kayenta: at most 1000 points)",
 	"spec.metrics[].judge.maxDuration":                                  "no limit",
 }
 
@@ -173,7 +173,7 @@ var enumValues = map[string][]string{
 	"spec.strategy.canary.steps[].setHeaderRoute.to": {string(spec.RoleCanary), string(spec.RoleStable)},
 	"spec.metrics[].onNoData":                        {spec.OnNoDataWait, spec.OnNoDataInconclusive, spec.OnNoDataFail, spec.OnNoDataPass},
 	"spec.metrics[].judge.compare":                   {spec.JudgeCompareErrorRate, spec.JudgeCompareLatency},
-	"spec.metrics[].judge.method":                    {spec.JudgeMethodSequential, spec.JudgeMethodFixed},
+	"spec.metrics[].judge.method":                    {spec.JudgeMethodSequential, spec.JudgeMethodFixed, spec.JudgeMethodKayenta},
 	"spec.metrics[].judge.direction":                 {spec.DirectionIncrease, spec.DirectionDecrease, spec.DirectionEither},
 	"spec.metrics[].judge.onLimit":                   {spec.OnLimitPass, spec.OnLimitInconclusive},
 }
