@@ -453,7 +453,7 @@ func (j *seqErrorRateJudge) outcome(s seqErrorRateState, in Input) (seqOutcome, 
 	}
 	e, thr := seqNum(math.Exp(s.MaxLogE)), seqNum(1/eA)+" = 1/α"
 	if eA != c.alpha {
-		thr = seqNum(1/eA) + " = 5/α (4/5 of α is kept for one look at the limit)"
+		thr = seqNum(1/eA) + " = 5/α" // 4/5 of α is kept for the look at the limit
 	}
 	cs := fmt.Sprintf("%s (%s CS; %s)", seqRatioCS(lo, hi, true), c.confidencePct(), c.tolerated())
 	abs := ""
