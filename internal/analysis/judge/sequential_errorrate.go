@@ -159,13 +159,11 @@ func (j *seqErrorRateJudge) Assess(state []byte, in Input) (Decision, []byte, er
 // keeps the whole α. The absolute part is rejected when confidence
 // sequences of each version's rate show the difference beyond Δ (α/2: 3/4
 // of it to the tested version, 1/4 to the other, which has the larger
-// sample at low weights), or when the reference's rate is shown at least
-// Δ/δ (α/2): then (1+δ)·p ≥ p + Δ, the relative tolerance is the larger,
-// and the absolute part of the null lies inside the relative part, which
-// the e-values test. Without that second way a canary whose errors double
-// from 0.5% would wait on the difference's looser bounds although the
-// tolerance it is judged by is plainly the relative one. Halved per
-// direction for either.
+// sample at low weights), or through the reference's lower bound l (α/4):
+// l ≥ Δ/δ means (1+δ)·p ≥ p + Δ, the relative tolerance is the larger and
+// the absolute part of the null lies inside the relative part, which the
+// e-values test; or the ratio's anytime lower bound (α/4) exceeds
+// 1 + Δ/l (see absPartRejected). Halved per direction for either.
 // Non-inferiority: the canary passes when the ratio is shown below 1+δ
 // (the rate-ratio grid) or the difference below Δ (the confidence
 // sequences); with Δ each of the two gets α/2 (3/8 and 1/8 for the
@@ -253,7 +251,7 @@ func (j *seqErrorRateJudge) update(s seqErrorRateState, cur [2]seqCounts, elapse
 	s.MaxLogE = max(s.MaxLogE, seqLogMeanExp(fail))
 	s.Passed = s.Passed || pass
 	if j.c.absTol > 0 && !s.AbsFailed {
-		s.AbsFailed = (s.Up != nil && j.absPartRejected(s.Canary, s.Stable)) || (s.Down != nil && j.absPartRejected(s.Stable, s.Canary))
+		s.AbsFailed = (s.Up != nil && j.absPartRejected(s.Canary, s.Stable, s.Up)) || (s.Down != nil && j.absPartRejected(s.Stable, s.Canary, s.Down))
 	}
 	if h := s.Horizon; h != nil && !h.Looked {
 		if _, at := j.c.limit(min(s.Canary.Requests, s.Stable.Requests), elapsed); at {
@@ -300,26 +298,40 @@ func (j *seqErrorRateJudge) absBounds(tested, ref seqCounts, forPass bool) (t, r
 		stats.BernoulliUpperBound(ref.Errors, ref.Requests, a/4)
 }
 
-// absPartRejected reports whether the absolute part of the failure null is
-// rejected: the difference shown beyond Δ, or the reference's rate shown at
-// least Δ/δ (see the α budget).
-func (j *seqErrorRateJudge) absPartRejected(tested, ref seqCounts) bool {
-	return j.absWorse(tested, ref) || j.relativeDominates(ref)
-}
-
-// relativeDominates reports whether the reference's rate is shown at least
-// Δ/δ, where the relative tolerance is the larger.
-func (j *seqErrorRateJudge) relativeDominates(ref seqCounts) bool {
-	if j.c.tol == 0 || ref.Requests == 0 {
+// absPartRejected reports whether the absolute part of the failure null,
+// tested ≤ reference + Δ, is rejected (see the α budget): by the two
+// versions' own confidence sequences (α/2), or through the reference's
+// lower bound l (α/4, shared by two routes): when l ≥ Δ/δ the relative
+// tolerance is the larger and the relative test decides alone; otherwise
+// the ratio's anytime lower bound (α/4, the grid g of this direction)
+// above 1 + Δ/l shows tested > reference·(1 + Δ/l) ≥ reference + Δ. The
+// second way is as fast as the ratio test itself, where the first needs
+// the looser bounds of each rate: without it a canary going from 0.5% to
+// 2% errors waited twice as long for the absolute part as for the ratio.
+func (j *seqErrorRateJudge) absPartRejected(tested, ref seqCounts, g *stats.RateRatioGrid) bool {
+	if j.absWorse(tested, ref) {
+		return true
+	}
+	if ref.Requests == 0 || tested.Requests == 0 {
 		return false
 	}
-	floor := j.c.absTol / j.c.tol
-	if seqRate(ref) <= floor || floor >= 1 {
+	a := j.c.alpha / 4 / j.c.dirs()
+	if j.c.tol > 0 {
+		floor := j.c.absTol / j.c.tol
+		// The lower bound is at least floor exactly when H₀: p ≤ floor is
+		// rejected (the test is monotone): one e-value, no search.
+		if floor < 1 && seqRate(ref) > floor && stats.BernoulliLowerLogE(ref.Errors, ref.Requests, floor) >= -math.Log(a) {
+			return true
+		}
+	}
+	if seqRate(tested) <= seqRate(ref)+j.c.absTol {
+		return false // the ratio's bound lies below its estimate: cannot show it
+	}
+	l := stats.BernoulliLowerBound(ref.Errors, ref.Requests, a)
+	if l <= 0 {
 		return false
 	}
-	// The lower bound is at least floor exactly when H₀: p ≤ floor is
-	// rejected (the test is monotone): one e-value, no search.
-	return stats.BernoulliLowerLogE(ref.Errors, ref.Requests, floor) >= -math.Log(j.c.alpha/2/j.c.dirs())
+	return g.LowerBound(seqMixWidth, -math.Log(a)) > 1+j.c.absTol/l
 }
 
 // absNonInferior reports whether the tested rate is shown below the
@@ -343,7 +355,7 @@ func (j *seqErrorRateJudge) absNonInferior(tested, ref seqCounts) bool {
 }
 
 // absWorse reports whether the tested rate is shown above the reference's
-// plus Δ, the mirror of absNonInferior.
+// plus Δ, the mirror of absNonInferior, at α/2.
 func (j *seqErrorRateJudge) absWorse(tested, ref seqCounts) bool {
 	if tested.Requests == 0 || ref.Requests == 0 || seqRate(tested) <= seqRate(ref)+j.c.absTol {
 		return false
