@@ -144,9 +144,13 @@ type Run struct {
 	Message string      `json:"message,omitempty"`
 	Metrics []MetricRun `json:"metrics"`
 	// Score is Kayenta's score of the judge.method kayenta metrics, updated
-	// whenever one of them is evaluated; shown, not applied (see
-	// kayentaScore).
+	// whenever one of them is evaluated; it decides the run (see
+	// assessScore).
 	Score *model.KayentaScore `json:"score,omitempty"`
+	// Scoring is the run's merged spec.kayentaScore (Resolution's), nil
+	// for Kayenta's defaults. The controller sets it after NewRun; it is
+	// never modified, so runs may share it.
+	Scoring *spec.KayentaScore `json:"scoring,omitempty"`
 }
 
 // MetricRun is one metric of a run: its counters (SPEC §5.1), its schedule
