@@ -173,7 +173,7 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 	definedBy := map[string]string{}
 	var dryRun []spec.MetricSelector
 	var retention []spec.MeasurementRetention
-	score, err := mergeKayentaScores(flat)
+	score, err := spec.MergeKayentaScores(flat)
 	if err != nil {
 		return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
 	}
@@ -254,7 +254,7 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 	if len(s.problems) > 0 {
 		return Resolution{}, fmt.Errorf("resolve analysis: cannot substitute %s", strings.Join(s.problems, "; "))
 	}
-	if err := checkScoreGroups(score, res.Metrics); err != nil {
+	if err := spec.CheckScoreGroups(score, res.Metrics); err != nil {
 		return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
 	}
 	return res, nil

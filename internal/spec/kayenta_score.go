@@ -1,24 +1,22 @@
-package analysis
+package spec
 
 import (
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
-// mergeKayentaScores merges the kayentaScore blocks of a run's templates
-// (in flatten's order): the union of their group weights and the
+// MergeKayentaScores merges the kayentaScore blocks of a run's templates
+// (a composed template's parts before it, as a run resolves them): the union of their group weights and the
 // thresholds any of them sets. Two templates that weigh one group
 // differently, or set a threshold to two values, are refused: which one
 // the run should follow is the user's call, and either choice would
 // silently change what a score of the other template means. The merged
 // block must hold as one (weights summing to at most 100, marginal ≤
 // pass). It returns nil when no template has a block.
-func mergeKayentaScores(flat []*spec.AnalysisTemplate) (*spec.KayentaScore, error) {
-	var out *spec.KayentaScore
+func MergeKayentaScores(flat []*AnalysisTemplate) (*KayentaScore, error) {
+	var out *KayentaScore
 	weightFrom := map[string]string{}
 	var passFrom, marginalFrom string
 	for _, t := range flat {
@@ -28,7 +26,7 @@ func mergeKayentaScores(flat []*spec.AnalysisTemplate) (*spec.KayentaScore, erro
 		}
 		name := t.Metadata.Name
 		if out == nil {
-			out = &spec.KayentaScore{}
+			out = &KayentaScore{}
 		}
 		for _, g := range slices.Sorted(maps.Keys(s.GroupWeights)) {
 			w := s.GroupWeights[g]
@@ -59,7 +57,7 @@ func mergeKayentaScores(flat []*spec.AnalysisTemplate) (*spec.KayentaScore, erro
 	if out == nil {
 		return nil, nil
 	}
-	if errs := spec.ValidateKayentaScore(*out); len(errs) > 0 {
+	if errs := ValidateKayentaScore(*out); len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for i, e := range errs {
 			msgs[i] = e.Error()
@@ -69,17 +67,17 @@ func mergeKayentaScores(flat []*spec.AnalysisTemplate) (*spec.KayentaScore, erro
 	return out, nil
 }
 
-// checkScoreGroups refuses a kayentaScore that scores nothing (the run
+// CheckScoreGroups refuses a kayentaScore that scores nothing (the run
 // has no judge.method kayenta metric) or weighs a group no kayenta metric
 // of the run belongs to: almost always a typo, which would leave the
 // intended group a share of the rest instead of its weight.
-func checkScoreGroups(s *spec.KayentaScore, metrics []spec.Metric) error {
+func CheckScoreGroups(s *KayentaScore, metrics []Metric) error {
 	if s == nil {
 		return nil
 	}
 	groups := map[string]bool{}
 	for _, m := range metrics {
-		if m.Judge != nil && m.Judge.Method == spec.JudgeMethodKayenta {
+		if m.Judge != nil && m.Judge.Method == JudgeMethodKayenta {
 			for _, g := range m.Judge.ScoreGroups(m.Name) {
 				groups[g] = true
 			}
