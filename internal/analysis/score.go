@@ -13,13 +13,6 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
-// Kayenta's default score thresholds (its canary configuration's
-// scoreThresholds).
-const (
-	KayentaPassScore     = spec.KayentaDefaultPass
-	KayentaMarginalScore = spec.KayentaDefaultMarginal
-)
-
 // scoring is what the run's Kayenta score rules need: the score, and
 // whether every scored metric has a label yet.
 type scoring struct {

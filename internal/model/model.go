@@ -132,8 +132,8 @@ type KayentaScore struct {
 	Classification string  `json:"classification"`
 	PassAt         float64 `json:"passAt"`
 	MarginalAt     float64 `json:"marginalAt"`
-	// Reason is set when a rule overrode the weighted sum (half or more of
-	// the metrics without data).
+	// Reason is set when a rule overrode the weighted sum: a critical
+	// metric's High or Low, or half or more of the metrics without data.
 	Reason string `json:"reason,omitempty"`
 	// Labels are the metrics' latest labels by name (Nodata before the
 	// first classification).
