@@ -248,7 +248,9 @@ func deciders(m metric, maxDur time.Duration, fixedEverySecond, seqP99 bool) []d
 	seq := mk(seqSpec)
 	fixed := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodFixed, Alpha: f(alpha),
 		MaxRelativeIncrease: f(tol), Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
-	kayenta := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodKayenta,
+	// Critical: the decider is a run of one metric, whose High makes the
+	// run's Kayenta score 0 at once; a critical judge fails on it directly.
+	kayenta := mk(spec.Judge{Compare: compare, Method: spec.JudgeMethodKayenta, Critical: true,
 		MaxRelativeIncrease: f(tol), Direction: spec.DirectionIncrease, OnLimit: spec.OnLimitPass})
 	out := []deciderSpec{
 		{Name: "sequential, every 1 s", Family: "sequential", build: func() decider {

@@ -23,6 +23,8 @@ type verdict struct {
 	phase    Phase
 	message  string
 	evidence *model.Evidence
+	// byJudge: the judge's verdict, not a condition's beside it.
+	byJudge bool
 }
 
 // assessConditions turns a provider's value into a measurement verdict by
@@ -45,7 +47,7 @@ func assessConditions(m spec.Metric, value any) verdict {
 	s, f := strings.TrimSpace(m.SuccessCondition), strings.TrimSpace(m.FailureCondition)
 	shown := showValue(value)
 	if s == "" && f == "" {
-		return verdict{PhaseSuccessful, fmt.Sprintf("result %s (no condition: a measurement that works is Successful, as in Argo)", shown), nil}
+		return verdict{PhaseSuccessful, fmt.Sprintf("result %s (no condition: a measurement that works is Successful, as in Argo)", shown), nil, false}
 	}
 	var succeeded, failed bool
 	if s != "" {
@@ -64,17 +66,17 @@ func assessConditions(m spec.Metric, value any) verdict {
 	}
 	switch {
 	case f == "" && succeeded:
-		return verdict{PhaseSuccessful, fmt.Sprintf("result %s satisfied %s", shown, oneLine(s)), nil}
+		return verdict{PhaseSuccessful, fmt.Sprintf("result %s satisfied %s", shown, oneLine(s)), nil, false}
 	case f == "":
-		return verdict{PhaseFailed, fmt.Sprintf("result %s did not satisfy %s", shown, oneLine(s)), nil}
+		return verdict{PhaseFailed, fmt.Sprintf("result %s did not satisfy %s", shown, oneLine(s)), nil, false}
 	case failed:
-		return verdict{PhaseFailed, fmt.Sprintf("result %s met failureCondition %s", shown, oneLine(f)), nil}
+		return verdict{PhaseFailed, fmt.Sprintf("result %s met failureCondition %s", shown, oneLine(f)), nil, false}
 	case s == "":
-		return verdict{PhaseSuccessful, fmt.Sprintf("result %s did not meet failureCondition %s", shown, oneLine(f)), nil}
+		return verdict{PhaseSuccessful, fmt.Sprintf("result %s did not meet failureCondition %s", shown, oneLine(f)), nil, false}
 	case succeeded:
-		return verdict{PhaseSuccessful, fmt.Sprintf("result %s satisfied %s", shown, oneLine(s)), nil}
+		return verdict{PhaseSuccessful, fmt.Sprintf("result %s satisfied %s", shown, oneLine(s)), nil, false}
 	}
-	return verdict{PhaseInconclusive, fmt.Sprintf("result %s met neither successCondition %s nor failureCondition %s", shown, oneLine(s), oneLine(f)), nil}
+	return verdict{PhaseInconclusive, fmt.Sprintf("result %s met neither successCondition %s nor failureCondition %s", shown, oneLine(s), oneLine(f)), nil, false}
 }
 
 // conditionError tells an empty result (NoData) from a condition that
@@ -82,10 +84,10 @@ func assessConditions(m spec.Metric, value any) verdict {
 func conditionError(which, src string, value any, err error) verdict {
 	if isEmpty(value) {
 		return verdict{PhaseNoData, fmt.Sprintf("no data: result %s is empty, so %s %s could not be evaluated (%s)",
-			showValue(value), which, oneLine(src), oneLine(err.Error())), nil}
+			showValue(value), which, oneLine(src), oneLine(err.Error())), nil, false}
 	}
 	return verdict{PhaseError, fmt.Sprintf("%s %s could not be evaluated on result %s: %s",
-		which, oneLine(src), showValue(value), oneLine(err.Error())), nil}
+		which, oneLine(src), showValue(value), oneLine(err.Error())), nil, false}
 }
 
 // isEmpty reports whether a provider value holds nothing to measure: nil,

@@ -103,6 +103,7 @@ func Record(r Run, metrics []spec.Metric, i int, out Outcome, judges JudgeFactor
 
 	phase, summary := assessMetric(m, mr, counted)
 	mr.Phase = phase
+	mr.ScoredFailure = phase == PhaseFailed && labelFailure(m, meas, v.byJudge)
 	mr.Message = fmt.Sprintf("%s: %s (%s); last: %s", m.Name, phase, summary, meas.Message)
 	mr.NextAt = time.Time{}
 	if phase == PhaseRunning {
@@ -111,13 +112,19 @@ func Record(r Run, metrics []spec.Metric, i int, out Outcome, judges JudgeFactor
 
 	r.Metrics = slices.Clone(r.Metrics)
 	r.Metrics[i] = mr
-	if m.Judge != nil && m.Judge.Method == spec.JudgeMethodKayenta {
-		r.Score = kayentaScore(r, metrics)
+	kayenta := m.Judge != nil && m.Judge.Method == spec.JudgeMethodKayenta
+	var sc scoring
+	if kayenta {
+		sc = kayentaScore(r, metrics)
+		r.Score = sc.score
 	}
 	if phase.Completed() {
 		r = assessRun(r, metrics, i, summary, meas.Message, now)
 	} else {
 		r.Message = runningMessage(r)
+	}
+	if kayenta {
+		r = assessScore(r, sc, now)
 	}
 	return r, nil
 }
@@ -191,7 +198,7 @@ func assessJudge(js spec.Judge, state []byte, versions *provider.Versions, judge
 		return verdict{phase: PhaseError, message: "judge failed: " + oneLine(err.Error())}, state
 	}
 	ev := d.Evidence
-	v := verdict{message: d.Message, evidence: &ev}
+	v := verdict{message: d.Message, evidence: &ev, byJudge: true}
 	switch d.Verdict {
 	case judge.Continue:
 		v.phase = PhaseRunning
@@ -378,9 +385,15 @@ func tally(mr MetricRun) string {
 //     whose verdicts are reported but never decide;
 //   - otherwise the run goes on; a background run whose metrics measure
 //     until the run ends is only ended by Terminate.
+//
+// A metric that ended Failed on a kayenta label alone (ScoredFailure) does
+// not end the run: the run's Kayenta score weighs it. When the run has
+// scored kayenta metrics and would end Successful, its last score decides:
+// Failed below pass (see finalScore). The rule for a score at or below
+// marginal while the run goes on is assessScore's.
 func assessRun(r Run, metrics []spec.Metric, i int, summary, last string, now time.Time) Run {
 	mr := r.Metrics[i]
-	if !mr.DryRun && (mr.Phase == PhaseFailed || mr.Phase == PhaseError || mr.Phase == PhaseInconclusive) {
+	if !mr.DryRun && !mr.ScoredFailure && (mr.Phase == PhaseFailed || mr.Phase == PhaseError || mr.Phase == PhaseInconclusive) {
 		why := fmt.Sprintf("metric %q assessed %s", mr.Name, mr.Phase)
 		r = endRunning(r, now, why)
 		r.Phase = mr.Phase
@@ -400,8 +413,32 @@ func assessRun(r Run, metrics []spec.Metric, i int, summary, last string, now ti
 	r = endRunning(r, now, "run completed")
 	r.Phase = PhaseSuccessful
 	r.Message = runVerdict(r)
-	if decisive == 1 && !mr.DryRun {
+	if decisive == 1 && !mr.DryRun && !mr.ScoredFailure {
 		r.Message = fmt.Sprintf("metric %q assessed Successful: %s", mr.Name, reason(metrics[i], summary, last)) + dryRunNote(r)
+	}
+	sc := kayentaScore(r, metrics)
+	return applyFinalScore(r, sc, false)
+}
+
+// applyFinalScore lets the last Kayenta score decide a run that would
+// otherwise end Successful (Failed below pass), and says so in the run's
+// message and score; a run whose score does not apply is unchanged.
+func applyFinalScore(r Run, sc scoring, terminated bool) Run {
+	failed, why, ok := finalScore(sc, terminated)
+	if !ok || r.Phase != PhaseSuccessful {
+		return r
+	}
+	r.Score = sc.score
+	r.Score.Decided = true
+	scoredFailure := slices.ContainsFunc(r.Metrics, func(x MetricRun) bool { return x.ScoredFailure && !x.DryRun })
+	switch {
+	case failed:
+		r.Phase = PhaseFailed
+		r.Message = scoreMessage(why, *sc.score) + dryRunNote(r)
+	case scoredFailure:
+		r.Message = scoreMessage(why, *sc.score) + dryRunNote(r)
+	default:
+		r.Message += "; " + why
 	}
 	return r
 }

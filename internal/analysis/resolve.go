@@ -40,6 +40,9 @@ type Resolution struct {
 	Metrics []spec.Metric
 	// Secrets says where each {{secret.NAME}} is read from.
 	Secrets map[string]spec.ArgValueFrom
+	// KayentaScore is the templates' kayentaScore blocks merged, nil when
+	// none has one (Kayenta's defaults then apply).
+	KayentaScore *spec.KayentaScore
 }
 
 // Resolve is ResolveRun's metrics, for callers that use no secret
@@ -170,6 +173,10 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 	definedBy := map[string]string{}
 	var dryRun []spec.MetricSelector
 	var retention []spec.MeasurementRetention
+	score, err := spec.MergeKayentaScores(flat)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
+	}
 	for _, t := range flat {
 		dryRun = append(dryRun, t.Spec.DryRun...)
 		retention = append(retention, t.Spec.MeasurementRetention...)
@@ -222,7 +229,7 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 	}
 
 	s := substituter{args: map[string]string{}, vars: vars}
-	res := Resolution{}
+	res := Resolution{KayentaScore: score}
 	for _, name := range slices.Sorted(maps.Keys(given)) {
 		v, err := given[name].value(name, vars)
 		if err != nil {
@@ -246,6 +253,9 @@ func ResolveRun(templates []spec.AnalysisTemplate, req Request, vars map[string]
 	}
 	if len(s.problems) > 0 {
 		return Resolution{}, fmt.Errorf("resolve analysis: cannot substitute %s", strings.Join(s.problems, "; "))
+	}
+	if err := spec.CheckScoreGroups(score, res.Metrics); err != nil {
+		return Resolution{}, fmt.Errorf("resolve analysis: %w", err)
 	}
 	return res, nil
 }

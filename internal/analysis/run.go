@@ -144,9 +144,13 @@ type Run struct {
 	Message string      `json:"message,omitempty"`
 	Metrics []MetricRun `json:"metrics"`
 	// Score is Kayenta's score of the judge.method kayenta metrics, updated
-	// whenever one of them is evaluated; shown, not applied (see
-	// kayentaScore).
+	// whenever one of them is evaluated; it decides the run (see
+	// assessScore).
 	Score *model.KayentaScore `json:"score,omitempty"`
+	// Scoring is the run's merged spec.kayentaScore (Resolution's), nil
+	// for Kayenta's defaults. The controller sets it after NewRun; it is
+	// never modified, so runs may share it.
+	Scoring *spec.KayentaScore `json:"scoring,omitempty"`
 }
 
 // MetricRun is one metric of a run: its counters (SPEC §5.1), its schedule
@@ -187,6 +191,10 @@ type MetricRun struct {
 	// JudgeState is the judge's opaque state between evaluations, so a
 	// sequential test resumes after a restart instead of starting over.
 	JudgeState []byte `json:"judgeState"`
+	// ScoredFailure: the metric ended Failed on its kayenta label alone (a
+	// judge that is not critical, at its limit). It does not end the run;
+	// the run's Kayenta score, which it lowers, decides.
+	ScoredFailure bool `json:"scoredFailure,omitempty"`
 }
 
 // Measurement is one evaluation of a metric.
@@ -313,7 +321,29 @@ func Terminate(r Run, now time.Time, why string) Run {
 	r.Phase = worstPhase(r)
 	r.FinishedAt = now
 	r.Message = fmt.Sprintf("run terminated (%s); %s", why, runVerdict(r))
+	if r.Phase == PhaseSuccessful && r.Score != nil {
+		r = applyFinalScore(r, scoringOf(r), true)
+		if r.Score.Decided {
+			r.Message = fmt.Sprintf("run terminated (%s); %s", why, r.Message)
+		}
+	}
 	return r
+}
+
+// scoringOf is the run's latest Kayenta score as scoring, for Terminate,
+// which has no metric specs: the metrics the score labels are its kayenta
+// ones.
+func scoringOf(r Run) scoring {
+	sc := scoring{score: cloneScore(r.Score), labelled: true}
+	for _, mr := range r.Metrics {
+		label, ok := r.Score.Labels[mr.Name]
+		if !ok || mr.DryRun {
+			continue
+		}
+		sc.scored++
+		sc.labelled = sc.labelled && label != "Nodata"
+	}
+	return sc
 }
 
 // terminateMetric ends one running metric; see Terminate.
@@ -355,11 +385,12 @@ func terminateMetric(mr MetricRun, now time.Time, why string) MetricRun {
 }
 
 // worstPhase is the run's phase once it has ended: the worst phase of its
-// decisive metrics, Successful when it has none.
+// decisive metrics, Successful when it has none. A metric Failed on a
+// kayenta label alone is left to the run's score.
 func worstPhase(r Run) Phase {
 	worst := PhaseSuccessful
 	for _, mr := range r.Metrics {
-		if !mr.DryRun && mr.Phase.worse(worst) {
+		if !mr.DryRun && !mr.ScoredFailure && mr.Phase.worse(worst) {
 			worst = mr.Phase
 		}
 	}

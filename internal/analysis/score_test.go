@@ -24,9 +24,11 @@ func kayentaJudged(compare string) func(*spec.Metric) {
 
 // TestKayentaScore runs two kayenta metrics through Record with the real
 // judge: the score is 0 while the metrics have no label (Kayenta's "half
-// or more Nodata" rule), 100 once both pass, and 50 (Fail) when one is
-// High, which also fails that metric and the run on its own. The score is
-// in the run's status and survives a JSON round trip of the run.
+// or more Nodata" rule) and decides nothing then, 100 once both pass, and
+// 50 (Fail) when one is High. The High metric is not critical, so it does
+// not fail on its own: the score fails the run, as soon as both metrics
+// have a label (50 ≤ marginal 75). The score is in the run's status and
+// survives a JSON round trip of the run.
 func TestKayentaScore(t *testing.T) {
 	d := newDriver(t, metric("errors-a", kayentaJudged(spec.JudgeCompareErrorRate)),
 		metric("errors-b", kayentaJudged(spec.JudgeCompareErrorRate)), metric("plain", success("result > 0")))
@@ -76,11 +78,18 @@ func TestKayentaScore(t *testing.T) {
 		minute(look, true)
 	}
 	s := d.run.Score
-	if s.Score != 50 || s.Classification != "Fail" || s.Labels["errors-b"] != "High" || s.Labels["errors-a"] != "Pass" {
+	if s.Score != 50 || s.Classification != "Fail" || s.Labels["errors-b"] != "High" || s.Labels["errors-a"] != "Pass" || !s.Decided {
 		t.Fatalf("one High metric: %+v (run %s; b: %s)", s, d.run.Phase, d.last(1).Message)
 	}
-	if d.run.Phase != analysis.PhaseFailed || !strings.Contains(d.run.Message, `metric "errors-b" assessed Failed`) {
-		t.Errorf("run %s: %s", d.run.Phase, d.run.Message)
+	want := `kayenta score 50 ≤ marginal 75 once every kayenta metric has a label (pass ≥ 95, marginal ≤ 75 fails): "errors-a" Pass, "errors-b" High`
+	if d.run.Phase != analysis.PhaseFailed || d.run.Message != want {
+		t.Errorf("run %s: %s\nwant Failed: %s", d.run.Phase, d.run.Message, want)
+	}
+	if mr := d.metric(1); mr.Failed != 0 || mr.Phase == analysis.PhaseFailed || !strings.Contains(mr.Message, "kayenta score 50") {
+		t.Errorf("the High metric did not fail on its own: %+v", countersOf(mr))
+	}
+	if st := analysis.Status(d.run); !st.Score.Decided {
+		t.Errorf("the status does not say the score decided: %+v", st.Score)
 	}
 }
 

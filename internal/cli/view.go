@@ -404,8 +404,9 @@ func templateNames(refs []spec.TemplateRef) string {
 }
 
 // kayentaScoreLine is a run's Kayenta score in one line, e.g. `kayenta
-// score 50 (Fail; pass ≥ 95, marginal ≥ 75; shown, not applied):
-// error-rate High, latency Pass`.
+// score 50 (Fail; pass ≥ 95, marginal ≥ 75; decided the run): error-rate
+// High, latency Pass`, with the groups' scores when groups other than the
+// metrics' own are configured.
 func kayentaScoreLine(sc model.KayentaScore) string {
 	names := slices.Sorted(maps.Keys(sc.Labels))
 	labels := make([]string, len(names))
@@ -416,7 +417,24 @@ func kayentaScoreLine(sc model.KayentaScore) string {
 	if sc.Reason != "" {
 		why = ", " + sc.Reason
 	}
-	return fmt.Sprintf("kayenta score %s (%s%s; pass ≥ %s, marginal ≥ %s; shown, not applied): %s",
-		strconv.FormatFloat(sc.Score, 'f', -1, 64), sc.Classification, why,
-		strconv.FormatFloat(sc.PassAt, 'f', -1, 64), strconv.FormatFloat(sc.MarginalAt, 'f', -1, 64), strings.Join(labels, ", "))
+	decided := "not decided"
+	if sc.Decided {
+		decided = "decided the run"
+	}
+	line := fmt.Sprintf("kayenta score %s (%s%s; pass ≥ %s, marginal ≥ %s; %s): %s",
+		formatScore(sc.Score), sc.Classification, why,
+		formatScore(sc.PassAt), formatScore(sc.MarginalAt), decided, strings.Join(labels, ", "))
+	var groups []string
+	own := true
+	for _, g := range slices.Sorted(maps.Keys(sc.GroupScores)) {
+		_, isMetric := sc.Labels[g]
+		own = own && isMetric
+		groups = append(groups, g+" "+formatScore(sc.GroupScores[g]))
+	}
+	if !own {
+		line += "; groups: " + strings.Join(groups, ", ")
+	}
+	return line
 }
+
+func formatScore(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }

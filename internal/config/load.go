@@ -552,6 +552,8 @@ func checkRefs(d *document, p spec.FieldPath, a analysisRefs, templates map[stri
 	seen := map[string]bool{}
 	allFound := true
 	var used []string
+	var flat []*spec.AnalysisTemplate
+	var metrics []spec.Metric
 	for i, ref := range refs {
 		if ref.TemplateName == "" {
 			continue // reported by validation
@@ -572,8 +574,10 @@ func checkRefs(d *document, p spec.FieldPath, a analysisRefs, templates map[stri
 				continue
 			}
 			seen[t.Metadata.Name] = true
+			flat = append(flat, t)
 			for _, m := range t.Spec.Metrics {
 				metricNames = append(metricNames, m.Name)
+				metrics = append(metrics, m)
 			}
 			for _, a := range t.Spec.Args {
 				declared[a.Name] = true
@@ -592,6 +596,9 @@ func checkRefs(d *document, p spec.FieldPath, a analysisRefs, templates map[stri
 	// default has that default.
 	required = slices.DeleteFunc(required, func(r need) bool { return defaulted[r.arg] })
 	errs = append(errs, checkSelectors(d, p, a.dryRun, a.retention, metricNames)...)
+	if err := checkKayentaScores(flat, metrics); err != nil {
+		errs = append(errs, d.errorAt(p.Child("templates"), "%s", err))
+	}
 	given := map[string]bool{}
 	for i, a := range args {
 		given[a.Name] = true
@@ -611,6 +618,29 @@ func checkRefs(d *document, p spec.FieldPath, a analysisRefs, templates map[stri
 		}
 	}
 	return errs, warnings
+}
+
+// checkKayentaScores reports what would keep the analysis' run from
+// starting because of its templates' kayentaScore blocks (conflicting
+// blocks, weights of groups the run does not have), leaving out what each
+// template's own lint already reports: an invalid block, or a block in a
+// template alone without kayenta metrics.
+func checkKayentaScores(flat []*spec.AnalysisTemplate, metrics []spec.Metric) error {
+	for _, t := range flat {
+		if s := t.Spec.KayentaScore; s != nil && len(spec.ValidateKayentaScore(*s)) > 0 {
+			return nil
+		}
+	}
+	score, err := spec.MergeKayentaScores(flat)
+	if err != nil {
+		return err
+	}
+	if len(flat) == 1 && len(flat[0].Spec.Templates) == 0 && !slices.ContainsFunc(metrics, func(m spec.Metric) bool {
+		return m.Judge != nil && m.Judge.Method == spec.JudgeMethodKayenta
+	}) {
+		return nil
+	}
+	return spec.CheckScoreGroups(score, metrics)
 }
 
 // composed returns t and the templates it composes, each once; missing

@@ -118,8 +118,8 @@ type AnalysisRunStatus struct {
 	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
 	Metrics    []MetricStatus `json:"metrics,omitempty"`
 	// Score is Kayenta's score of the run's judge.method kayenta metrics,
-	// present once one of them has been evaluated. It is shown, not
-	// applied: each such metric decides on its own label.
+	// present once one of them has been evaluated. It decides the run:
+	// Decided says when it did.
 	Score *KayentaScore `json:"score,omitempty"`
 }
 
@@ -132,12 +132,19 @@ type KayentaScore struct {
 	Classification string  `json:"classification"`
 	PassAt         float64 `json:"passAt"`
 	MarginalAt     float64 `json:"marginalAt"`
-	// Reason is set when a rule overrode the weighted sum (half or more of
-	// the metrics without data).
+	// Reason is set when a rule overrode the weighted sum: a critical
+	// metric's High or Low, or half or more of the metrics without data.
 	Reason string `json:"reason,omitempty"`
 	// Labels are the metrics' latest labels by name (Nodata before the
 	// first classification).
 	Labels map[string]string `json:"labels"`
+	// GroupScores are the groups' scores (100 × Pass / labelled metrics)
+	// by group name.
+	GroupScores map[string]float64 `json:"groupScores,omitempty"`
+	// Decided is set when the score ended the run: Failed at or below
+	// MarginalAt once every metric had a label, or at the end Failed below
+	// PassAt or Successful at or above it.
+	Decided bool `json:"decided,omitempty"`
 }
 
 // MetricStatus is one metric of an analysis run: its verdict so far, the

@@ -105,6 +105,7 @@ func startRun(s *State, obs *Observation, kind string, step int, req analysis.Re
 		id = fmt.Sprintf("r%d-step%d-%d", s.Revision, step+1, s.RunSeq)
 	}
 	run := analysis.NewRun(id, kind, step, names, metrics, now)
+	run.Scoring = res.KayentaScore
 	s.Runs = append(s.Runs, AnalysisRun{Revision: s.Revision, Run: run, Metrics: metrics, Secrets: res.Secrets})
 	metricNames := make([]string, len(metrics))
 	for i, m := range metrics {

@@ -30,6 +30,45 @@ type AnalysisTemplateSpec struct {
 	// MeasurementRetention sets how many measurements the matching metrics
 	// keep (Argo's shape of a metric's measurementRetention).
 	MeasurementRetention []MeasurementRetention `yaml:"measurementRetention,omitempty" json:"measurementRetention,omitempty"`
+	// KayentaScore sets how the run's judge.method kayenta metrics are
+	// scored: group weights and the pass and marginal thresholds. Templates
+	// composed into one run merge theirs; a group weighted twice
+	// differently, or two different thresholds, are refused when the run
+	// starts. See [analysis.md](analysis.md#judges-spec-54-statisticsmd).
+	KayentaScore *KayentaScore `yaml:"kayentaScore,omitempty" json:"kayentaScore,omitempty"`
+}
+
+// KayentaScore is the scoring of a run's kayenta metrics (Kayenta's
+// canary configuration's group weights and scoreThresholds).
+type KayentaScore struct {
+	// GroupWeights weighs groups (judge.groups; a metric without groups is
+	// its own group, named after it) by name, each at least 0, together at
+	// most 100; groups without a weight share what is left equally.
+	GroupWeights map[string]float64 `yaml:"groupWeights,omitempty" json:"groupWeights,omitempty"`
+	// Pass is the score at or above which a finished run passes (0 to 100).
+	Pass *float64 `yaml:"pass,omitempty" json:"pass,omitempty"`
+	// Marginal is the score at or below which a run fails as soon as every
+	// kayenta metric has a label (0 to pass).
+	Marginal *float64 `yaml:"marginal,omitempty" json:"marginal,omitempty"`
+}
+
+// Kayenta's default score thresholds (its scoreThresholds).
+const (
+	KayentaDefaultPass     = 95.0
+	KayentaDefaultMarginal = 75.0
+)
+
+// Thresholds are the pass and marginal scores with their defaults; s may
+// be nil.
+func (s *KayentaScore) Thresholds() (pass, marginal float64) {
+	pass, marginal = KayentaDefaultPass, KayentaDefaultMarginal
+	if s != nil && s.Pass != nil {
+		pass = *s.Pass
+	}
+	if s != nil && s.Marginal != nil {
+		marginal = *s.Marginal
+	}
+	return pass, marginal
 }
 
 // MetricSelector selects metrics by name: MetricName is a regular
@@ -291,4 +330,21 @@ type Judge struct {
 	MaxDuration *Duration `yaml:"maxDuration,omitempty" json:"maxDuration,omitempty"`
 	// OnLimit is pass (default) or inconclusive.
 	OnLimit string `yaml:"onLimit,omitempty" json:"onLimit,omitempty"`
+	// Groups are the score groups of a method kayenta metric (default: one
+	// group named after the metric); spec.kayentaScore.groupWeights weighs
+	// them.
+	Groups []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+	// Critical makes a method kayenta metric fail the run on its own High
+	// (or Low), as Kayenta's critical metrics do, which also zeroes the
+	// score. A metric that is not critical only lowers the score: the
+	// score decides the run.
+	Critical bool `yaml:"critical,omitempty" json:"critical,omitempty"`
+}
+
+// ScoreGroups are the score groups of a kayenta metric named name.
+func (j Judge) ScoreGroups(name string) []string {
+	if len(j.Groups) == 0 {
+		return []string{name}
+	}
+	return j.Groups
 }

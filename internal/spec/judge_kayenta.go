@@ -56,4 +56,58 @@ func (v *validator) kayentaJudge(p FieldPath, j Judge) {
 	if j.MaxSamples != nil && *j.MaxSamples > KayentaMaxPoints {
 		v.add(p.Child("maxSamples"), "method kayenta keeps at most %d points per version, not %d", KayentaMaxPoints, *j.MaxSamples)
 	}
+	if j.Groups != nil && len(j.Groups) == 0 {
+		v.add(p.Child("groups"), "lists no group: leave it out for a group named after the metric")
+	}
+	seen := nameSet{}
+	for i, g := range j.Groups {
+		if g == "" {
+			v.add(p.Child("groups").Index(i), "a group name is required")
+			continue
+		}
+		v.unique(seen, p.Child("groups").Index(i), "group", g)
+	}
+}
+
+// kayentaScore checks a kayentaScore block on its own: weights of named
+// groups, each at least 0 and together at most 100, and 0 ≤ marginal ≤
+// pass ≤ 100 (an unset threshold is its default). Whether the groups exist
+// is known only once the run's templates are merged.
+func (v *validator) kayentaScore(p FieldPath, s KayentaScore) {
+	sum := 0.0
+	for _, g := range sortedKeys(s.GroupWeights) {
+		w := s.GroupWeights[g]
+		wp := p.Child("groupWeights").Key(g)
+		switch {
+		case g == "":
+			v.add(wp, "a group name is required")
+		case !v.finite(wp, w):
+		case w < 0:
+			v.add(wp, "a weight is at least 0, not %v", w)
+		default:
+			sum += w
+		}
+	}
+	if sum > 100 {
+		v.add(p.Child("groupWeights"), "the weights sum to %v; at most 100", sum)
+	}
+	for _, t := range []struct {
+		name string
+		x    *float64
+	}{{"pass", s.Pass}, {"marginal", s.Marginal}} {
+		if t.x != nil && v.finite(p.Child(t.name), *t.x) && (*t.x < 0 || *t.x > 100) {
+			v.add(p.Child(t.name), "a score threshold is 0 to 100, not %v", *t.x)
+		}
+	}
+	if pass, marginal := s.Thresholds(); marginal > pass {
+		v.add(p.Child("marginal"), "marginal %v is above pass %v; 0 ≤ marginal ≤ pass ≤ 100", marginal, pass)
+	}
+}
+
+// ValidateKayentaScore checks a merged kayentaScore (a run's), with
+// messages under the path "kayentaScore".
+func ValidateKayentaScore(s KayentaScore) FieldErrors {
+	v := &validator{}
+	v.kayentaScore("kayentaScore", s)
+	return v.errs
 }

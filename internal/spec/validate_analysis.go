@@ -49,6 +49,13 @@ func (t *AnalysisTemplate) Validate() FieldErrors {
 		}
 	}
 	v.selectors(p, t.Spec.DryRun, t.Spec.MeasurementRetention)
+	if t.Spec.KayentaScore != nil {
+		kayenta := slices.ContainsFunc(t.Spec.Metrics, func(m Metric) bool { return m.Judge != nil && m.Judge.Method == JudgeMethodKayenta })
+		if !kayenta && len(t.Spec.Templates) == 0 {
+			v.add(p.Child("kayentaScore"), "scores judge.method kayenta metrics, and this template has none")
+		}
+		v.kayentaScore(p.Child("kayentaScore"), *t.Spec.KayentaScore)
+	}
 	seen := nameSet{}
 	for i, m := range t.Spec.Metrics {
 		mp := p.Child("metrics").Index(i)
@@ -284,6 +291,13 @@ func (v *validator) judge(p FieldPath, j Judge) {
 	}
 	if j.Method == JudgeMethodKayenta {
 		v.kayentaJudge(p, j)
+	} else {
+		if j.Groups != nil {
+			v.add(p.Child("groups"), "applies only to method kayenta: only its labels make a score")
+		}
+		if j.Critical {
+			v.add(p.Child("critical"), "applies only to method kayenta: the other methods always fail the run on their own")
+		}
 	}
 }
 

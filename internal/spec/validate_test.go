@@ -500,6 +500,40 @@ func TestAnalysisTemplateValidate(t *testing.T) {
 			j.Alpha, j.MinSamples = ptr(0.001), ptr(int64(2000))
 			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
 		}, []string{"spec.metrics[0].judge.minSamples: method kayenta keeps at most 1000 points per version, not 2000"}},
+		{"kayenta score ok", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Method, j.Alpha, j.Groups, j.Critical = JudgeMethodKayenta, nil, []string{"errors", "all"}, true
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+			t.Spec.KayentaScore = &KayentaScore{GroupWeights: map[string]float64{"errors": 60, "all": 40}, Pass: ptr(90.0), Marginal: ptr(90.0)}
+		}, nil},
+		{"kayenta score problems", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Method, j.Alpha, j.Groups = JudgeMethodKayenta, nil, []string{"errors", "", "errors"}
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+			t.Spec.KayentaScore = &KayentaScore{GroupWeights: map[string]float64{"errors": 70, "latency": 40, "x": -1}, Pass: ptr(101.0), Marginal: ptr(96.0)}
+		}, []string{
+			"spec.kayentaScore.groupWeights[x]: a weight is at least 0, not -1",
+			"spec.kayentaScore.groupWeights: the weights sum to 110; at most 100",
+			"spec.kayentaScore.pass: a score threshold is 0 to 100, not 101",
+			"spec.metrics[0].judge.groups[1]: a group name is required",
+			`spec.metrics[0].judge.groups[2]: duplicate group "errors"`,
+		}},
+		{"kayenta score marginal above pass", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Method, j.Alpha = JudgeMethodKayenta, nil
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+			t.Spec.KayentaScore = &KayentaScore{Marginal: ptr(96.0)}
+		}, []string{"spec.kayentaScore.marginal: marginal 96 is above pass 95; 0 ≤ marginal ≤ pass ≤ 100"}},
+		{"kayenta score without kayenta metrics", func(t *AnalysisTemplate) {
+			j := judge()
+			j.Groups, j.Critical = []string{"g"}, true
+			t.Spec.Metrics[0] = Metric{Name: "e", Provider: Provider{Builtin: &BuiltinProvider{}}, Judge: j}
+			t.Spec.KayentaScore = &KayentaScore{}
+		}, []string{
+			"spec.kayentaScore: scores judge.method kayenta metrics, and this template has none",
+			"spec.metrics[0].judge.groups: applies only to method kayenta",
+			"spec.metrics[0].judge.critical: applies only to method kayenta",
+		}},
 		{"quantile with error rate", func(t *AnalysisTemplate) {
 			j := judge()
 			j.Quantile = ptr(0.99)

@@ -51,13 +51,18 @@ const (
 //  1. NoData while either version has fewer than minSamples points (not
 //     NaN); the default is the fewest with which the interval can exclude
 //     zero at all (5 at alpha 0.02, spec.KayentaMinPoints).
-//  2. Failed when the label is High (direction increase or either) or Low
-//     (decrease or either).
+//  2. A critical judge (judge.critical) is Failed as soon as the label is
+//     High (direction increase or either) or Low (decrease or either), as
+//     Kayenta's critical metrics fail a run on their own.
 //  3. At a limit — min(canary, stable) points ≥ maxSamples, or Elapsed ≥
-//     maxDuration — Successful when the label is Pass; a label that is not
-//     a classification (Error: the interval could not be computed) follows
-//     onLimit: Successful with pass, Inconclusive with inconclusive.
-//  4. Otherwise Continue, with the current label in the message.
+//     maxDuration — Successful when the label is Pass, Failed when it is
+//     High or Low; a label that is not a classification (Error: the
+//     interval could not be computed) follows onLimit: Successful with
+//     pass, Inconclusive with inconclusive.
+//  4. Otherwise Continue, with the current label in the message and the
+//     evidence. A High or Low of a judge that is not critical lands here:
+//     its label lowers the run's Kayenta score, and the score decides the
+//     run (internal/analysis), not this metric alone.
 //
 // The classifier is a fixed-horizon test re-run at every call on growing
 // series, so the chance of failing a canary as good as the stable grows
@@ -83,6 +88,7 @@ type kayentaConfig struct {
 	maxPoints   int64 // 0: none
 	maxDuration time.Duration
 	onLimitPass bool
+	critical    bool
 }
 
 func newKayentaConfig(j spec.Judge) (kayentaConfig, error) {
@@ -97,7 +103,7 @@ func newKayentaConfig(j spec.Judge) (kayentaConfig, error) {
 		return kayentaConfig{}, fmt.Errorf("maxAbsoluteIncrease applies to method sequential; method kayenta has only maxRelativeIncrease")
 	}
 	c := kayentaConfig{compare: cm.compare, alpha: cm.alpha, tol: cm.tol, up: cm.up, down: cm.down,
-		maxPoints: cm.maxSamples, maxDuration: cm.maxDuration, onLimitPass: cm.onLimitPass}
+		maxPoints: cm.maxSamples, maxDuration: cm.maxDuration, onLimitPass: cm.onLimitPass, critical: j.Critical}
 	if c.compare == spec.JudgeCompareLatency {
 		c.quantile = kayentaDefaultQuantile
 		if len(cm.quantiles) > 0 {
@@ -348,9 +354,14 @@ func (c kayentaConfig) decide(s kayentaState, in Input) Decision {
 	if !math.IsNaN(cl.Deviation) && cl.Label != stats.KayentaError {
 		label += fmt.Sprintf(", mean ratio %s", seqNum(cl.Deviation))
 	}
+	worse := cl.Label == stats.KayentaHigh || cl.Label == stats.KayentaLow
 	switch {
-	case cl.Label == stats.KayentaHigh || cl.Label == stats.KayentaLow:
-		return Decision{Verdict: Failed, Evidence: ev, Message: fmt.Sprintf("%s: %s, %s", summary, label, c.worse())}
+	case worse && c.critical:
+		return Decision{Verdict: Failed, Evidence: ev, Message: fmt.Sprintf("%s: %s, %s; critical: fails the run on its own", summary, label, c.worse())}
+	case worse && atLimit:
+		return Decision{Verdict: Failed, Evidence: ev, Message: fmt.Sprintf("%s: %s, %s; %s reached", summary, label, c.worse(), lim)}
+	case worse:
+		return Decision{Verdict: Continue, Evidence: ev, Message: fmt.Sprintf("%s: %s, %s, so far; not critical: the run's Kayenta score decides", summary, label, c.worse())}
 	case atLimit && cl.Label == stats.KayentaPass:
 		return Decision{Verdict: Successful, Evidence: ev, Message: fmt.Sprintf("%s: %s; %s reached", summary, label, lim)}
 	case atLimit && c.onLimitPass:

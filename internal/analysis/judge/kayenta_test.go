@@ -11,9 +11,11 @@ import (
 	"github.com/coalmine-dev/coalmine/internal/spec"
 )
 
-// kayentaSpec is a kayenta judge spec with the given changes applied.
+// kayentaSpec is a kayenta judge spec with the given changes applied. It
+// is critical, so that a High or Low fails at once and the tests of the
+// classification see its verdict; notCritical undoes that.
 func kayentaSpec(compare string, mutate ...func(*spec.Judge)) spec.Judge {
-	j := spec.Judge{Compare: compare, Method: spec.JudgeMethodKayenta}
+	j := spec.Judge{Compare: compare, Method: spec.JudgeMethodKayenta, Critical: true}
 	for _, m := range mutate {
 		m(&j)
 	}
@@ -80,6 +82,36 @@ func TestKayentaErrorRateRegressionFails(t *testing.T) {
 		if !strings.Contains(d.Message, want) {
 			t.Errorf("message %q lacks %q", d.Message, want)
 		}
+	}
+}
+
+func notCritical(j *spec.Judge) { j.Critical = false }
+
+// A judge that is not critical does not fail on a High: it goes on with
+// the label, which lowers the run's score, and ends Failed only at its
+// limit. The critical one fails on the same data at the fifth look.
+func TestKayentaNotCriticalGoesOnToItsLimit(t *testing.T) {
+	j := kayentaMustJudge(t, kayentaSpec(spec.JudgeCompareErrorRate, withTol(0.5), withMax(20), notCritical))
+	s := newSeqSim(1)
+	var state []byte
+	for look := 1; look <= 20; look++ {
+		d, next, err := j.Assess(state, kayentaInterval(s, 40, seqArm{errRate: 0.05}, seqArm{errRate: 0.005}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = next
+		switch {
+		case look < 20 && d.Verdict != Continue && d.Verdict != NoData:
+			t.Fatalf("look %d: %s, want Continue before the limit: %s", look, d.Verdict, d.Message)
+		case look >= 5 && look < 20 && (d.Evidence.Label != "High" || !strings.Contains(d.Message, "not critical: the run's Kayenta score decides")):
+			t.Errorf("look %d: label %q, message %q", look, d.Evidence.Label, d.Message)
+		case look == 20 && (d.Verdict != Failed || d.Evidence.Label != "High" || !strings.Contains(d.Message, "maxSamples 20 points reached")):
+			t.Errorf("at the limit: %s (label %s), want Failed High: %s", d.Verdict, d.Evidence.Label, d.Message)
+		}
+	}
+	d, looks, _ := kayentaRun(t, kayentaMustJudge(t, kayentaSpec(spec.JudgeCompareErrorRate, withTol(0.5), withMax(20))), 20, newSeqSim(1), 40, seqArm{errRate: 0.05}, seqArm{errRate: 0.005})
+	if d.Verdict != Failed || looks != 5 || !strings.Contains(d.Message, "critical: fails the run on its own") {
+		t.Errorf("critical: %s at look %d, want Failed at 5: %s", d.Verdict, looks, d.Message)
 	}
 }
 

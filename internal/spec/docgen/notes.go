@@ -2,6 +2,7 @@ package docgen
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/coalmine-dev/coalmine/internal/analysis"
 	"github.com/coalmine-dev/coalmine/internal/provider/prometheus"
@@ -163,6 +164,11 @@ var laterDefaults = map[string]string{
 	"spec.metrics[].judge.minSamples":                                   "sequential: 0; fixed: 1000 (error-rate), 200 (latency); kayenta: 5 points",
 	"spec.metrics[].judge.maxSamples":                                   "no limit (kayenta: at most 1000 points)",
 	"spec.metrics[].judge.maxDuration":                                  "no limit",
+	"spec.metrics[].judge.groups":                                       "one group named after the metric",
+	"spec.metrics[].judge.critical":                                     "`false`",
+	"spec.kayentaScore.groupWeights":                                    "equal shares",
+	"spec.kayentaScore.pass":                                            "`" + strconv.FormatFloat(spec.KayentaDefaultPass, 'f', -1, 64) + "`",
+	"spec.kayentaScore.marginal":                                        "`" + strconv.FormatFloat(spec.KayentaDefaultMarginal, 'f', -1, 64) + "`",
 }
 
 // enumValues are the values a string field accepts; the generator checks
