@@ -434,14 +434,17 @@ func (rep *report) markdown(w io.Writer) {
 		"1%% DDSketch buckets; the judges get the cumulative counts and histograms since the start, like the builtin provider's.\n\n",
 		baseErrRate*100, baseMedian*1000, baseSigma, baseMedian*math.Exp(1.2816*baseSigma)*1000, baseMedian*math.Exp(2.3263*baseSigma)*1000)
 	p("Deciders (α = %g, tolerated increase: error rate ×%g, latency ×%g):\n\n", alpha, 1+errTolerance, 1+latTolerance)
-	p("- **sequential, every 1 s**: `judge.NewSequential` (error-rate; latency on its default quantiles, p50 and p90), maxDuration %s, asked every second; "+
-		"a Successful (non-inferiority shown) ends the watch early.\n", rep.MaxDuration)
+	p("- **sequential, every 1 s**: `judge.NewSequential` (error-rate, also tolerating +%g percentage points (maxAbsoluteIncrease), whichever is larger; "+
+		"latency on its default quantiles, p50 and p90), maxDuration %s, asked every second (with the limit set, the error-rate judge takes one "+
+		"fixed-horizon look at it with 4/5 of α); a Successful (non-inferiority shown) ends the watch early.\n", errAbsPoints, rep.MaxDuration)
 	p("- **sequential p99 only**: the same latency judge with `quantile: 0.99`.\n")
 	p("- **Argo-style threshold, every 60 s**: on the last minute's data, canary error rate > %g%% fails; canary p99 > %g × stable p99 fails "+
 		"(interval 1m, failureLimit 0).\n", argoErrThreshold*100, argoP99Factor)
 	p("- **fixed-horizon, re-run every 60 s / 1 s**: `judge.NewFixed` (error-rate: exact conditional binomial test with the tolerance in the null, " +
 		"minSamples 1000 requests; latency: one-sided Mann-Whitney U of the canary against the stable moved up ×1.05 (3 buckets of the log grid), so the tolerance is in the null, and, as before, the Hodges-Lehmann ratio > 1.05; minSamples 200) " +
 		"on all data since the start; a pass does not end the watch, the first Failed rolls back.\n")
+	p("- **fixed-horizon, once at the horizon**: the same fixed judge asked once, at %s: the power one test at level α has on that sample, "+
+		"the reference for the sequential judge's detection.\n", rep.MaxDuration)
 	p("- **kayenta, every 60 s**: `judge.NewKayenta` (Kayenta's Mann-Whitney classifier, 98%% interval, effect size mean ratio ≥ the tolerance) " +
 		"on one point per minute and version (the minute's error rate, or its p99 latency), classified at every minute from the 5th on; " +
 		"the first High rolls back.\n\n")
@@ -454,9 +457,12 @@ func (rep *report) markdown(w io.Writer) {
 		}
 	}
 	for _, s := range scen {
-		if s == "A/A" {
+		switch s {
+		case "A/A":
 			p("## False rollbacks: A/A canary (identical versions), %s rollouts\n\n", rep.MaxDuration)
-		} else {
+		case "A/A without errors":
+			p("## False rollbacks: A/A canary, neither version with any error, %s rollouts\n\n", rep.MaxDuration)
+		default:
 			p("## False rollbacks: canary exactly at the tolerance (error rate 0.75%%, latency ×1.05), %s rollouts\n\n", rep.MaxDuration)
 		}
 		p("Rate of rollouts failed at any evaluation, with its exact 95%% CI. \"Rollout\" fails when either metric's decider fails. " +

@@ -56,6 +56,9 @@ type seqHorizon struct {
 	// and Critical are the larger direction's numbers for the message.
 	Looked   bool    `json:"looked,omitempty"`
 	Rejected bool    `json:"rejected,omitempty"`
+	// AbsRejected: the look also showed the difference beyond Δ (the
+	// absolute part of the null, with maxAbsoluteIncrease).
+	AbsRejected bool `json:"absRejected,omitempty"`
 	Z        float64 `json:"z,omitempty"`
 	Critical float64 `json:"critical,omitempty"`
 }
@@ -163,7 +166,9 @@ func (j *seqErrorRateJudge) Assess(state []byte, in Input) (Decision, []byte, er
 // l ≥ Δ/δ means (1+δ)·p ≥ p + Δ, the relative tolerance is the larger and
 // the absolute part of the null lies inside the relative part, which the
 // e-values test; or the ratio's anytime lower bound (α/4) exceeds
-// 1 + Δ/l (see absPartRejected). Halved per direction for either.
+// 1 + Δ/l (see absPartRejected). Halved per direction for either. With a
+// horizon look these anytime routes share a fifth of α, as the e-values
+// do, and the look tests the difference beyond Δ with the rest.
 // Non-inferiority: the canary passes when the ratio is shown below 1+δ
 // (the rate-ratio grid) or the difference below Δ (the confidence
 // sequences); with Δ each of the two gets α/2 (3/8 and 1/8 for the
@@ -251,20 +256,40 @@ func (j *seqErrorRateJudge) update(s seqErrorRateState, cur [2]seqCounts, elapse
 	s.MaxLogE = max(s.MaxLogE, seqLogMeanExp(fail))
 	s.Passed = s.Passed || pass
 	if j.c.absTol > 0 && !s.AbsFailed {
-		s.AbsFailed = (s.Up != nil && j.absPartRejected(s.Canary, s.Stable, s.Up)) || (s.Down != nil && j.absPartRejected(s.Stable, s.Canary, s.Down))
+		a0 := j.absFailAlpha(s)
+		s.AbsFailed = (s.Up != nil && j.absPartRejected(s.Canary, s.Stable, s.Up, a0)) || (s.Down != nil && j.absPartRejected(s.Stable, s.Canary, s.Down, a0))
 	}
 	if h := s.Horizon; h != nil && !h.Looked {
 		if _, at := j.c.limit(min(s.Canary.Requests, s.Stable.Requests), elapsed); at {
-			s.Horizon = j.look(*h)
+			s.Horizon = j.look(*h, s.Canary, s.Stable)
 		}
 	}
 	return s
 }
 
-// look takes the horizon's one fixed-horizon test.
-func (j *seqErrorRateJudge) look(h seqHorizon) *seqHorizon {
+// absFailAlpha is the level of the anytime routes that reject the absolute
+// part of a failure: like the e-values, a fifth of α when the look at the
+// limit takes the rest (the look then tests the difference too).
+func (j *seqErrorRateJudge) absFailAlpha(s seqErrorRateState) float64 {
+	if s.Horizon != nil {
+		return j.c.alpha * seqEShare
+	}
+	return j.c.alpha
+}
+
+// look takes the horizon's one fixed-horizon test: the score test of the
+// ratio and, with maxAbsoluteIncrease, a one-sided z-test of the
+// difference beyond Δ (unpooled variances; the absolute part of the null
+// at the look, so that a small regression on little reference traffic is
+// not held back by the anytime bounds of each rate).
+func (j *seqErrorRateJudge) look(h seqHorizon, canary, stable seqCounts) *seqHorizon {
 	h.Looked = true
 	a := j.c.alpha * (1 - seqEShare) / j.c.dirs()
+	if j.c.absTol > 0 {
+		zc := stats.NormQuantile(1 - a)
+		h.AbsRejected = (h.Up != nil && seqDiffZ(canary, stable, j.c.absTol) >= zc) ||
+			(h.Down != nil && seqDiffZ(stable, canary, j.c.absTol) >= zc)
+	}
 	first := true
 	for _, sc := range []*stats.RateRatioScore{h.Up, h.Down} {
 		if sc == nil {
@@ -283,17 +308,32 @@ func (j *seqErrorRateJudge) look(h seqHorizon) *seqHorizon {
 	return &h
 }
 
+// seqDiffZ is the z statistic of the tested rate minus the reference's
+// against Δ, with each version's binomial variance (at least that of half
+// an event, so that a version without errors still counts as uncertain).
+func seqDiffZ(tested, ref seqCounts, delta float64) float64 {
+	if tested.Requests == 0 || ref.Requests == 0 {
+		return math.Inf(-1)
+	}
+	v := func(x seqCounts) float64 {
+		n := float64(x.Requests)
+		p := max(seqRate(x), 0.5/n)
+		return p * (1 - p) / n
+	}
+	return (seqRate(tested) - seqRate(ref) - delta) / math.Sqrt(v(tested)+v(ref))
+}
+
 // absBounds returns the anytime-valid bounds of the tested and the
 // reference version's rates the absolute margin compares, at the pass
 // (upper tested, lower reference) or the fail (lower tested, upper
 // reference) budget.
-func (j *seqErrorRateJudge) absBounds(tested, ref seqCounts, forPass bool) (t, r float64) {
+func (j *seqErrorRateJudge) absBounds(tested, ref seqCounts, forPass bool, a0 float64) (t, r float64) {
 	if forPass {
 		a := j.c.alpha / 2
 		return stats.BernoulliUpperBound(tested.Errors, tested.Requests, a*3/4),
 			stats.BernoulliLowerBound(ref.Errors, ref.Requests, a/4)
 	}
-	a := j.c.alpha / 2 / j.c.dirs()
+	a := a0 / 2 / j.c.dirs()
 	return stats.BernoulliLowerBound(tested.Errors, tested.Requests, a*3/4),
 		stats.BernoulliUpperBound(ref.Errors, ref.Requests, a/4)
 }
@@ -308,14 +348,14 @@ func (j *seqErrorRateJudge) absBounds(tested, ref seqCounts, forPass bool) (t, r
 // second way is as fast as the ratio test itself, where the first needs
 // the looser bounds of each rate: without it a canary going from 0.5% to
 // 2% errors waited twice as long for the absolute part as for the ratio.
-func (j *seqErrorRateJudge) absPartRejected(tested, ref seqCounts, g *stats.RateRatioGrid) bool {
-	if j.absWorse(tested, ref) {
+func (j *seqErrorRateJudge) absPartRejected(tested, ref seqCounts, g *stats.RateRatioGrid, a0 float64) bool {
+	if j.absWorse(tested, ref, a0) {
 		return true
 	}
 	if ref.Requests == 0 || tested.Requests == 0 {
 		return false
 	}
-	a := j.c.alpha / 4 / j.c.dirs()
+	a := a0 / 4 / j.c.dirs()
 	if j.c.tol > 0 {
 		floor := j.c.absTol / j.c.tol
 		// The lower bound is at least floor exactly when H₀: p ≤ floor is
@@ -356,11 +396,11 @@ func (j *seqErrorRateJudge) absNonInferior(tested, ref seqCounts) bool {
 
 // absWorse reports whether the tested rate is shown above the reference's
 // plus Δ, the mirror of absNonInferior, at α/2.
-func (j *seqErrorRateJudge) absWorse(tested, ref seqCounts) bool {
+func (j *seqErrorRateJudge) absWorse(tested, ref seqCounts, a0 float64) bool {
 	if tested.Requests == 0 || ref.Requests == 0 || seqRate(tested) <= seqRate(ref)+j.c.absTol {
 		return false
 	}
-	a := j.c.alpha / 2 / j.c.dirs()
+	a := a0 / 2 / j.c.dirs()
 	thr := -math.Log(a * 3 / 4)
 	if stats.BernoulliLowerLogE(tested.Errors, tested.Requests, seqRate(ref)+j.c.absTol) < thr {
 		return false
@@ -452,7 +492,7 @@ func (j *seqErrorRateJudge) outcome(s seqErrorRateState, in Input) (seqOutcome, 
 	lookFailed := s.Horizon != nil && s.Horizon.Rejected
 	o := seqOutcome{
 		samples: min(s.Canary.Requests, s.Stable.Requests),
-		failed:  (eFailed || lookFailed) && (c.absTol == 0 || s.AbsFailed),
+		failed:  (eFailed || lookFailed) && (c.absTol == 0 || s.AbsFailed || (s.Horizon != nil && s.Horizon.AbsRejected)),
 		passed:  s.Passed,
 		summary: fmt.Sprintf("canary error rate %s vs stable %s (n=%d/%d)",
 			seqPct(seqRate(s.Canary)), seqPct(seqRate(s.Stable)), s.Canary.Requests, s.Stable.Requests),
@@ -505,7 +545,7 @@ func (j *seqErrorRateJudge) absSummary(s seqErrorRateState, failing bool) string
 		tested, ref, tn, rn = ref, tested, rn, tn
 	}
 	margin := seqPct(c.absTol)
-	t, r := j.absBounds(tested, ref, !failing)
+	t, r := j.absBounds(tested, ref, !failing, j.absFailAlpha(s))
 	if failing {
 		return fmt.Sprintf("%s rate > %s vs %s ≤ %s (tolerated: %s ≤ %s + %s)", tn, seqPct(t), rn, seqPct(r), tn, rn, margin)
 	}
