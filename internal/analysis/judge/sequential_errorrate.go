@@ -54,13 +54,13 @@ type seqHorizon struct {
 	Down *stats.RateRatioScore `json:"down,omitempty"`
 	// Looked is set at the look; Rejected when it showed a regression, Z
 	// and Critical are the larger direction's numbers for the message.
-	Looked   bool    `json:"looked,omitempty"`
-	Rejected bool    `json:"rejected,omitempty"`
+	Looked   bool `json:"looked,omitempty"`
+	Rejected bool `json:"rejected,omitempty"`
 	// AbsRejected: the look also showed the difference beyond Δ (the
 	// absolute part of the null, with maxAbsoluteIncrease).
-	AbsRejected bool `json:"absRejected,omitempty"`
-	Z        float64 `json:"z,omitempty"`
-	Critical float64 `json:"critical,omitempty"`
+	AbsRejected bool    `json:"absRejected,omitempty"`
+	Z           float64 `json:"z,omitempty"`
+	Critical    float64 `json:"critical,omitempty"`
 }
 
 // newGrid returns the empty error-rate grid, centred on ln(1+δ).
